@@ -1,0 +1,34 @@
+# make install: .venv with the project (editable) and its dev tools.
+# make demo:    install + the whole path on generated faces (CPU, minutes).
+# make test:    install + the test suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# torch/torchvision pinned to the releases served from this machine's disk (a CUDA build that
+# also runs on CPUs); override TORCH_PINS to use another build.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+DEMO   ?= runs/demo
+
+.PHONY: install demo test clean-demo bench
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PINS)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	bash scripts/demo.sh $(DEMO)
+
+test: install
+	$(PY) -m pytest tests
+
+bench: install
+	$(PY) benchmarks/prepare_throughput.py
+
+clean-demo:
+	rm -rf $(DEMO) data/demo

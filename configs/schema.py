@@ -1,0 +1,254 @@
+"""One typed, validated config schema for every section a run needs, loaded from YAML."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from configs.classes import DEFAULT_PAINT_ORDER, validate_paint_order
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not match the schema (one line per problem)."""
+
+
+class Section(BaseModel):
+    # Unknown keys are errors: a typo must not silently fall back to a default.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+Prob = Annotated[float, Field(ge=0.0, le=1.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+Triple = tuple[float, float, float]
+
+
+class DatasetRef(Section):
+    path: Path
+    weight: Positive = 1.0
+
+
+class AugmentConfig(Section):
+    hflip: Prob = 0.5  # L/R-swapping flip (data_prep.transforms.HorizontalFlipSwapLR)
+    affine: Prob = 0.7
+    shift: Annotated[float, Field(ge=0, le=0.5)] = 0.08
+    scale: Annotated[float, Field(ge=0, le=0.9)] = 0.15
+    rotate: Annotated[float, Field(ge=0, le=180)] = 20.0
+    color: Prob = 0.5
+    brightness: Annotated[float, Field(ge=0, le=1)] = 0.2
+    contrast: Annotated[float, Field(ge=0, le=1)] = 0.2
+    saturation: Annotated[float, Field(ge=0, le=1)] = 0.2
+    hue: Annotated[float, Field(ge=0, le=0.5)] = 0.02
+    blur: Prob = 0.1
+    noise: Prob = 0.1
+
+
+class DataConfig(Section):
+    datasets: list[DatasetRef] = []  # may be given on the command line (--data) instead
+    image_size: Annotated[int, Field(ge=32, le=2048)] = 512
+    mean: Triple = (0.485, 0.456, 0.406)
+    std: tuple[Positive, Positive, Positive] = (0.229, 0.224, 0.225)
+    augment: AugmentConfig = AugmentConfig()
+    num_workers: Annotated[int, Field(ge=0)] | None = None  # None: from the trial's CPUs
+    paint_order: tuple[str, ...] = DEFAULT_PAINT_ORDER
+
+    @field_validator("image_size")
+    @classmethod
+    def _multiple_of_32(cls, v: int) -> int:
+        if v % 32:
+            raise ValueError(f"must be a multiple of 32 (encoders downsample 32x), got {v}")
+        return v
+
+    @field_validator("paint_order")
+    @classmethod
+    def _paint_order(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return validate_paint_order(v)
+
+
+class ModelConfig(Section):
+    arch: str = "Unet"
+    encoder: str = "resnet18"
+    encoder_weights: Literal["imagenet"] | str | None = None
+    weights_cache: Path | None = None  # torch hub / HF cache dir shared by all nodes
+
+
+class TrainConfig(Section):
+    epochs: Annotated[int, Field(ge=1)] = 20
+    batch_size: Annotated[int, Field(ge=1)] = 8
+    lr: Positive = 3e-4
+    weight_decay: Annotated[float, Field(ge=0)] = 1e-4
+    schedule: Literal["cosine", "onecycle"] = "cosine"
+    warmup_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.05
+    min_lr_ratio: Annotated[float, Field(ge=0, le=1)] = 0.01
+    ce_weight: Annotated[float, Field(ge=0)] = 1.0
+    dice_weight: Annotated[float, Field(ge=0)] = 1.0
+    class_weights: bool = False  # from dataset.json pixel frequencies
+    amp: Literal["bf16", "fp16", "none"] = "bf16"  # CUDA only; CPU runs in float32
+    channels_last: bool = True  # CUDA only
+    grad_clip: Annotated[float, Field(ge=0)] = 1.0  # 0 disables
+    max_train_batches: Annotated[int, Field(ge=1)] | None = None  # cap per epoch (smoke tests)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _some_loss(self) -> "TrainConfig":
+        if self.ce_weight == 0 and self.dice_weight == 0:
+            raise ValueError("ce_weight and dice_weight are both 0: no loss to train on")
+        return self
+
+
+class FloatRange(Section):
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "FloatRange":
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+class Choices(Section):
+    choices: list[Any] = Field(min_length=1)
+
+
+class AshaConfig(Section):
+    grace_period: Annotated[int, Field(ge=1)] = 1
+    reduction_factor: Annotated[float, Field(gt=1)] = 3.0
+
+
+class SearchConfig(Section):
+    # Architecture -> the encoders to try with it (define-by-run: encoder depends on arch).
+    archs: dict[str, list[str]] = {"Unet": ["resnet18"]}
+    # Further dimensions: dotted path into this schema -> range or choices.
+    params: dict[str, FloatRange | Choices] = {}
+    num_samples: Annotated[int, Field(ge=1)] = 8
+    max_concurrent: Annotated[int, Field(ge=1)] = 4
+    seed: int = 0
+    metric: Literal["val_f1"] = "val_f1"
+    asha: AshaConfig = AshaConfig()
+    num_to_keep: Annotated[int, Field(ge=1)] = 2  # checkpoints kept per trial
+    max_failures: Annotated[int, Field(ge=0)] = 1
+    top_k: Annotated[int, Field(ge=1)] = 3
+    max_per_arch: Annotated[int, Field(ge=1)] | None = None
+
+    @field_validator("archs")
+    @classmethod
+    def _archs(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        if not v:
+            raise ValueError("needs at least one architecture")
+        for arch, encoders in v.items():
+            if not encoders:
+                raise ValueError(f"architecture {arch!r} lists no encoders")
+        return v
+
+
+class ResourcesConfig(Section):
+    cpu: Annotated[float, Field(gt=0)] = 1.0  # per trial
+    gpu: Annotated[float, Field(ge=0)] = 0.0  # per trial; fractions share a card
+    address: str | None = None  # Ray cluster; None: RAY_ADDRESS or a fresh local Ray
+    storage: str = "runs/ray"  # local path or URI every node can reach
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: Annotated[int, Field(ge=1, le=65535)] = 8265
+    include_dashboard: bool = True
+
+
+class PostprocessConfig(Section):
+    smooth: Literal["none", "gaussian"] = "gaussian"
+    sigma: Annotated[float, Field(ge=0)] = 1.0  # pixels at the output resolution
+    remove_small: bool = True
+    min_component_fraction: Annotated[float, Field(ge=0, le=1)] = 0.2
+    fill_holes: bool = True
+    grabcut: bool = False
+    crf: bool = False
+
+
+class EnsembleConfig(Section):
+    tta: Literal["none", "flip", "flip+scale"] = "flip"
+    scales: list[Positive] = [0.75, 1.0, 1.25]
+    member_weights: Literal["uniform", "score", "optimize"] = "uniform"
+    batch_size: Annotated[int, Field(ge=1)] = 4
+    num_workers: Annotated[int, Field(ge=0)] = 2
+    viz: Annotated[int, Field(ge=0)] = 60
+    postprocess: PostprocessConfig = PostprocessConfig()
+
+
+class RunConfig(Section):
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    search: SearchConfig = SearchConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+    ensemble: EnsembleConfig = EnsembleConfig()
+
+    @model_validator(mode="after")
+    def _search_params_exist(self) -> "RunConfig":
+        for dotted in self.search.params:
+            try:
+                _check_path(self, dotted)
+            except ConfigError:
+                raise ValueError(f"search.params.{dotted}: not a config key (expected e.g. train.lr)")
+        return self
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "RunConfig":
+        """A copy with dotted-path overrides applied (``{"train.lr": 1e-3}``), re-validated."""
+        raw = self.model_dump(mode="json")
+        for dotted, value in overrides.items():
+            _check_path(self, dotted)
+            node = raw
+            *parents, leaf = dotted.split(".")
+            for key in parents:
+                node = node[key]
+            node[leaf] = value
+        return parse_config(raw, source="overrides")
+
+
+def _check_path(cfg: BaseModel, dotted: str) -> None:
+    node: Any = cfg
+    for key in dotted.split("."):
+        if not isinstance(node, BaseModel) or key not in type(node).model_fields:
+            raise ConfigError(f"{dotted}: no such config key")
+        node = getattr(node, key)
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "value_error":
+            msg = str(e["ctx"]["error"]) if "ctx" in e else e["msg"]
+        else:
+            msg = e["msg"]
+            if "input" in e and not isinstance(e["input"], (dict, list)):
+                msg += f" (got {e['input']!r})"
+        lines.append(f"{source}: {key}: {msg}" if key else f"{source}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: dict[str, Any] | None, source: str = "config") -> RunConfig:
+    """Validate a plain dict; raises ConfigError with one line per bad key."""
+    try:
+        return RunConfig.model_validate(raw or {})
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, source)) from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Load and validate a YAML config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}".splitlines()[0]) from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return parse_config(copy.deepcopy(raw), source=str(path))

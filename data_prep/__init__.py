@@ -1,0 +1,1 @@
+"""Raw datasets -> prepared datasets; torch Dataset and augmentations; synthetic faces."""

@@ -1,0 +1,118 @@
+"""The prepared dataset layout every importer writes and every reader uses.
+
+    PREP/images/{id}.jpg   PREP/masks/{id}.png   PREP/splits/{train,val,test}.txt   PREP/dataset.json
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from configs import CLASSES, NUM_CLASSES
+from data_prep.atomic import write_json, write_text
+
+SPLITS = ("train", "val", "test")
+
+
+class DatasetError(ValueError):
+    """A prepared dataset that is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    root: Path
+
+    @property
+    def images(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def masks(self) -> Path:
+        return self.root / "masks"
+
+    @property
+    def splits(self) -> Path:
+        return self.root / "splits"
+
+    @property
+    def meta_path(self) -> Path:
+        return self.root / "dataset.json"
+
+    def image_path(self, sample_id: str) -> Path:
+        return self.images / f"{sample_id}.jpg"
+
+    def mask_path(self, sample_id: str) -> Path:
+        return self.masks / f"{sample_id}.png"
+
+    def split_ids(self, split: str) -> list[str]:
+        """Sample ids of one split, in file order."""
+        if split not in SPLITS:
+            raise DatasetError(f"unknown split {split!r}; expected one of {SPLITS}")
+        path = self.splits / f"{split}.txt"
+        if not path.is_file():
+            raise DatasetError(f"{path}: split file not found (is {self.root} a prepared dataset?)")
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+    def meta(self) -> dict:
+        if not self.meta_path.is_file():
+            raise DatasetError(f"{self.meta_path}: not found (is {self.root} a prepared dataset?)")
+        return json.loads(self.meta_path.read_text())
+
+    def class_frequencies(self) -> np.ndarray:
+        """Per-class pixel frequency (sums to 1) from dataset.json."""
+        freq = self.meta()["class_frequency"]
+        return np.array([freq[name] for name in CLASSES], dtype=np.float64)
+
+
+def write_splits(prep: PreparedDataset, splits: dict[str, list[str]]) -> None:
+    for split in SPLITS:
+        write_text(prep.splits / f"{split}.txt", "".join(f"{i}\n" for i in splits.get(split, [])))
+
+
+def write_meta(prep: PreparedDataset, *, source: str, size: int, splits: dict[str, list[str]],
+               pixel_counts: np.ndarray, skipped: list[dict], extra: dict | None = None) -> dict:
+    """Write dataset.json: source, size, counts per split, per-class pixel frequency, skipped."""
+    total = float(pixel_counts.sum()) or 1.0
+    meta = {
+        "source": source,
+        "size": size,
+        "classes": list(CLASSES),
+        "counts": {s: len(splits.get(s, [])) for s in SPLITS},
+        "class_pixels": {CLASSES[c]: int(pixel_counts[c]) for c in range(NUM_CLASSES)},
+        "class_frequency": {CLASSES[c]: float(pixel_counts[c]) / total for c in range(NUM_CLASSES)},
+        "skipped": skipped,
+        **(extra or {}),
+    }
+    write_json(prep.meta_path, meta)
+    return meta
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read any image OpenCV decodes as uint8 RGB: grey, RGBA and 16-bit are converted."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise DatasetError(f"{path}: not a readable image")
+    if image.dtype == np.uint16:
+        image = (image // 257).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_label_map(path: str | Path) -> np.ndarray:
+    """Read a uint8 label map PNG."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if mask is None:
+        raise DatasetError(f"{path}: not a readable label map")
+    if mask.ndim != 2 or mask.dtype != np.uint8:
+        raise DatasetError(f"{path}: expected a single-channel uint8 label map, got {mask.shape} {mask.dtype}")
+    return mask

@@ -1,0 +1,1 @@
+"""Model factory, training loop, metrics, Ray Tune + Optuna search, top-k export."""

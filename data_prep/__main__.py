@@ -1,0 +1,31 @@
+"""python -m data_prep {synth,celebamask} ...: make raw datasets and prepared datasets."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> module exposing add_arguments(parser) and main(args) -> int
+COMMANDS = {
+    "synth": ("data_prep.synth", "generate a synthetic face dataset in the raw CelebAMask-HQ layout"),
+    "celebamask": ("data_prep.celebamask", "raw CelebAMask-HQ tree -> prepared dataset"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    args = parser.parse_args(argv)
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return module.main(args) or 0
+    except (ValueError, FileNotFoundError) as err:  # bad input: one clear line, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError,
+                      field_validator, model_validator)
 
 from configs.classes import DEFAULT_PAINT_ORDER, validate_paint_order
 
@@ -116,6 +117,17 @@ class Choices(Section):
     choices: list[Any] = Field(min_length=1)
 
 
+def _param_kind(v: Any) -> str:
+    return "choices" if isinstance(v, dict) and "choices" in v or isinstance(v, Choices) else "range"
+
+
+# A search dimension: {low, high, log} or {choices: [...]}; tagged so errors name one shape.
+SearchParam = Annotated[
+    Union[Annotated[FloatRange, Tag("range")], Annotated[Choices, Tag("choices")]],
+    Discriminator(_param_kind),
+]
+
+
 class AshaConfig(Section):
     grace_period: Annotated[int, Field(ge=1)] = 1
     reduction_factor: Annotated[float, Field(gt=1)] = 3.0
@@ -125,7 +137,7 @@ class SearchConfig(Section):
     # Architecture -> the encoders to try with it (define-by-run: encoder depends on arch).
     archs: dict[str, list[str]] = {"Unet": ["resnet18"]}
     # Further dimensions: dotted path into this schema -> range or choices.
-    params: dict[str, FloatRange | Choices] = {}
+    params: dict[str, SearchParam] = {}
     num_samples: Annotated[int, Field(ge=1)] = 8
     max_concurrent: Annotated[int, Field(ge=1)] = 4
     seed: int = 0
@@ -219,7 +231,9 @@ def _check_path(cfg: BaseModel, dotted: str) -> None:
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"])
+        # drop union tags and validator names pydantic puts in the location
+        key = ".".join(str(p) for p in e["loc"] if str(p) not in ("range", "choices")
+                       and not str(p).startswith("function-"))
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         elif e["type"] == "value_error":

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole path on generated faces, CPU only: generate -> prepare -> tune -> ensemble.
+# Usage: scripts/demo.sh [OUT_DIR]   (make demo calls it with runs/demo)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-runs/demo}
+PY=${PY:-.venv/bin/python}
+NUM=${DEMO_FACES:-360}
+RAW=data/demo/raw
+PREP=data/demo/prepared
+start=$(date +%s)
+export PYTHONUNBUFFERED=1
+
+step() { printf '\n=== %s (%ss elapsed)\n' "$1" "$(( $(date +%s) - start ))"; }
+
+step "1/4 generate $NUM synthetic faces -> $RAW"
+if [ -f "$RAW/CelebA-HQ-to-CelebA-mapping.txt" ] && \
+   [ "$(ls "$RAW/CelebA-HQ-img" | wc -l)" -eq "$NUM" ]; then
+  echo "already there (delete $RAW to regenerate)"
+else
+  rm -rf "$RAW"
+  $PY -m data_prep synth --out "$RAW" --num "$NUM" --size 192 --seed 0 --workers 2
+fi
+
+step "2/4 prepare -> $PREP (96 px, seeded split)"
+$PY -m data_prep celebamask --root "$RAW" --out "$PREP" --size 96 --workers 2 \
+    --val-fraction 0.15 --test-fraction 0.15 --seed 0
+
+step "3/4 tune: Ray Tune + Optuna search on the CPU -> $OUT/models"
+rm -rf "$OUT/ray" "$OUT/models"
+$PY -m tuning --config configs/demo.yaml --data "$PREP" --out "$OUT/models" \
+    --storage "$OUT/ray" --name demo
+
+step "4/4 ensemble the top-k with flip TTA and smoothing on the test split -> $OUT/submission"
+rm -rf "$OUT/submission"
+$PY run_ensemble.py --config configs/demo.yaml --manifest "$OUT/models/manifest.json" \
+    --images "$PREP" --split test --out "$OUT/submission" --tta flip --smooth gaussian
+
+printf '\nDemo finished in %ss.\n' "$(( $(date +%s) - start ))"
+echo "  dataset:    $PREP (dataset.json)"
+echo "  models:     $OUT/models/manifest.json, trials.csv, trials.png"
+echo "  submission: $OUT/submission/submission.csv, report.md, viz/"

@@ -1,0 +1,39 @@
+"""The Optuna define-by-run search space and its mapping back onto the config schema."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from configs.schema import Choices, FloatRange, SearchConfig
+
+ARCH = "arch"
+
+
+def encoder_param(arch: str) -> str:
+    # Optuna refuses one parameter name with different choice sets, so each architecture gets
+    # its own encoder parameter; trial_overrides() maps it back to model.encoder.
+    return f"encoder_{arch}"
+
+
+def define_space(search: SearchConfig) -> Callable[[Any], None]:
+    """A define-by-run space: arch, then an encoder from that arch's list, then search.params."""
+    archs = dict(search.archs)
+    params = dict(search.params)
+
+    def space(trial) -> None:
+        arch = trial.suggest_categorical(ARCH, list(archs))
+        trial.suggest_categorical(encoder_param(arch), archs[arch])
+        for dotted, spec in params.items():
+            if isinstance(spec, FloatRange):
+                trial.suggest_float(dotted, spec.low, spec.high, log=spec.log)
+            elif isinstance(spec, Choices):
+                trial.suggest_categorical(dotted, spec.choices)
+
+    return space
+
+
+def trial_overrides(trial_config: dict[str, Any]) -> dict[str, Any]:
+    """Sampled trial parameters -> dotted config overrides (``model.arch``, ``train.lr``, ...)."""
+    arch = trial_config[ARCH]
+    overrides = {"model.arch": arch, "model.encoder": trial_config[encoder_param(arch)]}
+    overrides.update({k: v for k, v in trial_config.items() if "." in k})
+    return overrides

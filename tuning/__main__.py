@@ -91,6 +91,12 @@ def run_search(args: argparse.Namespace) -> int:
             tuner = search.build_tuner(cfg, name, callbacks=[timer])
         results = tuner.fit()
         wall = time.time() - started
+        if len(results) < cfg.search.num_samples or \
+                results.num_terminated + results.num_errors < len(results):
+            # Ctrl-C (or a lost driver): Tune saved its state; export only a finished search.
+            print(f"\nsearch interrupted after {wall:.0f} s: nothing exported. Continue it with "
+                  f"the same command plus --resume ({exp_path})", file=sys.stderr)
+            return 130
         return finish(cfg, results, out, timer.wall, wall, exp_path)
     finally:
         ray.shutdown()

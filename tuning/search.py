@@ -18,6 +18,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from configs.schema import RunConfig, parse_config
 from tuning.space import define_space, trial_overrides
+from tuning.train import resolve_device, train
 
 METRIC, MODE = "val_f1", "max"
 
@@ -63,7 +64,7 @@ def trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
     cfg = parse_config(base, source="base config").with_overrides(trial_overrides(config))
     check_paths_visible(cfg)
     node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
-    device = "cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu"
+    device = resolve_device(cfg.train.device).type
     started = time.perf_counter()
     reporting = 0.0  # time spent inside tune.report (copying checkpoints to storage)
 

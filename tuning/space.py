@@ -1,7 +1,7 @@
 """The Optuna define-by-run search space and its mapping back onto the config schema."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from configs.schema import Choices, FloatRange, SearchConfig
 
@@ -14,21 +14,29 @@ def encoder_param(arch: str) -> str:
     return f"encoder_{arch}"
 
 
-def define_space(search: SearchConfig) -> Callable[[Any], None]:
-    """A define-by-run space: arch, then an encoder from that arch's list, then search.params."""
-    archs = dict(search.archs)
-    params = dict(search.params)
+class DefineByRunSpace:
+    """A define-by-run space: arch, then an encoder from that arch's list, then search.params.
 
-    def space(trial) -> None:
-        arch = trial.suggest_categorical(ARCH, list(archs))
-        trial.suggest_categorical(encoder_param(arch), archs[arch])
-        for dotted, spec in params.items():
+    A class, not a closure: Tune pickles the searcher (with its space) into the experiment
+    state so an interrupted search can resume.
+    """
+
+    def __init__(self, search: SearchConfig):
+        self.archs = {arch: list(encoders) for arch, encoders in search.archs.items()}
+        self.params = dict(search.params)
+
+    def __call__(self, trial) -> None:
+        arch = trial.suggest_categorical(ARCH, list(self.archs))
+        trial.suggest_categorical(encoder_param(arch), self.archs[arch])
+        for dotted, spec in self.params.items():
             if isinstance(spec, FloatRange):
                 trial.suggest_float(dotted, spec.low, spec.high, log=spec.log)
             elif isinstance(spec, Choices):
                 trial.suggest_categorical(dotted, spec.choices)
 
-    return space
+
+def define_space(search: SearchConfig) -> DefineByRunSpace:
+    return DefineByRunSpace(search)
 
 
 def trial_overrides(trial_config: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,108 @@
+"""Model factory: valid pairs build, bad names list what is valid, pretrained weights offline."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import huggingface_hub.constants as hf_constants
+import pytest
+import segmentation_models_pytorch as smp
+import torch
+from safetensors.torch import save_file
+
+from configs import NUM_CLASSES
+from configs.schema import parse_config
+from tuning import models
+from tuning.models import (WeightsUnavailableError, apply_weights_cache, build_model,
+                           prefetch_weights)
+
+
+def test_build_model_gives_19_channel_logits_at_input_size():
+    model = build_model("Unet", "resnet18").eval()
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, 64, 64))
+    assert out.shape == (1, NUM_CLASSES, 64, 64)
+
+
+def test_unknown_architecture_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"'Unetz'.*'DeepLabV3Plus'.*'FPN'.*'Unet'"):
+        build_model("Unetz", "resnet18")
+
+
+def test_unknown_encoder_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"'resnet19'.*'mobilenet_v2'.*'resnet18'.*tu-"):
+        build_model("Unet", "resnet19")
+
+
+def test_unknown_timm_encoder_is_a_value_error():
+    with pytest.raises(ValueError, match="not a timm model"):
+        build_model("Unet", "tu-no_such_net")
+
+
+def test_unknown_weights_name_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"'imagenet', 'ssl', 'swsl'"):
+        build_model("Unet", "resnet18", "imagenet21k")
+
+
+@pytest.fixture
+def isolated_hub(monkeypatch, tmp_path):
+    """An empty weights cache and an unreachable hub on localhost: no test touches the network.
+
+    Registers every global apply_weights_cache changes with monkeypatch so it is restored.
+    """
+    cache = tmp_path / "weights"
+    for var in ("HF_HOME", "HF_HUB_CACHE", "TORCH_HOME"):
+        monkeypatch.setenv(var, os.environ.get(var, ""))
+    for name in ("HF_HOME", "HF_HUB_CACHE", "HF_ASSETS_CACHE"):
+        monkeypatch.setattr(hf_constants, name, getattr(hf_constants, name))
+    monkeypatch.setattr(torch.hub, "_hub_dir", torch.hub._hub_dir)
+    monkeypatch.setattr(hf_constants, "ENDPOINT", "http://127.0.0.1:9")  # discard port: refused
+    models.hub_reachable.cache_clear()
+    apply_weights_cache(cache)
+    yield cache
+    models.hub_reachable.cache_clear()
+
+
+def test_missing_weights_offline_fail_fast_saying_how_to_fix(isolated_hub):
+    start = time.monotonic()
+    with pytest.raises(WeightsUnavailableError) as err:
+        build_model("Unet", "resnet18", "imagenet")
+    assert time.monotonic() - start < 20
+    message = str(err.value)
+    assert "python -m tuning prefetch-weights --config FILE" in message
+    assert "model.weights_cache" in message
+    assert str(isolated_hub) in message  # names the cache it looked in
+
+
+def put_in_cache(cache, encoder: str, weights: str, state: dict) -> None:
+    """Lay out smp's hub files the way huggingface_hub caches them (snapshots/<revision>/...)."""
+    settings = smp.encoders.encoders[encoder]["pretrained_settings"][weights]
+    folder = "models--" + settings["repo_id"].replace("/", "--")
+    snapshot = cache / "huggingface" / "hub" / folder / "snapshots" / settings["revision"]
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text(json.dumps({"mean": [0.5] * 3, "std": [0.5] * 3}))
+    save_file({k: v.contiguous() for k, v in state.items()}, str(snapshot / "model.safetensors"))
+
+
+def test_cached_weights_load_without_network(isolated_hub):
+    torch.manual_seed(123)
+    reference = smp.encoders.get_encoder("resnet18").state_dict()
+    put_in_cache(isolated_hub, "resnet18", "imagenet", reference)
+    model = build_model("Unet", "resnet18", "imagenet")
+    loaded = model.encoder.state_dict()
+    for key, value in reference.items():
+        torch.testing.assert_close(loaded[key], value)
+
+
+def test_prefetch_fills_the_cache_once_per_encoder(isolated_hub):
+    torch.manual_seed(0)
+    put_in_cache(isolated_hub, "resnet18", "imagenet", smp.encoders.get_encoder("resnet18").state_dict())
+    cfg = parse_config({"model": {"encoder_weights": "imagenet", "weights_cache": str(isolated_hub)},
+                        "search": {"archs": {"Unet": ["resnet18"], "FPN": ["resnet18"]}}})
+    done = prefetch_weights(cfg)
+    assert len(done) == 1 and done[0].startswith("resnet18")
+    cfg_missing = cfg.with_overrides({"search.archs": {"Unet": ["resnet18", "resnet34"]}})
+    with pytest.raises(WeightsUnavailableError, match="resnet34"):
+        prefetch_weights(cfg_missing)
+    assert prefetch_weights(cfg.with_overrides({"model.encoder_weights": None})) == []

@@ -1,0 +1,207 @@
+"""The Ray layer: search space, top-k export, checkpoint retention, resume, cluster, dashboard."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import psutil
+import pytest
+import ray
+import torch
+import yaml
+
+from configs import load_config, parse_config
+from configs.schema import SearchConfig
+from data_prep.dataset import FaceParsingDataset
+from data_prep.transforms import build_val_transform
+from tuning.__main__ import main as tuning_main
+from tuning.models import build_model
+from tuning.search import check_paths_visible, connect
+from tuning.space import define_space, trial_overrides
+from tuning.train import evaluate
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(tmp_path: Path, prepared: Path, **search) -> Path:
+    """A CPU config small enough for a few trials in seconds."""
+    raw = {
+        "seed": 0,
+        "data": {"datasets": [{"path": str(prepared)}], "image_size": 64, "num_workers": 0},
+        "model": {"encoder_weights": None},
+        "train": {"epochs": 2, "batch_size": 8, "lr": 3e-3, "amp": "none"},
+        "search": {"archs": {"Unet": ["resnet18"], "FPN": ["resnet18"]},
+                   "params": {"train.lr": {"low": 1e-3, "high": 5e-3, "log": True}},
+                   "num_samples": 3, "max_concurrent": 2, "num_to_keep": 1, "top_k": 2,
+                   "asha": {"grace_period": 2, "reduction_factor": 2}, **search},
+        "resources": {"cpu": 1, "gpu": 0, "storage": str(tmp_path / "ray"),
+                      "include_dashboard": False},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_space_gives_each_architecture_its_own_encoder_choices():
+    search = SearchConfig(archs={"Unet": ["resnet18", "mobilenet_v2"], "FPN": ["resnet34"]},
+                          params={"train.lr": {"low": 1e-4, "high": 1e-2, "log": True},
+                                  "train.batch_size": {"choices": [8, 16]}})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    space, seen = define_space(search), set()
+    for _ in range(40):
+        trial = study.ask()
+        space(trial)
+        over = trial_overrides(trial.params)
+        assert over["model.encoder"] in search.archs[over["model.arch"]]
+        assert 1e-4 <= over["train.lr"] <= 1e-2 and over["train.batch_size"] in (8, 16)
+        seen.add((over["model.arch"], over["model.encoder"]))
+        study.tell(trial, 0.5)
+    assert seen == {("Unet", "resnet18"), ("Unet", "mobilenet_v2"), ("FPN", "resnet34")}
+    # the overrides land in a valid config
+    cfg = parse_config({}).with_overrides(over)
+    assert cfg.model.arch == over["model.arch"]
+
+
+def test_missing_data_path_names_path_and_node(tmp_path):
+    cfg = parse_config({"data": {"datasets": [{"path": str(tmp_path / "nowhere")}]},
+                        "resources": {"storage": str(tmp_path)}})
+    with pytest.raises(FileNotFoundError, match=r"nowhere.*node .*\("):
+        check_paths_visible(cfg)
+
+
+def _trial_dirs(storage: Path) -> list[Path]:
+    return sorted(p.parent for p in storage.glob("*/*/result.json"))
+
+
+def test_three_trial_search_exports_two_member_manifest(tmp_path, tiny_prepared):
+    config = tiny_config(tmp_path, tiny_prepared)
+    out = tmp_path / "models"
+    assert tuning_main(["--config", str(config), "--out", str(out), "--name", "t3"]) == 0
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    members = manifest["members"]
+    assert manifest["format"] == 1 and len(manifest["classes"]) == 19
+    assert len(members) == 2
+    assert [m["val_f1"] for m in members] == sorted((m["val_f1"] for m in members), reverse=True)
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 3 and set(trials["status"]) <= {"completed", "stopped early"}
+    assert members[0]["val_f1"] == pytest.approx(trials["best_val_f1"].max())
+    assert (out / "trials.png").stat().st_size > 5000
+
+    # weights load into fresh models and reproduce the reported val_f1
+    from safetensors.torch import load_file
+    cfg = load_config(config)
+    val = FaceParsingDataset(tiny_prepared, "val", build_val_transform(cfg.data))
+    loader = torch.utils.data.DataLoader(val, batch_size=8)
+    for m in members:
+        model = build_model(m["arch"], m["encoder"], None)
+        model.load_state_dict(load_file(out / m["weights"]), strict=True)
+        assert evaluate(model, loader, torch.device("cpu"))["f1"] == pytest.approx(m["val_f1"], abs=1e-6)
+
+    # no trial keeps more than num_to_keep (1) checkpoints
+    dirs = _trial_dirs(tmp_path / "ray")
+    assert len(dirs) == 3
+    for d in dirs:
+        assert len(list(d.glob("checkpoint_*"))) <= 1
+
+
+def _result_lines(trial_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line]
+
+
+def test_interrupted_search_resumes_without_retraining_finished_trials(tmp_path, tiny_prepared):
+    config = tiny_config(tmp_path, tiny_prepared, num_samples=3, max_concurrent=1,
+                         asha={"grace_period": 3, "reduction_factor": 2})
+    cmd = [sys.executable, "-m", "tuning", "--config", str(config), "--out", str(tmp_path / "m"),
+           "--name", "resume", "--max-epochs", "3"]
+    proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    storage = tmp_path / "ray"
+    deadline = time.time() + 240
+    finished: dict[Path, int] = {}
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            done = {d: len(_result_lines(d)) for d in _trial_dirs(storage)}
+            if any(n == 3 for n in done.values()) and len(done) >= 2:
+                finished = {d: n for d, n in done.items() if n == 3}
+                break
+            time.sleep(0.5)
+        assert finished, "no trial finished before the deadline"
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not (tmp_path / "m" / "manifest.json").exists()
+
+    before = {d: _result_lines(d) for d in finished}
+    assert subprocess.run(cmd + ["--resume"], cwd=REPO, timeout=400).returncode == 0
+    for d, lines in before.items():
+        assert _result_lines(d) == lines  # finished trials were not trained again
+    dirs = _trial_dirs(storage)
+    assert len(dirs) == 3
+    for d in dirs:
+        epochs = [r["epoch"] for r in _result_lines(d)]
+        assert epochs == sorted(set(epochs)) and epochs[-1] == 3  # resumed, not restarted
+    assert len(json.loads((tmp_path / "m" / "manifest.json").read_text())["members"]) == 2
+
+
+def test_trials_run_on_both_nodes_of_a_two_node_cluster_with_fake_gpus(tmp_path, tiny_prepared):
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 1})
+    cluster.add_node(num_cpus=1, num_gpus=1)
+    try:
+        config = tiny_config(tmp_path, tiny_prepared, num_samples=2, max_concurrent=2)
+        out = tmp_path / "models"
+        code = tuning_main(["--config", str(config), "--out", str(out), "--name", "cluster",
+                            "--address", cluster.address, "--gpus-per-trial", "1",
+                            "--max-epochs", "1", "--top-k", "2"])
+        assert code == 0
+        trials = pd.read_csv(out / "trials.csv")
+        assert len(trials) == 2
+        assert trials["node"].nunique() == 2  # one fake GPU per node, one GPU per trial
+        assert set(trials["device"]) == {"cpu"}  # CUDA absent: trials fall back to the CPU
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_dashboard_listens_on_loopback_only_with_token_auth(tmp_path):
+    port = 18265
+    cfg = parse_config({"resources": {"dashboard_port": port, "include_dashboard": True}})
+    url = connect(cfg, address=None)
+    try:
+        assert url == f"http://127.0.0.1:{port}"
+        listening = [c for c in psutil.net_connections(kind="tcp")
+                     if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+        assert listening and {c.laddr.ip for c in listening} == {"127.0.0.1"}
+        deadline = time.time() + 30
+        while True:  # the dashboard may take a moment to answer
+            try:
+                urllib.request.urlopen(f"{url}/api/version", timeout=2)
+                status = 200
+            except urllib.error.HTTPError as err:
+                status = err.code
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+                continue
+            break
+        assert status == 401  # token auth is on: no token, no access
+        token = (Path.home() / ".ray" / "auth_token").read_text().strip()
+        req = urllib.request.Request(f"{url}/api/version", headers={"Authorization": f"Bearer {token}"})
+        assert urllib.request.urlopen(req, timeout=5).status == 200
+    finally:
+        ray.shutdown()

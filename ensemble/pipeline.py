@@ -1,0 +1,229 @@
+"""One ensemble run: check inputs, load members, predict, post-process, write CSV/PNGs/report."""
+from __future__ import annotations
+
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from configs.schema import ConfigError, EnsembleConfig
+from data_prep.atomic import write_image
+from data_prep.layout import read_label_map, read_rgb
+from ensemble.inputs import InputError, Inputs, discover, is_prepared, validate
+from ensemble.members import ManifestError, Member, load_manifest, resolve_device
+from ensemble.postprocess import PostprocessError, Step, argmax_labels, build_steps, postprocess
+from ensemble.predict import Prediction, Timings, predict
+from ensemble.report import StageScores, image_confusion, write_report
+from ensemble.submission import SubmissionWriter, csv_rows, write_ids, write_masks
+from ensemble.tta import View, build_views
+from ensemble.viz import comparison_panel, plot_confusion
+from ensemble.weights import WEIGHT_MODES, WeightsError, fit_weights, load_weights, save_weights
+
+ENSEMBLE_STAGE = "ensemble"
+
+
+class RunError(Exception):
+    """A run stopped before writing anything: one message line per problem."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+@dataclass
+class RunOptions:
+    manifest: Path
+    images: Path
+    out: Path
+    split: str = "test"
+    gt: Path | None = None
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    weights: str | None = None  # uniform | score | optimize | a member_weights.json; None: config
+    weights_split: str = "val"
+    weights_data: Path | None = None  # prepared dataset to fit weights on; None: --images if prepared
+    device: str = "auto"
+    skip_bad: bool = False
+    progress: bool = True
+
+
+@dataclass
+class _Plan:
+    """Everything checked and loaded before the first output is written."""
+
+    inputs: Inputs
+    bad: dict[Path, str]
+    views: list[View]
+    steps: list[Step]
+    members: list[Member]
+    device: Any
+    weights: dict[str, float]
+    weights_mode: str
+    fit_inputs: Inputs | None = None
+
+
+def run(opts: RunOptions) -> dict[str, Any]:
+    """Run the ensemble; returns the report dict. Raises RunError (nothing written) on bad input."""
+    t0 = time.perf_counter()
+    try:
+        plan = _plan(opts)
+    except (InputError, ManifestError, WeightsError, PostprocessError, ConfigError, ValueError) as err:
+        raise RunError(str(err).splitlines()) from None
+    validate_s = time.perf_counter() - t0
+    ens = opts.ensemble
+    t1 = time.perf_counter()
+    fit = None
+    if plan.fit_inputs is not None:
+        fit = fit_weights(plan.members, plan.fit_inputs.items, plan.fit_inputs.gt_paths, plan.views,
+                          plan.device, ens.batch_size, ens.num_workers, progress=opts.progress)
+        fit.info = {"data": str(opts.weights_data or opts.images), "split": opts.weights_split}
+        plan.weights = fit.weights
+    weights_s = time.perf_counter() - t1
+
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if fit is not None:
+        save_weights(out / "member_weights.json", fit)
+    t2 = time.perf_counter()
+    timings = Timings()
+    scores = _predict_and_write(opts, plan, out, timings)
+    run_s = time.perf_counter() - t2
+
+    outputs = {"submission": out / "submission.csv", "ids": out / "submission_ids.csv",
+               "masks": out / "masks", "color": out / "color", "viz": out / "viz",
+               "report": out / "report.md"}
+    if fit is not None:
+        outputs["member_weights"] = out / "member_weights.json"
+    if scores:
+        plot_confusion(scores.matrices[scores.final], out / "confusion.png",
+                       f"final stage ({scores.final}): confusion, row-normalised")
+        outputs["confusion"] = out / "confusion.png"
+    n = timings.images
+    report = {
+        "manifest": str(opts.manifest), "source": plan.inputs.source,
+        "images": len(plan.inputs.items), "predicted": n,
+        "device": str(plan.device), "tta": ens.tta, "views": [v.name for v in plan.views],
+        "postprocess": [s.label for s in plan.steps],
+        "weights_mode": plan.weights_mode,
+        "weight_fit": fit.to_json() if fit is not None else None,
+        "members": [{"name": m.name, "arch": m.arch, "encoder": m.encoder,
+                     "image_size": m.image_size, "val_f1": m.val_f1, "trial_id": m.trial_id,
+                     "weight": plan.weights[m.name]} for m in plan.members],
+        "gt": str(plan.inputs.gt_paths[0].parent) if plan.inputs.gt_paths else None,
+        "stages": scores.table() if scores else None,
+        "skipped": [{"file": str(p), "reason": r} for p, r in plan.bad.items()],
+        "ignored": plan.inputs.ignored,
+        "timings": {"validate_s": validate_s, "weights_s": weights_s, "run_s": run_s,
+                    "per_image_s": run_s / n if n else 0.0,
+                    "forward_s": dict(timings.forward_s),
+                    "forward_total_s": timings.forward_total_s,
+                    "overhead_s": run_s - timings.forward_total_s},
+        "outputs": {k: str(v) for k, v in outputs.items()},
+    }
+    write_report(out, report)
+    return report
+
+
+def _plan(opts: RunOptions) -> _Plan:
+    ens = opts.ensemble
+    inputs = discover(opts.images, opts.split, opts.gt)
+    check_workers = max(2, ens.num_workers)
+    bad_images, bad_masks = validate(inputs, check_workers, opts.progress)
+    if bad_masks:
+        raise RunError([b.line() for b in bad_masks]
+                       + [f"{len(bad_masks)} bad ground-truth mask(s); nothing was written"])
+    if bad_images and not opts.skip_bad:
+        raise RunError([b.line() for b in bad_images]
+                       + [f"{len(bad_images)} unreadable image(s); nothing was written "
+                          f"(--skip-bad writes empty rows for them instead)"])
+    views = build_views(ens.tta, ens.scales)
+    steps = build_steps(ens.postprocess)  # before loading models: a missing extra fails fast
+    device = resolve_device(opts.device)
+    members = load_manifest(opts.manifest, device).members
+    mode = opts.weights or ens.member_weights
+    plan = _Plan(inputs=inputs, bad={b.path: b.reason for b in bad_images}, views=views,
+                 steps=steps, members=members, device=device, weights={}, weights_mode=mode)
+    if mode in WEIGHT_MODES:
+        plan.weights = WEIGHT_MODES[mode](members)
+    elif mode == "optimize":
+        data = opts.weights_data or (opts.images if is_prepared(opts.images) else None)
+        if data is None or not is_prepared(data):
+            raise WeightsError("--weights optimize needs a labelled prepared dataset: pass "
+                               "--weights-data PREP (or --images PREP)")
+        fit_inputs = discover(data, opts.weights_split)
+        if fit_inputs.gt_paths is None:
+            raise WeightsError(f"{data}: split {opts.weights_split!r} has no masks to fit weights on")
+        bad_fit, bad_fit_masks = validate(fit_inputs, check_workers, opts.progress)
+        if bad_fit or bad_fit_masks:
+            raise RunError([b.line() for b in bad_fit + bad_fit_masks]
+                           + ["bad files in the split used to fit member weights; nothing was written"])
+        plan.fit_inputs = fit_inputs
+        plan.weights = {m.name: 1.0 / len(members) for m in members}  # replaced by the fit
+    else:
+        plan.weights = load_weights(mode, members)
+        plan.weights_mode = f"from {mode}"
+    return plan
+
+
+@dataclass
+class _Done:
+    rows: list[str]
+    confusions: dict[str, np.ndarray] | None
+
+
+def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timings) -> StageScores:
+    """Predict every good image; post-process, write and score in worker threads; CSV in order."""
+    ens = opts.ensemble
+    items = plan.inputs.items
+    good = [p for p, item in enumerate(items) if item.path not in plan.bad]
+    gt_paths = plan.inputs.gt_paths
+    track = gt_paths is not None
+    viz_positions = set(good[:ens.viz])
+    scores = StageScores()
+    tta_stage = f"+tta({ens.tta})" if len(plan.views) > 1 else None
+
+    def finish(pred: Prediction, position: int) -> _Done:
+        stages: dict[str, np.ndarray] = dict(pred.stage_labels)
+        if track and tta_stage:
+            stages[tta_stage] = argmax_labels(pred.probs)
+        record = (lambda step, labels: stages.__setitem__(f"+{step.label}", labels.copy())) if track else None
+        labels = postprocess(pred.probs, plan.steps, pred.path, on_step=record)
+        write_masks(out, pred.stem, labels)
+        gt = read_label_map(gt_paths[position]) if track else None
+        if position in viz_positions:
+            panel = comparison_panel(read_rgb(pred.path), labels, gt)
+            write_image(out / "viz" / f"{pred.stem}.png", panel)
+        confusions = {name: image_confusion(lab, gt) for name, lab in stages.items()} if track else None
+        return _Done(csv_rows(position, labels), confusions)
+
+    weights = [plan.weights[m.name] for m in plan.members]
+    workers = max(1, ens.num_workers)
+    pending: deque[tuple[int, Future]] = deque()
+    with SubmissionWriter(out / "submission.csv") as sub, ThreadPoolExecutor(workers) as pool:
+
+        def drain(keep: int) -> None:
+            while len(pending) > keep:
+                position, future = pending.popleft()
+                done = future.result()
+                while sub.next_position < position:  # skipped images keep their place
+                    sub.add(sub.next_position, None)
+                sub.add_rows(position, done.rows)
+                for name, cm in (done.confusions or {}).items():
+                    scores.add(name, cm)
+
+        if good:
+            preds = predict(plan.members, weights, [items[p] for p in good], plan.views,
+                            plan.device, ens.batch_size, ens.num_workers, track_stages=track,
+                            timings=timings, progress=opts.progress)
+            for pred in preds:
+                position = good[pred.index]
+                pending.append((position, pool.submit(finish, pred, position)))
+                drain(2 * workers)  # bounded: each pending prediction holds full-size probabilities
+        drain(0)
+        while sub.next_position < len(items):
+            sub.add(sub.next_position, None)
+    write_ids(out / "submission_ids.csv", plan.inputs.names)
+    return scores

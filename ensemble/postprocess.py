@@ -1,0 +1,261 @@
+"""Post-processing of averaged probabilities and label maps: a registry of steps, each switchable.
+
+Probability steps (smoothing, dense CRF) run first, then argmax, then label steps (GrabCut,
+stray-component removal, hole filling), always in the order of STEPS.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from configs import CLASS_ID, NUM_CLASSES
+from configs.schema import PostprocessConfig
+from data_prep.layout import read_rgb
+
+
+class PostprocessError(ValueError):
+    """A post-processing step that cannot run (e.g. a missing optional package)."""
+
+
+# Parts a face has exactly one of: anything beyond the largest blob (and blobs of similar size,
+# e.g. a lip cut in two) is a stray prediction.
+SINGLE_INSTANCE = tuple(CLASS_ID[n] for n in (
+    "nose", "mouth", "u_lip", "l_lip", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear"))
+# Parts that contain nothing else: any region they enclose is theirs. Ears are left out (an
+# earring sits inside an ear), and so are skin and hair (eyes sit inside skin, ears in hair).
+SOLID_PARTS = tuple(CLASS_ID[n] for n in (
+    "nose", "l_eye", "r_eye", "l_brow", "r_brow", "mouth", "u_lip", "l_lip"))
+# ...except these pairs, which do sit inside one another (a mouth between lips drawn as one).
+MAY_ENCLOSE = {
+    CLASS_ID["u_lip"]: (CLASS_ID["mouth"], CLASS_ID["l_lip"]),
+    CLASS_ID["l_lip"]: (CLASS_ID["mouth"], CLASS_ID["u_lip"]),
+    CLASS_ID["mouth"]: (CLASS_ID["u_lip"], CLASS_ID["l_lip"]),
+}
+
+
+@dataclass
+class Context:
+    """What the steps work on: probabilities (C, H, W), then labels (H, W) after argmax."""
+
+    probs: np.ndarray
+    labels: np.ndarray | None = None
+    image_path: Path | None = None
+    _image: np.ndarray | None = field(default=None, repr=False)
+
+    def image(self) -> np.ndarray:
+        """The RGB input at the probabilities' size (read only when a step needs it)."""
+        if self._image is None:
+            if self.image_path is None:
+                raise PostprocessError("this post-processing step needs the input image")
+            image = read_rgb(self.image_path)
+            h, w = self.probs.shape[1:]
+            if image.shape[:2] != (h, w):
+                image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+            self._image = image
+        return self._image
+
+
+def argmax_labels(probs: np.ndarray) -> np.ndarray:
+    return probs.argmax(0).astype(np.uint8)
+
+
+class Step:
+    name = "step"
+    stage = "labels"  # "probs": changes ctx.probs before argmax; "labels": changes ctx.labels
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+    def __call__(self, ctx: Context) -> None:
+        raise NotImplementedError
+
+
+class GaussianSmooth(Step):
+    """Gaussian blur of every class's probability map (sigma in output pixels)."""
+
+    name = "gaussian"
+    stage = "probs"
+
+    def __init__(self, sigma: float = 1.0):
+        self.sigma = float(sigma)
+
+    @property
+    def label(self) -> str:
+        return f"gaussian(sigma={self.sigma:g})"
+
+    def __call__(self, ctx: Context) -> None:
+        if self.sigma <= 0:
+            return
+        out = np.empty_like(ctx.probs)
+        for c in range(ctx.probs.shape[0]):
+            cv2.GaussianBlur(ctx.probs[c], (0, 0), self.sigma, dst=out[c], borderType=cv2.BORDER_REFLECT)
+        ctx.probs = out
+
+
+class DenseCRF(Step):
+    """Fully connected CRF (Kraehenbuehl & Koltun) on the probabilities; optional extra."""
+
+    name = "crf"
+    stage = "probs"
+
+    def __init__(self, iterations: int = 5):
+        try:
+            import pydensecrf.densecrf as dcrf
+            from pydensecrf.utils import unary_from_softmax
+        except ImportError:
+            raise PostprocessError("dense CRF needs the optional package pydensecrf2: "
+                                   "pip install '.[crf]' (or turn crf off)") from None
+        self.dcrf, self.unary_from_softmax, self.iterations = dcrf, unary_from_softmax, iterations
+
+    def __call__(self, ctx: Context) -> None:
+        c, h, w = ctx.probs.shape
+        crf = self.dcrf.DenseCRF2D(w, h, c)
+        crf.setUnaryEnergy(np.ascontiguousarray(self.unary_from_softmax(ctx.probs)))
+        crf.addPairwiseGaussian(sxy=3, compat=3)
+        crf.addPairwiseBilateral(sxy=50, srgb=13, rgbim=np.ascontiguousarray(ctx.image()), compat=5)
+        ctx.probs = np.asarray(crf.inference(self.iterations), dtype=np.float32).reshape(c, h, w)
+
+
+class GrabCut(Step):
+    """OpenCV GrabCut on the face-vs-background boundary, seeded from the probabilities."""
+
+    name = "grabcut"
+
+    def __init__(self, iterations: int = 3, sure: float = 0.95):
+        self.iterations, self.sure = iterations, sure
+
+    def __call__(self, ctx: Context) -> None:
+        fg = 1.0 - ctx.probs[0]
+        mask = np.where(fg >= 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+        mask[fg > self.sure] = cv2.GC_FGD
+        mask[fg < 1.0 - self.sure] = cv2.GC_BGD
+        is_fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+        if is_fg.all() or not is_fg.any():
+            return  # GrabCut needs samples of both sides
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        bgr = cv2.cvtColor(ctx.image(), cv2.COLOR_RGB2BGR)
+        try:
+            cv2.grabCut(bgr, mask, None, bgd, fgd, self.iterations, cv2.GC_INIT_WITH_MASK)
+        except cv2.error:
+            return  # too few samples for its colour models: keep the labels as they are
+        is_fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+        labels = ctx.labels
+        labels[~is_fg] = 0
+        grown = is_fg & (labels == 0)
+        if grown.any():
+            labels[grown] = ctx.probs[1:, grown].argmax(0) + 1  # best face class there
+
+
+class RemoveSmall(Step):
+    """Keep the largest blob of each single-instance part; relabel blobs under a fraction of it."""
+
+    name = "remove_small"
+
+    def __init__(self, min_fraction: float = 0.2):
+        self.min_fraction = float(min_fraction)
+
+    def __call__(self, ctx: Context) -> None:
+        labels = ctx.labels
+        for c in SINGLE_INSTANCE:
+            mask = (labels == c).view(np.uint8)
+            if not mask.any():
+                continue
+            n, cc, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+            if n <= 2:
+                continue
+            areas = stats[1:, cv2.CC_STAT_AREA]
+            drop_ids = 1 + np.flatnonzero(areas < self.min_fraction * areas.max())
+            if not drop_ids.size:
+                continue
+            drop = np.isin(cc, drop_ids)
+            p = ctx.probs[:, drop]
+            p[c] = -np.inf
+            labels[drop] = p.argmax(0)  # the best other class at each dropped pixel
+
+
+class FillHoles(Step):
+    """Fill regions enclosed by one class: background holes (small) and anything in solid parts.
+
+    A region is enclosed by class e when it does not touch the image border and every pixel
+    around it is e (4-connected). Enclosed background is a hole in e when it is at most
+    max_fraction of e's area (a large enclosed background can be real, e.g. a loop of hair).
+    Solid parts (nose, eyes, brows, lips, mouth) contain nothing else, so any region they
+    enclose is filled, except lips/mouth inside one another.
+    """
+
+    name = "fill_holes"
+
+    def __init__(self, max_fraction: float = 0.1):
+        self.max_fraction = float(max_fraction)
+
+    def __call__(self, ctx: Context) -> None:
+        labels = ctx.labels
+        for e in range(1, NUM_CLASSES):
+            mask = labels == e
+            rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+            if rows.size < 3 or cols.size < 3:
+                continue
+            crop = labels[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]  # a view: edits land in labels
+            inside = crop == e
+            # Pad with "not e" so every region that reaches the crop's edge joins one outer region.
+            other = np.pad(~inside, 1, constant_values=True).view(np.uint8)
+            n, cc, stats, _ = cv2.connectedComponentsWithStats(other, connectivity=4)
+            if n <= 2:
+                continue
+            inner = cc[1:-1, 1:-1]
+            fill = np.ones(n, dtype=bool)
+            fill[0] = False  # label 0 is e itself
+            fill[cc[0, 0]] = False  # the outer region
+            if e in SOLID_PARTS:
+                kept = np.isin(crop, MAY_ENCLOSE.get(e, ()))
+                fill &= np.bincount(inner.ravel(), weights=kept.ravel(), minlength=n) == 0
+            else:
+                area = stats[:, cv2.CC_STAT_AREA]
+                bg = np.bincount(inner.ravel(), weights=(crop == 0).ravel(), minlength=n)
+                fill &= (bg == area) & (area <= self.max_fraction * inside.sum())
+            if fill.any():
+                crop[fill[inner]] = e
+
+
+# Probability smoothers, picked by PostprocessConfig.smooth ("none" = no smoothing).
+SMOOTHERS: dict[str, Callable[[PostprocessConfig], Step]] = {
+    "gaussian": lambda cfg: GaussianSmooth(cfg.sigma),
+}
+
+# Every step, in the order they run; each is switched on by its own config field.
+STEPS: dict[str, Callable[[PostprocessConfig], Step | None]] = {
+    "smooth": lambda cfg: SMOOTHERS[cfg.smooth](cfg) if cfg.smooth != "none" and cfg.sigma > 0 else None,
+    "crf": lambda cfg: DenseCRF() if cfg.crf else None,
+    "grabcut": lambda cfg: GrabCut() if cfg.grabcut else None,
+    "remove_small": lambda cfg: RemoveSmall(cfg.min_component_fraction) if cfg.remove_small else None,
+    "fill_holes": lambda cfg: FillHoles() if cfg.fill_holes else None,
+}
+
+
+def build_steps(cfg: PostprocessConfig) -> list[Step]:
+    """The enabled steps in run order (raises PostprocessError early, e.g. CRF without its package)."""
+    steps = [make(cfg) for make in STEPS.values()]
+    steps = [s for s in steps if s is not None]
+    # Probability steps must precede the argmax; keep the registry order within each stage.
+    return [s for s in steps if s.stage == "probs"] + [s for s in steps if s.stage == "labels"]
+
+
+def postprocess(probs: np.ndarray, steps: list[Step], image_path: Path | None = None,
+                on_step: Callable[[Step, np.ndarray], None] | None = None) -> np.ndarray:
+    """Run the steps on (C, H, W) probabilities; returns the label map (H, W) uint8.
+
+    on_step(step, labels) is called after each step with the labels so far (for the report).
+    """
+    ctx = Context(probs=probs, image_path=image_path)
+    for step in steps:
+        if step.stage == "labels" and ctx.labels is None:
+            ctx.labels = argmax_labels(ctx.probs)
+        step(ctx)
+        if on_step is not None:
+            on_step(step, ctx.labels if ctx.labels is not None else argmax_labels(ctx.probs))
+    return ctx.labels if ctx.labels is not None else argmax_labels(ctx.probs)

@@ -1,0 +1,157 @@
+"""The run report: per-stage scores (each member, ensemble, +TTA, +each post-processing step),
+weights, timings and skipped images, as report.json and report.md."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from configs import CLASSES, NUM_CLASSES
+from data_prep.atomic import write_json, write_text
+from tuning.metrics import confusion_matrix, scores_from_confusion
+
+MEMBER_PREFIX = "member:"
+
+
+def image_confusion(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(C, C) int64 confusion matrix of one label map against ground truth."""
+    return confusion_matrix(torch.from_numpy(pred), torch.from_numpy(gt)).numpy()
+
+
+class StageScores:
+    """Confusion matrices per stage, in the order stages first appear."""
+
+    def __init__(self) -> None:
+        self.matrices: dict[str, np.ndarray] = {}
+
+    def add(self, stage: str, cm: np.ndarray) -> None:
+        if stage not in self.matrices:
+            self.matrices[stage] = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+        self.matrices[stage] += cm
+
+    def __bool__(self) -> bool:
+        return bool(self.matrices)
+
+    @property
+    def final(self) -> str:
+        return list(self.matrices)[-1]
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per stage: name, kind, scores; delta_f1 against the previous ensemble stage."""
+        rows, previous = [], None
+        for name, cm in self.matrices.items():
+            scores = scores_from_confusion(cm)
+            kind = "member" if name.startswith(MEMBER_PREFIX) else "ensemble"
+            row = {"stage": name, "kind": kind, **scores}
+            if kind == "ensemble":
+                row["delta_f1"] = None if previous is None else scores["f1"] - previous
+                previous = scores["f1"]
+            rows.append(row)
+        return rows
+
+
+def _f(x: float | None, digits: int = 4) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _signed(x: float | None) -> str:
+    return "" if x is None or math.isnan(x) else f"{x:+.4f}"
+
+
+def compact_rows(stages: list[dict[str, Any]]) -> list[tuple[str, float]]:
+    """Best member, then every ensemble stage: (name, mean face F1)."""
+    members = [s for s in stages if s["kind"] == "member"]
+    rows = []
+    if members:
+        best = max(members, key=lambda s: -1.0 if math.isnan(s["f1"]) else s["f1"])
+        rows.append((f"best member ({best['stage'][len(MEMBER_PREFIX):]})", best["f1"]))
+    rows += [(s["stage"], s["f1"]) for s in stages if s["kind"] == "ensemble"]
+    return rows
+
+
+def compact_table(stages: list[dict[str, Any]]) -> str:
+    """A few lines for the terminal: best member vs ensemble vs +TTA vs +post-processing."""
+    rows = compact_rows(stages)
+    width = max(len(n) for n, _ in rows)
+    lines = [f"{'stage':<{width}}  mean F1 (face)"]
+    lines += [f"{n:<{width}}  {_f(v)}" for n, v in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    lines = ["# Ensemble report", ""]
+    lines += [f"- manifest: `{report['manifest']}`",
+              f"- images: {report['images']} from `{report['source']}` "
+              f"({report['predicted']} predicted, {len(report['skipped'])} skipped)",
+              f"- device: {report['device']}",
+              f"- TTA: {report['tta']} (views: {', '.join(report['views'])})",
+              f"- post-processing: {', '.join(report['postprocess']) or 'none'}", ""]
+    lines += ["## Members", "", "| member | arch | encoder | image size | val F1 | weight |",
+              "|---|---|---|---|---|---|"]
+    for m in report["members"]:
+        lines.append(f"| {m['name']} | {m['arch']} | {m['encoder']} | {m['image_size']} | "
+                     f"{_f(m['val_f1'])} | {m['weight']:.4f} |")
+    lines += ["", f"Member weights: {report['weights_mode']}."]
+    fit = report.get("weight_fit")
+    if fit:
+        lines.append(f"Fitted on {fit['images']} images of {fit.get('data', '?')} split "
+                     f"{fit.get('split', '?')} at {fit['resolution']} px: mean F1 "
+                     f"{_f(fit['f1_uniform'])} (uniform) -> {_f(fit['f1_fitted'])} (fitted).")
+    lines.append("")
+    stages = report.get("stages")
+    if stages:
+        lines += ["## Scores", "", f"Ground truth: `{report['gt']}`. Mean F1 over the 18 face "
+                  "classes; Δ is the change from the previous ensemble stage.", "",
+                  "| stage | mean F1 (face) | Δ | F1 with bg | mIoU | pixel acc |",
+                  "|---|---|---|---|---|---|"]
+        for s in stages:
+            lines.append(f"| {s['stage']} | {_f(s['f1'])} | {_signed(s.get('delta_f1'))} | "
+                         f"{_f(s['f1_with_bg'])} | {_f(s['miou'])} | {_f(s['pixel_acc'])} |")
+        lines += ["", "### Per-class F1", "",
+                  "| class | " + " | ".join(s["stage"] for s in stages) + " |",
+                  "|---|" + "---|" * len(stages)]
+        for c in CLASSES:
+            lines.append(f"| {c} | " + " | ".join(_f(s["per_class_f1"][c], 3) for s in stages) + " |")
+        lines += ["", "![confusion matrix](confusion.png)", ""]  # report.md sits beside it
+    else:
+        lines += ["No ground truth given: no scores (pass --gt MASKDIR or a prepared dataset).", ""]
+    t = report["timings"]
+    lines += ["## Timings", "", "| what | seconds |", "|---|---|",
+              f"| input check | {t['validate_s']:.2f} |",
+              f"| weight fitting | {t['weights_s']:.2f} |",
+              f"| prediction + post-processing + writing | {t['run_s']:.2f} |",
+              f"| per image | {t['per_image_s']:.4f} |",
+              f"| members' bare forward passes (sum) | {t['forward_total_s']:.2f} |"]
+    for name, s in t["forward_s"].items():
+        lines.append(f"| forward {name} | {s:.2f} |")
+    lines += [f"| everything but the forward passes | {t['overhead_s']:.2f} |", ""]
+    lines += ["## Skipped images", ""]
+    lines += [f"- `{b['file']}`: {b['reason']} (empty rows in the CSV)" for b in report["skipped"]] or ["None."]
+    if report.get("ignored"):
+        lines += ["", "Ignored (not images): " + ", ".join(f"`{n}`" for n in report["ignored"])]
+    lines += ["", "## Outputs", ""] + [f"- {k}: `{v}`" for k, v in report["outputs"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out: str | Path, report: dict[str, Any]) -> None:
+    out = Path(out)
+    write_json(out / "report.json", _jsonable(report))
+    write_text(out / "report.md", render_markdown(report))
+
+
+def _jsonable(x: Any) -> Any:
+    """NaN -> None (JSON has no NaN), numpy scalars -> Python numbers, paths -> strings."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return None if math.isnan(float(x)) else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, Path):
+        return str(x)
+    return x

@@ -1,0 +1,173 @@
+"""The leaderboard CSV (run-length codes of 256x256 masks), its ID sidecar, and mask PNGs."""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from configs import BACKGROUND, CLASSES, NUM_CLASSES, colorize
+from data_prep.atomic import write_image, write_text
+
+CSV_SIZE = 256
+CSV_HEADER = "ID,Usage,label,segmentation"
+IDS_HEADER = "position,image"
+USAGE = "Public"
+EMPTY = "0"
+# "resized (nearest)" in DESIGN.md. INTER_NEAREST_EXACT samples pixel centres like PIL's and
+# torch's "nearest-exact" and like data_prep's label resizing; plain INTER_NEAREST floors and
+# shifts the mask by up to half a source pixel.
+CSV_INTERPOLATION = cv2.INTER_NEAREST_EXACT
+
+
+def sort_stems(stems: Iterable[str]) -> list[str]:
+    """Ascending order: numeric when every stem is a number, natural order ("img2" < "img10") otherwise."""
+    stems = list(stems)
+    if all(s.isdecimal() for s in stems):
+        return sorted(stems, key=lambda s: (int(s), s))
+    return sorted(stems, key=natural_key)
+
+
+def natural_key(stem: str) -> tuple:
+    """Digit runs compare as numbers, the rest case-insensitively; ties broken by the raw stem."""
+    parts = re.split(r"(\d+)", stem)
+    key = tuple((0, int(p), "") if p.isdecimal() else (1, 0, p.casefold()) for p in parts if p)
+    return key, stem
+
+
+def rle_encode(mask: np.ndarray) -> str:
+    """Binary mask -> 'start_length_start_length...' (row-major, 1-based starts); empty -> '0'."""
+    flat = np.asarray(mask, dtype=bool).ravel()
+    edges = np.diff(np.concatenate(([False], flat, [False])).view(np.int8))
+    starts = np.flatnonzero(edges == 1)
+    if not starts.size:
+        return EMPTY
+    ends = np.flatnonzero(edges == -1)
+    pairs = np.stack([starts + 1, ends - starts], axis=1).ravel()
+    return "_".join(pairs.astype(str).tolist())
+
+
+def rle_decode(code: str, shape: tuple[int, int] = (CSV_SIZE, CSV_SIZE)) -> np.ndarray:
+    """Inverse of rle_encode: code -> bool mask of shape."""
+    flat = np.zeros(shape[0] * shape[1], dtype=bool)
+    code = code.strip()
+    if code in ("", EMPTY):
+        return flat.reshape(shape)
+    nums = np.array(code.split("_"), dtype=np.int64)
+    if nums.size % 2:
+        raise ValueError(f"run-length code has an odd number of values ({nums.size})")
+    for start, length in nums.reshape(-1, 2):
+        flat[start - 1:start - 1 + length] = True
+    return flat.reshape(shape)
+
+
+def csv_label_map(labels: np.ndarray) -> np.ndarray:
+    """A label map at any size -> the 256x256 map the CSV encodes (nearest neighbour)."""
+    if labels.shape == (CSV_SIZE, CSV_SIZE):
+        return labels
+    return cv2.resize(labels, (CSV_SIZE, CSV_SIZE), interpolation=CSV_INTERPOLATION)
+
+
+def csv_rows(position: int, labels: np.ndarray | None) -> list[str]:
+    """The 19 CSV lines of the image at a position; labels None (a skipped image) -> all empty."""
+    small = None if labels is None else csv_label_map(labels)
+    rows = []
+    for c in range(NUM_CLASSES):
+        if small is None or c == BACKGROUND:
+            code = EMPTY  # the background row is always empty by the leaderboard's rules
+        else:
+            code = rle_encode(small == c)
+        rows.append(f"{position * NUM_CLASSES + c},{USAGE},{CLASSES[c]},{code}")
+    return rows
+
+
+class AtomicTextWriter:
+    """Stream lines into a temp file beside path; rename onto path only on a clean close."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        self.file = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+
+    def write_lines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.file.write(line + "\n")
+
+    def close(self) -> None:
+        self.file.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.file.close()
+        Path(self.tmp).unlink(missing_ok=True)
+
+    def __enter__(self) -> "AtomicTextWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class SubmissionWriter:
+    """Writes submission.csv row by row, in position order; the file appears only when complete."""
+
+    def __init__(self, path: str | Path):
+        self.writer = AtomicTextWriter(path)
+        self.writer.write_lines([CSV_HEADER])
+        self.next_position = 0
+
+    def add(self, position: int, labels: np.ndarray | None) -> None:
+        self.add_rows(position, csv_rows(position, labels))
+
+    def add_rows(self, position: int, rows: list[str]) -> None:
+        """Rows made by csv_rows (e.g. in a worker thread) for the next position."""
+        if position != self.next_position:
+            raise ValueError(f"submission rows out of order: got position {position}, "
+                             f"expected {self.next_position}")
+        self.writer.write_lines(rows)
+        self.next_position += 1
+
+    def __enter__(self) -> "SubmissionWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.writer.__exit__(exc_type, exc, tb)
+
+
+def write_submission(path: str | Path, label_maps: Sequence[np.ndarray | None]) -> None:
+    """Whole CSV at once: label_maps[p] is the image at position p (None: skipped, empty rows)."""
+    with SubmissionWriter(path) as sub:
+        for p, labels in enumerate(label_maps):
+            sub.add(p, labels)
+
+
+def write_ids(path: str | Path, names: Sequence[str]) -> None:
+    """submission_ids.csv: position -> image file name."""
+    write_text(path, "".join([IDS_HEADER + "\n"] + [f"{p},{n}\n" for p, n in enumerate(names)]))
+
+
+def write_masks(out: str | Path, stem: str, labels: np.ndarray) -> None:
+    """masks/{stem}.png (label IDs) and color/{stem}.png (palette) at the image's own size."""
+    out = Path(out)
+    write_image(out / "masks" / f"{stem}.png", labels)
+    write_image(out / "color" / f"{stem}.png", colorize(labels))
+
+
+def read_submission(path: str | Path) -> list[tuple[int, str, str, str]]:
+    """Parse a submission CSV into (ID, Usage, label, segmentation) tuples (for checks and tests)."""
+    lines = Path(path).read_text().splitlines()
+    if not lines or lines[0] != CSV_HEADER:
+        raise ValueError(f"{path}: expected header {CSV_HEADER!r}")
+    rows = []
+    for line in lines[1:]:
+        i, usage, label, code = line.split(",")
+        rows.append((int(i), usage, label, code))
+    return rows

@@ -1,0 +1,85 @@
+"""Pictures: comparison panels (image | prediction | ground truth) and the confusion matrix."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from configs import CLASSES, NUM_CLASSES, PALETTE, colorize
+from data_prep.atomic import write_bytes
+
+PANEL_HEIGHT = 256
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def _fit(image: np.ndarray, height: int, interpolation: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    width = max(1, round(w * height / h))
+    return cv2.resize(image, (width, height), interpolation=interpolation)
+
+
+def _title(tile: np.ndarray, text: str) -> np.ndarray:
+    bar = np.full((22, tile.shape[1], 3), 255, np.uint8)
+    cv2.putText(bar, text, (4, 16), _FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.vstack([bar, tile])
+
+
+def legend(classes: list[int], width: int) -> np.ndarray:
+    """Swatch + name for each class, wrapped into rows of the given width."""
+    cell_w, cell_h = 110, 20
+    per_row = max(1, width // cell_w)
+    rows = max(1, -(-len(classes) // per_row))
+    strip = np.full((rows * cell_h + 4, width, 3), 255, np.uint8)
+    for k, c in enumerate(classes):
+        x, y = (k % per_row) * cell_w + 4, (k // per_row) * cell_h + 4
+        color = tuple(int(v) for v in PALETTE[c])
+        cv2.rectangle(strip, (x, y), (x + 14, y + 14), color, -1)
+        cv2.rectangle(strip, (x, y), (x + 14, y + 14), (128, 128, 128), 1)
+        cv2.putText(strip, CLASSES[c], (x + 18, y + 12), _FONT, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    return strip
+
+
+def comparison_panel(image: np.ndarray, pred: np.ndarray, gt: np.ndarray | None = None,
+                     height: int = PANEL_HEIGHT) -> np.ndarray:
+    """RGB panel: image | prediction (| ground truth), titled, with a legend of the classes shown."""
+    tiles = [_title(_fit(image, height, cv2.INTER_AREA), "image"),
+             _title(_fit(colorize(pred), height, cv2.INTER_NEAREST), "prediction")]
+    shown = set(np.unique(pred).tolist())
+    if gt is not None:
+        tiles.append(_title(_fit(colorize(gt), height, cv2.INTER_NEAREST), "ground truth"))
+        shown |= set(np.unique(gt).tolist())
+    gap = np.full((tiles[0].shape[0], 4, 3), 255, np.uint8)
+    row = np.hstack([t for tile in tiles for t in (tile, gap)][:-1])
+    classes = sorted(c for c in shown if c < NUM_CLASSES)
+    return np.vstack([row, legend(classes, row.shape[1])])
+
+
+def plot_confusion(cm: np.ndarray, path: str | Path, title: str = "confusion (row-normalised)") -> None:
+    """Row-normalised confusion matrix with class names, written atomically as a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cm = np.asarray(cm, dtype=np.float64)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    fig = Figure(figsize=(9, 8), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(CLASSES)), CLASSES, fontsize=8)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("ground truth")
+    ax.set_title(title)
+    for i in range(norm.shape[0]):
+        for j in range(norm.shape[1]):
+            if norm[i, j] >= 0.01:
+                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=5,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    write_bytes(path, buf.getvalue())

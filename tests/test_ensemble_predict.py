@@ -1,0 +1,129 @@
+"""Probability averaging over members and views, stage labels, and member weights."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from configs import FLIP_PERMUTATION
+from data_prep.layout import read_label_map, read_rgb
+from ensemble.members import load_manifest
+from ensemble.predict import ImageItem, predict, predict_probs
+from ensemble.tta import build_views
+from ensemble.weights import (WeightsError, fit_weights, load_weights, save_weights, score_weights,
+                              uniform_weights)
+from ensemble_fixtures import PaletteModel, make_image_folder, make_face_dataset, member, write_manifest
+from tuning.metrics import confusion_matrix, scores_from_confusion
+
+
+@pytest.fixture(scope="module")
+def two_members(tmp_path_factory):
+    """Two tiny smp members with different normalisation."""
+    folder = tmp_path_factory.mktemp("models")
+    path = write_manifest(folder, [{}, {"arch": "Unet", "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}])
+    return load_manifest(path).members
+
+
+def _hand_probs(m, image: np.ndarray, flip: bool = False) -> torch.Tensor:
+    x = (image.astype(np.float32) / 255 - np.float32(m.mean)) / np.float32(m.std)
+    x = torch.from_numpy(x.transpose(2, 0, 1).copy())[None]
+    with torch.no_grad():
+        if not flip:
+            return torch.softmax(m.model(x), 1)[0]
+        return torch.softmax(m.model(x.flip(-1)), 1).flip(-1)[0, FLIP_PERMUTATION]
+
+
+def test_average_of_two_members_equals_hand_computed_average(two_members, tmp_path):
+    make_image_folder(tmp_path, [(64, 64)])
+    item = ImageItem("0", tmp_path / "0.png")
+    image = read_rgb(item.path)
+    p0, p1 = (_hand_probs(m, image) for m in two_members)
+    assert (p0 - p1).abs().max() > 0.1  # the members really disagree
+
+    (_, probs), = predict_probs(two_members, [0.3, 0.7], [item], build_views("none"), progress=False)
+    assert probs.shape == (19, 64, 64) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs, (0.3 * p0 + 0.7 * p1).numpy(), atol=1e-5)
+
+    # With flip TTA each member's two views are averaged first (weights normalised: 1:1).
+    (_, probs), = predict_probs(two_members, [2.0, 2.0], [item], build_views("flip"), progress=False)
+    hand = sum(0.5 * (_hand_probs(m, image) + _hand_probs(m, image, flip=True)) for m in two_members) / 2
+    np.testing.assert_allclose(probs, hand.numpy(), atol=1e-5)
+
+
+def test_probabilities_come_back_at_each_images_own_size(two_members, tmp_path):
+    sizes = [(64, 64), (37, 90), (120, 50)]
+    make_image_folder(tmp_path, sizes)
+    items = [ImageItem(str(i), tmp_path / f"{i}.png") for i in range(3)]
+    # Members at different resolutions average at the larger one, then resize to each image.
+    wide = [two_members[0], member(PaletteModel(), "palette", image_size=96)]
+    out = list(predict(wide, [1, 1], items, build_views("flip"), batch_size=2, progress=False))
+    assert [p.stem for p in out] == ["0", "1", "2"]
+    for pred, size in zip(out, sizes):
+        assert pred.probs.shape == (19, *size) and pred.size == size
+        np.testing.assert_allclose(pred.probs.sum(0), 1.0, atol=1e-4)
+
+
+def test_stage_labels_are_each_member_alone_and_the_plain_ensemble(two_members, tmp_path):
+    make_image_folder(tmp_path, [(64, 64), (48, 80)])
+    items = [ImageItem(str(i), tmp_path / f"{i}.png") for i in range(2)]
+    views = build_views("flip")
+    out = list(predict(two_members, [1, 1], items, views, track_stages=True, progress=False))
+    for m in two_members:
+        alone = list(predict_probs([m], [1], items, build_views("none"), progress=False))
+        for pred, (_, p) in zip(out, alone):
+            np.testing.assert_array_equal(pred.stage_labels[f"member:{m.name}"], p.argmax(0))
+    plain = list(predict_probs(two_members, [1, 1], items, build_views("none"), progress=False))
+    for pred, (_, p) in zip(out, plain):
+        np.testing.assert_array_equal(pred.stage_labels["ensemble"], p.argmax(0))
+
+
+def test_score_weights_follow_validation_f1(two_members):
+    w = score_weights(two_members)  # val_f1 0.5 and 0.6
+    assert w == pytest.approx({"m0": 0.5 / 1.1, "m1": 0.6 / 1.1})
+    assert uniform_weights(two_members) == {"m0": 0.5, "m1": 0.5}
+    two_members[0].val_f1, saved = None, two_members[0].val_f1
+    try:
+        with pytest.raises(WeightsError, match=r"\['m0'\] have no positive val_f1"):
+            score_weights(two_members)
+    finally:
+        two_members[0].val_f1 = saved
+
+
+def _mean_f1(members, weights, items, gts) -> float:
+    cm = sum(confusion_matrix(torch.from_numpy(p.argmax(0)), torch.from_numpy(g))
+             for (_, p), g in zip(predict_probs(members, weights, items, build_views("none"), progress=False), gts))
+    return scores_from_confusion(cm.numpy())["f1"]
+
+
+def test_optimized_weights_not_worse_than_uniform_on_the_split_they_were_fitted_on(two_members, tmp_path):
+    prep = make_face_dataset(tmp_path / "prep", {"val": 4}, size=64)
+    ids = prep.split_ids("val")
+    items = [ImageItem(i, prep.image_path(i)) for i in ids]
+    masks = [prep.mask_path(i) for i in ids]
+    # One good parser among two random ones: uniform weights let the random ones spoil it.
+    members = [two_members[0], member(PaletteModel(), "palette"), two_members[1]]
+    fit = fit_weights(members, items, masks, build_views("none"), resolution=64, progress=False)
+    assert fit.f1_fitted >= fit.f1_uniform
+    assert fit.weights["palette"] > max(fit.weights["m0"], fit.weights["m1"])
+    assert sum(fit.weights.values()) == pytest.approx(1.0)
+    gts = [read_label_map(p) for p in masks]
+    fitted = [fit.weights[m.name] for m in members]
+    f1_fitted, f1_uniform = _mean_f1(members, fitted, items, gts), _mean_f1(members, [1, 1, 1], items, gts)
+    assert f1_fitted >= f1_uniform
+    assert f1_fitted == pytest.approx(fit.f1_fitted, abs=1e-6)  # same resolution: same score
+
+    save_weights(tmp_path / "member_weights.json", fit)
+    assert load_weights(tmp_path / "member_weights.json", members) == pytest.approx(fit.weights)
+    with pytest.raises(WeightsError, match="the manifest has"):
+        load_weights(tmp_path / "member_weights.json", members[:2])
+
+
+def test_stages_run_the_plain_view_even_when_tta_leaves_it_out(two_members, tmp_path):
+    make_image_folder(tmp_path, [(64, 64)])
+    items = [ImageItem("0", tmp_path / "0.png")]
+    views = build_views("flip+scale", [0.5, 1.5])  # no identity view among them
+    (pred,) = predict(two_members, [1, 1], items, views, track_stages=True, progress=False)
+    ((_, tta),) = predict_probs(two_members, [1, 1], items, views, progress=False)
+    np.testing.assert_allclose(pred.probs, tta, atol=1e-6)  # the extra view is not averaged in
+    (_, plain), = predict_probs(two_members, [1, 1], items, build_views("none"), progress=False)
+    np.testing.assert_array_equal(pred.stage_labels["ensemble"], plain.argmax(0))

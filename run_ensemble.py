@@ -8,9 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from configs.schema import ConfigError, EnsembleConfig, load_config
+from configs.schema import ConfigError, EnsembleConfig, load_config, parse_config
 from ensemble.pipeline import RunError, RunOptions, run
 from ensemble.report import compact_table
 from ensemble.tta import TTA_MODES
@@ -69,11 +67,7 @@ def ensemble_config(args: argparse.Namespace) -> EnsembleConfig:
     post["crf"] |= args.crf
     if args.no_postprocess:
         post.update(smooth="none", remove_small=False, fill_holes=False, grabcut=False, crf=False)
-    try:
-        return EnsembleConfig.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                    for e in err.errors())) from None
+    return parse_config({"ensemble": raw}, source="options").ensemble
 
 
 def main(argv: list[str] | None = None) -> int:

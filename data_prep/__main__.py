@@ -9,6 +9,7 @@ import sys
 COMMANDS = {
     "synth": ("data_prep.synth", "generate a synthetic face dataset in the raw CelebAMask-HQ layout"),
     "celebamask": ("data_prep.celebamask", "raw CelebAMask-HQ tree -> prepared dataset"),
+    "facesynthetics": ("data_prep.facesynthetics", "FaceSynthetics -> prepared dataset"),
 }
 
 

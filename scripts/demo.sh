@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/demo}
 PY=${PY:-.venv/bin/python}
-NUM=${DEMO_FACES:-360}
+NUM=${DEMO_FACES:-400}
 RAW=data/demo/raw
 PREP=data/demo/prepared
 start=$(date +%s)
@@ -19,11 +19,11 @@ if [ -f "$RAW/CelebA-HQ-to-CelebA-mapping.txt" ] && \
   echo "already there (delete $RAW to regenerate)"
 else
   rm -rf "$RAW"
-  $PY -m data_prep synth --out "$RAW" --num "$NUM" --size 192 --seed 0 --workers 2
+  $PY -m data_prep synth --out "$RAW" --num "$NUM" --size 256 --seed 0 --workers 2
 fi
 
-step "2/4 prepare -> $PREP (96 px, seeded split)"
-$PY -m data_prep celebamask --root "$RAW" --out "$PREP" --size 96 --workers 2 \
+step "2/4 prepare -> $PREP (128 px, seeded split)"
+$PY -m data_prep celebamask --root "$RAW" --out "$PREP" --size 128 --workers 2 \
     --val-fraction 0.15 --test-fraction 0.15 --seed 0
 
 step "3/4 tune: Ray Tune + Optuna search on the CPU -> $OUT/models"

@@ -1,0 +1,428 @@
+"""python -m data_prep celebamask: raw CelebAMask-HQ tree -> prepared dataset.
+
+    RAW/CelebA-HQ-img/{i}.jpg  +  RAW/CelebAMask-HQ-mask-anno/{i // 2000}/{i:05d}_{part}.png
+    -> PREP/images/{i}.jpg, PREP/masks/{i}.png, PREP/splits/*.txt, PREP/dataset.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from configs import CLASS_ID, CLASSES, DEFAULT_PAINT_ORDER, NUM_CLASSES
+from configs.classes import validate_paint_order
+from data_prep.atomic import write_image
+from data_prep.layout import DatasetError, PreparedDataset, write_meta, write_splits
+from data_prep.splits import check_fraction, filter_splits, make_splits, read_split_file
+
+SOURCE = "celebamask-hq"
+IMAGE_DIR = "CelebA-HQ-img"
+ANNO_DIR = "CelebAMask-HQ-mask-anno"
+IDS_PER_FOLDER = 2000  # the anno folder of id i is i // 2000
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+MASK_NAME = re.compile(r"^(\d+)_(.+)\.png$", re.IGNORECASE)
+# A JPEG's start/end-of-image markers. OpenCV 4.x decodes a truncated JPEG "successfully" (grey bottom
+# rows) and 5.x still decodes one cut just before the marker, so a missing marker is the cheap sign
+# of a download cut short. 0xFFD9 cannot occur inside entropy-coded data (0xFF is always stuffed).
+JPEG_SOI, JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
+JPEG_TAIL = 4096
+
+
+@dataclass(frozen=True)
+class SampleTask:
+    """One sample to prepare: its raw files and where its outputs go."""
+    sample_id: str
+    image: Path
+    parts: tuple[tuple[int, Path], ...]  # (class id, part mask file), in paint order
+    out: Path                            # the prepared dataset root
+    size: int
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    sample_id: str
+    counts: np.ndarray | None = None  # per-class pixel counts of the written label map
+    reason: str | None = None         # why the sample was skipped
+    reused: bool = False              # finished by an earlier run, left as it was
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading raw files
+
+
+def _decode(path: Path, flags: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read a file's bytes and decode them with OpenCV -> (image, bytes); failures name the file."""
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+        image = cv2.imdecode(data, flags) if data.size else None
+    except OSError as err:
+        raise DatasetError(f"{path}: cannot read ({err.strerror or err})") from None
+    except cv2.error as err:
+        raise DatasetError(f"{path}: not a readable {what} ({err.err or 'OpenCV error'})") from None
+    if image is None:
+        raise DatasetError(f"{path}: not a readable {what}")
+    return image, data
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read a raw face image as uint8 BGR (grey, alpha and 16-bit are converted)."""
+    image, data = _decode(path, cv2.IMREAD_COLOR, "image")
+    if data[:2].tobytes() == JPEG_SOI and JPEG_EOI not in data[-JPEG_TAIL:].tobytes():
+        raise DatasetError(f"{path}: truncated JPEG (no end-of-image marker)")
+    return image
+
+
+def read_part_mask(path: Path) -> np.ndarray:
+    """Read one part mask in any PNG mode (L, LA, RGB, RGBA, P, 1, 16-bit) as a bool array.
+
+    A pixel is set if any colour channel is > 127; where the file has alpha, a transparent pixel
+    (alpha <= 127) is not set (a grey+alpha mask is opaque everywhere, so alpha alone means nothing).
+    """
+    mask, _ = _decode(path, cv2.IMREAD_UNCHANGED, "mask image")
+    if mask.dtype == np.uint16:
+        mask = (mask >> 8).astype(np.uint8)  # compare the high byte: > 127 of 255 scale
+    elif mask.dtype != np.uint8:
+        raise DatasetError(f"{path}: expected an 8- or 16-bit mask, got {mask.dtype}")
+    if mask.ndim == 2:
+        return mask > 127
+    channels = cv2.split(mask)  # contiguous planes: cv2.max over them is far faster than .max(axis=2)
+    colour = channels[0]
+    for channel in channels[1:3]:
+        colour = cv2.max(colour, channel)
+    is_set = colour > 127
+    if len(channels) == 4:
+        is_set &= channels[3] > 127
+    return is_set
+
+
+def build_label_map(parts: Iterable[tuple[int, Path]]) -> np.ndarray:
+    """Stack part masks (class id, file), given in paint order, into a uint8 label map: later wins."""
+    label = None
+    first = None
+    for class_id, path in parts:
+        is_set = read_part_mask(path)
+        if label is None:
+            label, first = np.zeros(is_set.shape, dtype=np.uint8), path
+        elif is_set.shape != label.shape:
+            raise DatasetError(f"{path}: mask is {is_set.shape[1]}x{is_set.shape[0]} but "
+                               f"{first.name} is {label.shape[1]}x{label.shape[0]}")
+        np.putmask(label, is_set, class_id)
+    if label is None:
+        raise DatasetError("no part masks to stack")
+    return label
+
+
+def resize_image(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize to size x size: area averaging when shrinking (no aliasing), bilinear when growing."""
+    h, w = image.shape[:2]
+    if (h, w) == (size, size):
+        return image
+    shrink = size < h or size < w
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def resize_label_map(label: np.ndarray, size: int) -> np.ndarray:
+    """Resize a label map to size x size with nearest neighbour (never invents IDs).
+
+    INTER_NEAREST_EXACT rather than INTER_NEAREST: it samples pixel centres (as PIL's NEAREST does);
+    INTER_NEAREST floors x * scale and drifts by up to half a source pixel at non-integer ratios.
+    """
+    if label.shape == (size, size):
+        return label
+    return cv2.resize(label, (size, size), interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding samples
+
+
+def find_images(root: Path) -> dict[int, Path]:
+    """Map id -> image file under RAW/CelebA-HQ-img ({id}.jpg; .jpeg/.png also accepted)."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: raw dataset root not found (expected a folder holding "
+                                f"{IMAGE_DIR}/ and {ANNO_DIR}/)")
+    image_dir = root / IMAGE_DIR
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"{image_dir}: image folder not found (expected the raw CelebAMask-HQ "
+                                f"layout {IMAGE_DIR}/{{id}}.jpg)")
+    images: dict[int, Path] = {}
+    duplicates: set[int] = set()
+    for path in image_dir.iterdir():
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.stem.isdigit() and path.is_file():
+            sample_id = int(path.stem)
+            if sample_id in images:
+                duplicates.add(sample_id)
+            images[sample_id] = path
+    if duplicates:
+        raise ValueError(f"{image_dir}: several image files for id(s) {sorted(duplicates)[:10]}; "
+                         f"expected one {{id}}.jpg per id")
+    if not images:
+        raise ValueError(f"{image_dir}: no images named {{id}}.jpg found")
+    return images
+
+
+def find_masks(root: Path, ids: Iterable[int]) -> tuple[dict[int, dict[str, Path]], list[str]]:
+    """Map id -> {part: file} from RAW/CelebAMask-HQ-mask-anno/{id // 2000}/, plus warnings.
+
+    One directory listing per anno folder instead of 18 existence checks per id.
+    """
+    anno = root / ANNO_DIR
+    if not anno.is_dir():
+        raise FileNotFoundError(f"{anno}: mask folder not found (expected {ANNO_DIR}/{{id // 2000}}/"
+                                f"{{id:05d}}_{{part}}.png)")
+    wanted = set(ids)
+    folders = sorted({i // IDS_PER_FOLDER for i in wanted})
+    present = [k for k in folders if (anno / str(k)).is_dir()]
+    if not present:
+        raise FileNotFoundError(f"{anno}: none of the mask folders {folders[:5]}... found "
+                                f"(expected {ANNO_DIR}/{{id // {IDS_PER_FOLDER}}}/)")
+    masks: dict[int, dict[str, Path]] = {}
+    ignored: list[str] = []
+    for k in present:
+        for entry in (anno / str(k)).iterdir():
+            match = MASK_NAME.match(entry.name)
+            if match is None:
+                ignored.append(entry.name)
+                continue
+            sample_id, part = int(match.group(1)), match.group(2)
+            if part not in CLASS_ID or part == CLASSES[0] or sample_id // IDS_PER_FOLDER != k:
+                ignored.append(f"{k}/{entry.name}")
+                continue
+            if sample_id in wanted:
+                masks.setdefault(sample_id, {})[part] = entry
+    warnings = []
+    if ignored:
+        warnings.append(f"{anno}: ignored {len(ignored)} file(s) that are not {{id:05d}}_{{part}}.png "
+                        f"of a known part in folder id // {IDS_PER_FOLDER} (e.g. {ignored[0]})")
+    return masks, warnings
+
+
+def _missing_masks_reason(root: Path, sample_id: int) -> str:
+    folder = root / ANNO_DIR / str(sample_id // IDS_PER_FOLDER)
+    if not folder.is_dir():
+        return f"{folder}: mask folder not found (no part masks for this image)"
+    return f"{folder}: no part masks {sample_id:05d}_{{part}}.png for this image"
+
+
+# ---------------------------------------------------------------------------------------------
+# One sample
+
+
+def _finished_counts(mask_path: Path, size: int) -> np.ndarray | None:
+    """Class pixel counts of a label map an earlier run wrote, or None if it must be redone."""
+    data = np.fromfile(str(mask_path), dtype=np.uint8)
+    label = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if label is None or label.dtype != np.uint8 or label.shape != (size, size):
+        return None  # written for another --size (or not by us): prepare it again
+    counts = np.bincount(label.ravel(), minlength=256)
+    if counts[NUM_CLASSES:].any():
+        return None
+    return counts[:NUM_CLASSES]
+
+
+def process_sample(task: SampleTask) -> SampleResult:
+    """Prepare one sample (image, then label map last) or say why it was skipped."""
+    prep = PreparedDataset(task.out)
+    image_out, mask_out = prep.image_path(task.sample_id), prep.mask_path(task.sample_id)
+    # Every file is written atomically and the mask last, so both existing = finished.
+    if image_out.exists() and mask_out.exists():
+        counts = _finished_counts(mask_out, task.size)
+        if counts is not None:
+            return SampleResult(task.sample_id, counts=counts, reused=True)
+    try:
+        image = read_image(task.image)
+        label = build_label_map(task.parts)
+        (ih, iw), (mh, mw) = image.shape[:2], label.shape
+        if abs(iw / ih - mw / mh) > 0.01:
+            raise DatasetError(f"{task.image}: image is {iw}x{ih} but its masks are {mw}x{mh} "
+                               f"(different aspect ratios)")
+    except DatasetError as err:
+        # An image left by a killed run must not outlive the sample it belonged to.
+        image_out.unlink(missing_ok=True)
+        mask_out.unlink(missing_ok=True)
+        return SampleResult(task.sample_id, reason=str(err))
+    image = cv2.cvtColor(resize_image(image, task.size), cv2.COLOR_BGR2RGB)
+    label = resize_label_map(label, task.size)
+    write_image(image_out, image)
+    write_image(mask_out, label)
+    return SampleResult(task.sample_id, counts=np.bincount(label.ravel(), minlength=NUM_CLASSES))
+
+
+def _init_worker() -> None:
+    # The processes are the parallelism; OpenCV's own thread pool in each would oversubscribe cores.
+    cv2.setNumThreads(1)
+
+
+def _run(tasks: Sequence[SampleTask], workers: int, progress: bool) -> Iterable[SampleResult]:
+    bar = tqdm(total=len(tasks), desc="celebamask", unit="img", disable=not progress, smoothing=0.05)
+    with bar:
+        if workers <= 1:
+            for task in tasks:
+                yield process_sample(task)
+                bar.update()
+            return
+        # Chunks amortise inter-process overhead; several per worker keep the load balanced.
+        chunksize = max(1, min(64, len(tasks) // (workers * 8)))
+        # spawn, not fork: a forked child inherits OpenCV's thread-pool state without its threads
+        # and hangs in its first parallel OpenCV call once the parent has used that pool.
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(workers, initializer=_init_worker) as pool:
+            for result in pool.imap_unordered(process_sample, tasks, chunksize=chunksize):
+                yield result
+                bar.update()
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole dataset
+
+
+def _check_existing(prep: PreparedDataset, size: int, order: tuple[str, ...]) -> None:
+    """Refuse to mix outputs of another --size or --paint-order into a finished dataset."""
+    if not prep.meta_path.is_file():
+        return
+    try:
+        meta = json.loads(prep.meta_path.read_text())
+    except (OSError, ValueError):
+        return  # unreadable: it is rewritten at the end
+    if meta.get("source") != SOURCE:
+        return
+    if meta.get("size") != size or tuple(meta.get("paint_order", order)) != order:
+        raise ValueError(f"{prep.meta_path}: this folder was prepared with size {meta.get('size')} "
+                         f"and paint order {','.join(meta.get('paint_order', []))}; its finished "
+                         f"samples would be reused as they are, so use a new --out")
+
+
+def _remove_stale_temp_files(prep: PreparedDataset) -> None:
+    """Temp files of a killed run's atomic writes (data_prep.atomic names them .NAME.*.tmp)."""
+    for folder in (prep.images, prep.masks):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+
+def prepare(root: str | Path, out: str | Path, *, size: int = 512, workers: int = 1,
+            split_file: str | Path | None = None, val_fraction: float = 0.1,
+            test_fraction: float | None = None, seed: int = 0,
+            paint_order: Sequence[str] | None = None, limit: int | None = None,
+            progress: bool = True) -> dict:
+    """Prepare a raw CelebAMask-HQ tree into a prepared dataset; returns dataset.json's content.
+
+    Re-running over the same output reuses finished samples. test_fraction defaults to 0.1 and
+    cannot be given with split_file (ids not listed there are the test split).
+    """
+    root, out = Path(root), Path(out)
+    if size < 1:
+        raise ValueError(f"size must be a positive number of pixels, got {size}")
+    order = validate_paint_order(paint_order if paint_order is not None else DEFAULT_PAINT_ORDER)
+    check_fraction("val_fraction", val_fraction)
+    if split_file is not None and test_fraction is not None:
+        raise ValueError("give either a split file (unlisted ids are the test split) or a test fraction, not both")
+    test_fraction = 0.1 if test_fraction is None else check_fraction("test_fraction", test_fraction)
+    train_ids = read_split_file(split_file) if split_file is not None else None
+
+    images = find_images(root)
+    ids = sorted(images)[:limit] if limit is not None else sorted(images)
+    masks, warnings = find_masks(root, ids)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if train_ids is not None and not set(train_ids) & set(ids):
+        print(f"warning: {split_file}: none of its ids has an image; every sample goes to test",
+              file=sys.stderr)
+
+    prep = PreparedDataset(out)
+    _check_existing(prep, size, order)
+    _remove_stale_temp_files(prep)
+    rank = {name: position for position, name in enumerate(order)}
+    tasks = [
+        SampleTask(
+            sample_id=str(i), image=images[i], out=out, size=size,
+            parts=tuple((CLASS_ID[part], path)
+                        for part, path in sorted(masks[i].items(), key=lambda kv: rank[kv[0]])),
+        )
+        for i in ids if i in masks
+    ]
+
+    pixel_counts = np.zeros(NUM_CLASSES, dtype=np.int64)
+    done: list[str] = []
+    skipped = [{"id": str(i), "reason": _missing_masks_reason(root, i)} for i in ids if i not in masks]
+    reused = 0
+    for result in _run(tasks, workers, progress):
+        if result.reason is not None:
+            skipped.append({"id": result.sample_id, "reason": result.reason})
+            continue
+        done.append(result.sample_id)
+        pixel_counts += result.counts
+        reused += result.reused
+    skipped.sort(key=lambda s: int(s["id"]))
+
+    # Split all candidate ids, then drop the skipped ones: a bad sample must not reshuffle the rest.
+    splits = filter_splits(make_splits(ids, train_ids=train_ids, val_fraction=val_fraction,
+                                       test_fraction=test_fraction, seed=seed), done)
+    split_info = {"method": "file" if split_file is not None else "random",
+                  "val_fraction": val_fraction, "seed": seed}
+    if split_file is not None:
+        split_info["split_file"] = str(Path(split_file).resolve())
+    else:
+        split_info["test_fraction"] = test_fraction
+    write_splits(prep, splits)
+    meta = write_meta(prep, source=SOURCE, size=size, splits=splits, pixel_counts=pixel_counts,
+                      skipped=skipped, extra={"root": str(root.resolve()), "paint_order": list(order),
+                                              "split": split_info})
+    counts = ", ".join(f"{name} {n}" for name, n in meta["counts"].items())
+    print(f"{SOURCE}: {len(done)} samples ({counts}), {len(skipped)} skipped"
+          f"{' (reasons in dataset.json)' if skipped else ''}, {reused} reused from an earlier run "
+          f"-> {out}")
+    if not done:
+        raise ValueError(f"{root}: no sample could be prepared; first reason: {skipped[0]['reason']}")
+    return meta
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _paint_order(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", type=Path, required=True,
+                        help=f"raw CelebAMask-HQ folder holding {IMAGE_DIR}/ and {ANNO_DIR}/")
+    parser.add_argument("--out", type=Path, required=True, help="prepared dataset folder to write")
+    parser.add_argument("--size", type=_positive_int, default=512, help="output side in pixels (default 512)")
+    parser.add_argument("--workers", type=_positive_int, default=1, help="processes (default 1)")
+    parser.add_argument("--split-file", type=Path, default=None,
+                        help="training ids, one int per line: listed -> train, the rest -> test")
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="fraction of the training ids (with --split-file) or of all ids -> val (default 0.1)")
+    parser.add_argument("--test-fraction", type=float, default=None,
+                        help="fraction of all ids -> test, without --split-file (default 0.1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random split (default 0)")
+    parser.add_argument("--paint-order", type=_paint_order, default=None,
+                        help="comma-separated part names, later wins (default: "
+                             + ",".join(DEFAULT_PAINT_ORDER) + ")")
+    parser.add_argument("--limit", type=_positive_int, default=None,
+                        help="prepare only the first N ids (numeric order)")
+
+
+def main(args: argparse.Namespace) -> int:
+    prepare(args.root, args.out, size=args.size, workers=args.workers, split_file=args.split_file,
+            val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed,
+            paint_order=args.paint_order, limit=args.limit)
+    return 0

@@ -1,0 +1,369 @@
+"""python -m data_prep facesynthetics: Microsoft FaceSynthetics -> prepared dataset.
+
+    ROOT/{id:06d}.png + ROOT/{id:06d}_seg.png   (ROOT/{id:06d}_ldmks.txt is not used)
+    -> PREP/images/{id}.jpg, PREP/masks/{id}.png, PREP/splits/*.txt, PREP/dataset.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import re
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from configs import CLASS_ID, FLIP_LUT, IGNORE_INDEX, NUM_CLASSES
+from data_prep.atomic import write_image
+# Private helpers of the CelebAMask-HQ importer reused as they are (they should become public).
+from data_prep.celebamask import (_decode, _init_worker, _positive_int, _remove_stale_temp_files,
+                                  read_image, resize_image, resize_label_map)
+from data_prep.layout import DatasetError, PreparedDataset, write_meta, write_splits
+from data_prep.splits import check_fraction, filter_splits, id_sort_key, make_splits, sorted_ids
+
+SOURCE = "facesynthetics"
+IMAGE_NAME = re.compile(r"^(\d+)\.png$", re.IGNORECASE)
+SEG_NAME = re.compile(r"^(\d+)_seg\.png$", re.IGNORECASE)
+
+# FaceSynthetics' label IDs, from the dataset README (github.com/microsoft/FaceSynthetics).
+FS_LABELS: dict[int, str] = {
+    0: "BACKGROUND", 1: "SKIN", 2: "NOSE", 3: "RIGHT_EYE", 4: "LEFT_EYE", 5: "RIGHT_BROW",
+    6: "LEFT_BROW", 7: "RIGHT_EAR", 8: "LEFT_EAR", 9: "MOUTH_INTERIOR", 10: "TOP_LIP",
+    11: "BOTTOM_LIP", 12: "NECK", 13: "HAIR", 14: "BEARD", 15: "CLOTHING", 16: "GLASSES",
+    17: "HEADWEAR", 18: "FACEWEAR", 255: "IGNORE",
+}
+
+# FaceSynthetics name -> our class name; None = ignore (IGNORE_INDEX, no loss, no metric).
+#
+# Left/right: RIGHT_* is taken as the subject's right, as CelebAMask-HQ's r_* is. The README does
+# not say which; the labels are rendered from a 3D head model whose parts are named anatomically
+# (the model's own left and right), and independent FaceSynthetics->CelebAMask-HQ converters on
+# GitHub map RIGHT_EYE->r_eye the same way. dataset.json's "left_right_check" counts, per sample,
+# whether r_eye lies on the image's left (the subject's right in a frontal photo), so a user sees
+# on the real data whether the convention holds; --swap-lr flips it.
+FS_TO_CLASS: dict[str, str | None] = {
+    "BACKGROUND": "background",
+    "SKIN": "skin",
+    "NOSE": "nose",
+    "RIGHT_EYE": "r_eye",
+    "LEFT_EYE": "l_eye",
+    "RIGHT_BROW": "r_brow",
+    "LEFT_BROW": "l_brow",
+    "RIGHT_EAR": "r_ear",
+    "LEFT_EAR": "l_ear",
+    "MOUTH_INTERIOR": "mouth",
+    "TOP_LIP": "u_lip",
+    "BOTTOM_LIP": "l_lip",
+    "NECK": "neck",
+    "HAIR": "hair",
+    "BEARD": "skin",      # CelebAMask-HQ annotates facial hair as skin
+    "CLOTHING": "cloth",
+    "GLASSES": "eye_g",   # opaque lenses are GLASSES there; transparent ones show what is behind
+    "HEADWEAR": "hat",
+    # Masks, scarves over the face: CelebAMask-HQ has no such class. As skin it would teach that
+    # fabric is skin; as cloth, that cloth grows over the mouth and nose. No label is the honest one.
+    "FACEWEAR": None,
+    "IGNORE": None,
+}
+
+# Fewer eye pixels than this on either side: the left/right check does not vote for the sample.
+LR_CHECK_MIN_PIXELS = 4
+# Share of the deciding samples with r_eye on the image's right above which the labels look mirrored.
+LR_WARN_SHARE = 0.75
+
+
+def class_lut(swap_lr: bool = False) -> np.ndarray:
+    """256-entry uint8 table: FaceSynthetics label -> our class ID (IGNORE_INDEX for ignored labels).
+
+    Values FaceSynthetics does not define also map to IGNORE_INDEX; process_sample refuses them first.
+    """
+    lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    for fs_id, fs_name in FS_LABELS.items():
+        name = FS_TO_CLASS[fs_name]
+        lut[fs_id] = IGNORE_INDEX if name is None else CLASS_ID[name]
+    # The class table's flip permutation is exactly the l_/r_ swap (and keeps 255 as it is).
+    return FLIP_LUT[lut] if swap_lr else lut
+
+
+def label_mapping(swap_lr: bool = False) -> dict[str, str]:
+    """FaceSynthetics name -> our class name ("ignore" for IGNORE_INDEX), as written to dataset.json."""
+    lut = class_lut(swap_lr)
+    names = {CLASS_ID[n]: n for n in CLASS_ID} | {IGNORE_INDEX: "ignore"}
+    return {fs_name: names[int(lut[fs_id])] for fs_id, fs_name in FS_LABELS.items()}
+
+
+@dataclass(frozen=True)
+class SampleTask:
+    """One sample to prepare: its raw files and where its outputs go."""
+    sample_id: str
+    image: Path
+    seg: Path
+    out: Path  # the prepared dataset root
+    size: int
+    swap_lr: bool
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    sample_id: str
+    counts: np.ndarray | None = None  # (256,) pixel counts of the written label map (255 = ignore)
+    lr_vote: int = 0                  # +1 r_eye on the image's left, -1 on its right, 0 undecided
+    reason: str | None = None         # why the sample was skipped
+    reused: bool = False              # finished by an earlier run, left as it was
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and checking
+
+
+def read_seg(path: Path) -> np.ndarray:
+    """Read a FaceSynthetics segmentation PNG as a uint8 (H, W) map of FaceSynthetics labels."""
+    seg, _ = _decode(path, cv2.IMREAD_UNCHANGED, "segmentation map")
+    if seg.dtype != np.uint8:
+        raise DatasetError(f"{path}: expected an 8-bit segmentation map, got {seg.dtype}")
+    if seg.ndim == 3:
+        # Grey re-saved as RGB(A) by some tool: identical colour channels still hold the labels.
+        colour = seg[:, :, :3]
+        if not (colour == colour[:, :, :1]).all():
+            raise DatasetError(f"{path}: expected a single-channel label map, got {seg.shape[2]} "
+                               f"different channels")
+        seg = np.ascontiguousarray(colour[:, :, 0])
+    return seg
+
+
+def lr_vote(label: np.ndarray) -> int:
+    """+1: r_eye's centre left of l_eye's in the image (CelebAMask-HQ's way); -1: right; 0: an eye missing."""
+    xs = []
+    for name in ("r_eye", "l_eye"):
+        cols = np.nonzero(label == CLASS_ID[name])[1]
+        if cols.size < LR_CHECK_MIN_PIXELS:
+            return 0
+        xs.append(cols.mean())
+    return 1 if xs[0] < xs[1] else -1 if xs[0] > xs[1] else 0
+
+
+def _finished_label(mask_path: Path, size: int) -> np.ndarray | None:
+    """The label map an earlier run wrote, or None if it must be redone.
+
+    Unlike celebamask's check, IGNORE_INDEX is a valid value here.
+    """
+    data = np.fromfile(str(mask_path), dtype=np.uint8)
+    label = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if label is None or label.dtype != np.uint8 or label.shape != (size, size):
+        return None  # written for another --size (or not by us): prepare it again
+    counts = np.bincount(label.ravel(), minlength=256)
+    counts[IGNORE_INDEX] = 0
+    if counts[NUM_CLASSES:].any():
+        return None
+    return label
+
+
+def _result(sample_id: str, label: np.ndarray, reused: bool = False) -> SampleResult:
+    return SampleResult(sample_id, counts=np.bincount(label.ravel(), minlength=256),
+                        lr_vote=lr_vote(label), reused=reused)
+
+
+def process_sample(task: SampleTask) -> SampleResult:
+    """Prepare one sample (image, then label map last) or say why it was skipped."""
+    prep = PreparedDataset(task.out)
+    image_out, mask_out = prep.image_path(task.sample_id), prep.mask_path(task.sample_id)
+    # Every file is written atomically and the mask last, so both existing = finished.
+    if image_out.exists() and mask_out.exists():
+        label = _finished_label(mask_out, task.size)
+        if label is not None:
+            return _result(task.sample_id, label, reused=True)
+    try:
+        image = read_image(task.image)
+        seg = read_seg(task.seg)
+        if image.shape[:2] != seg.shape:
+            raise DatasetError(f"{task.seg}: segmentation map is {seg.shape[1]}x{seg.shape[0]} but "
+                               f"{task.image.name} is {image.shape[1]}x{image.shape[0]}")
+        present = np.flatnonzero(np.bincount(seg.ravel(), minlength=256))
+        unknown = [int(v) for v in present if int(v) not in FS_LABELS]
+        if unknown:
+            raise DatasetError(f"{task.seg}: label value(s) {unknown[:10]} are not FaceSynthetics "
+                               f"labels (expected 0..18 or 255)")
+    except DatasetError as err:
+        # An image left by a killed run must not outlive the sample it belonged to.
+        image_out.unlink(missing_ok=True)
+        mask_out.unlink(missing_ok=True)
+        return SampleResult(task.sample_id, reason=str(err))
+    label = resize_label_map(class_lut(task.swap_lr)[seg], task.size)
+    write_image(image_out, cv2.cvtColor(resize_image(image, task.size), cv2.COLOR_BGR2RGB))
+    write_image(mask_out, label)
+    return _result(task.sample_id, label)
+
+
+def _run(fn: Callable[[SampleTask], SampleResult], tasks: Sequence[SampleTask], workers: int,
+         progress: bool, desc: str) -> Iterable[SampleResult]:
+    """Run fn over tasks in a process pool (in-process for one worker) with a progress bar."""
+    bar = tqdm(total=len(tasks), desc=desc, unit="img", disable=not progress, smoothing=0.05)
+    with bar:
+        if workers <= 1:
+            for task in tasks:
+                yield fn(task)
+                bar.update()
+            return
+        # Chunks amortise inter-process overhead; several per worker keep the load balanced.
+        chunksize = max(1, min(64, len(tasks) // (workers * 8)))
+        with multiprocessing.Pool(workers, initializer=_init_worker) as pool:
+            for result in pool.imap_unordered(fn, tasks, chunksize=chunksize):
+                yield result
+                bar.update()
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole dataset
+
+
+def _scan(folder: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """(id -> image file, id -> segmentation file) of the files directly in folder."""
+    images: dict[str, Path] = {}
+    segs: dict[str, Path] = {}
+    for path in folder.iterdir():
+        for pattern, found in ((IMAGE_NAME, images), (SEG_NAME, segs)):
+            match = pattern.match(path.name)
+            if match and path.is_file():
+                found[match.group(1)] = path
+    return images, segs
+
+
+def find_samples(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """Map id -> {id}.png and id -> {id}_seg.png in ROOT (ids keep their zero padding)."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: FaceSynthetics folder not found (expected the unzipped "
+                                f"dataset: {{id:06d}}.png and {{id:06d}}_seg.png files)")
+    images, segs = _scan(root)
+    if images or segs:
+        return images, segs
+    # The zips unpack into a folder of their own (e.g. dataset_1000/): point the user at it.
+    nested = [d for d in sorted(root.iterdir()) if d.is_dir() and any(_scan(d))]
+    hint = f"; did you mean --root {nested[0]}?" if nested else ""
+    raise ValueError(f"{root}: no FaceSynthetics files {{id:06d}}.png / {{id:06d}}_seg.png found{hint}")
+
+
+def _check_existing(prep: PreparedDataset, size: int, swap_lr: bool) -> None:
+    """Refuse to mix outputs of another --size or --swap-lr into a finished dataset."""
+    if not prep.meta_path.is_file():
+        return
+    try:
+        meta = json.loads(prep.meta_path.read_text())
+    except (OSError, ValueError):
+        return  # unreadable: it is rewritten at the end
+    if meta.get("source") != SOURCE:
+        return
+    if meta.get("size") != size or bool(meta.get("swap_lr")) != swap_lr:
+        raise ValueError(f"{prep.meta_path}: this folder was prepared with size {meta.get('size')}"
+                         f"{' and --swap-lr' if meta.get('swap_lr') else ' without --swap-lr'}; its "
+                         f"finished samples would be reused as they are, so use a new --out")
+
+
+def prepare(root: str | Path, out: str | Path, *, size: int = 512, workers: int = 1,
+            val_fraction: float = 0.0, test_fraction: float = 0.0, seed: int = 0,
+            limit: int | None = None, swap_lr: bool = False, progress: bool = True) -> dict:
+    """Prepare an unzipped FaceSynthetics folder into a prepared dataset; returns dataset.json's content.
+
+    Re-running over the same output reuses finished samples. The fractions default to 0 (all
+    train): the dataset is meant as extra training data, and a val split of it would mix synthetic
+    faces into the validation score of a model mixed with real ones.
+    """
+    root, out = Path(root), Path(out)
+    if size < 1:
+        raise ValueError(f"size must be a positive number of pixels, got {size}")
+    check_fraction("val_fraction", val_fraction)
+    check_fraction("test_fraction", test_fraction)
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}")
+
+    images, segs = find_samples(root)
+    ids = sorted_ids(images.keys() | segs.keys())
+    ids = ids[:limit] if limit is not None else ids
+    skipped = []
+    for i in ids:
+        if i not in segs:
+            skipped.append({"id": i, "reason": f"{images[i]}: no segmentation map {i}_seg.png beside it"})
+        elif i not in images:
+            skipped.append({"id": i, "reason": f"{segs[i]}: no image {i}.png beside it"})
+
+    prep = PreparedDataset(out)
+    _check_existing(prep, size, swap_lr)
+    _remove_stale_temp_files(prep)
+    tasks = [SampleTask(i, images[i], segs[i], out, size, swap_lr)
+             for i in ids if i in images and i in segs]
+
+    pixel_counts = np.zeros(256, dtype=np.int64)
+    done: list[str] = []
+    votes = {1: 0, -1: 0, 0: 0}
+    reused = 0
+    for result in _run(process_sample, tasks, workers, progress, desc=SOURCE):
+        if result.reason is not None:
+            skipped.append({"id": result.sample_id, "reason": result.reason})
+            continue
+        done.append(result.sample_id)
+        pixel_counts += result.counts
+        votes[result.lr_vote] += 1
+        reused += result.reused
+    skipped.sort(key=lambda s: id_sort_key(s["id"]))
+
+    # Split all candidate ids, then drop the skipped ones: a bad sample must not reshuffle the rest.
+    splits = filter_splits(make_splits(ids, val_fraction=val_fraction, test_fraction=test_fraction,
+                                       seed=seed), done)
+    lr_check = {"r_eye_on_image_left": votes[1], "r_eye_on_image_right": votes[-1],
+                "undecided": votes[0]}
+    write_splits(prep, splits)
+    # Frequencies over the 19 classes only: ignored pixels (IGNORE, FACEWEAR) carry no label.
+    meta = write_meta(prep, source=SOURCE, size=size, splits=splits,
+                      pixel_counts=pixel_counts[:NUM_CLASSES], skipped=skipped,
+                      extra={"root": str(root.resolve()), "swap_lr": swap_lr,
+                             "label_map": label_mapping(swap_lr),
+                             "ignore_pixels": int(pixel_counts[IGNORE_INDEX]),
+                             "left_right_check": lr_check,
+                             "split": {"method": "random", "val_fraction": val_fraction,
+                                       "test_fraction": test_fraction, "seed": seed}})
+    counts = ", ".join(f"{name} {n}" for name, n in meta["counts"].items())
+    print(f"{SOURCE}: {len(done)} samples ({counts}), {len(skipped)} skipped"
+          f"{' (reasons in dataset.json)' if skipped else ''}, {reused} reused from an earlier run "
+          f"-> {out}")
+    # Real faces vote nearly all one way; only a clear majority is worth a warning.
+    if votes[-1] > LR_WARN_SHARE * (votes[1] + votes[-1]):
+        print(f"warning: in {votes[-1]} of {votes[1] + votes[-1]} samples r_eye lies on the image's "
+              f"right, i.e. the labels look mirrored against CelebAMask-HQ's convention (r_* = the "
+              f"subject's right); prepare again into a new --out "
+              f"{'without' if swap_lr else 'with'} --swap-lr", file=sys.stderr)
+    if not done:
+        raise ValueError(f"{root}: no sample could be prepared; first reason: {skipped[0]['reason']}")
+    return meta
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", type=Path, required=True,
+                        help="unzipped FaceSynthetics folder holding {id:06d}.png and {id:06d}_seg.png")
+    parser.add_argument("--out", type=Path, required=True, help="prepared dataset folder to write")
+    parser.add_argument("--size", type=_positive_int, default=512, help="output side in pixels (default 512)")
+    parser.add_argument("--workers", type=_positive_int, default=1, help="processes (default 1)")
+    parser.add_argument("--val-fraction", type=float, default=0.0,
+                        help="fraction of all ids -> val (default 0: extra training data only)")
+    parser.add_argument("--test-fraction", type=float, default=0.0,
+                        help="fraction of all ids -> test (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random split (default 0)")
+    parser.add_argument("--limit", type=_positive_int, default=None,
+                        help="prepare only the first N ids (numeric order)")
+    parser.add_argument("--swap-lr", action="store_true",
+                        help="map RIGHT_* to l_* and LEFT_* to r_* (if the labels turn out to be the "
+                             "viewer's right; see left_right_check in dataset.json)")
+
+
+def main(args: argparse.Namespace) -> int:
+    prepare(args.root, args.out, size=args.size, workers=args.workers,
+            val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed,
+            limit=args.limit, swap_lr=args.swap_lr)
+    return 0

@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -16,11 +14,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from configs import CLASS_ID, CLASSES, DEFAULT_PAINT_ORDER, NUM_CLASSES
 from configs.classes import validate_paint_order
 from data_prep.atomic import write_image
+from data_prep.importer import (check_reuse, decode, discard_outputs, finished_label, positive_int,
+                               print_summary, read_image, remove_stale_temp_files, resize_image,
+                               resize_label_map, run_tasks)
 from data_prep.layout import DatasetError, PreparedDataset, write_meta, write_splits
 from data_prep.splits import check_fraction, filter_splits, make_splits, read_split_file
 
@@ -30,11 +30,6 @@ ANNO_DIR = "CelebAMask-HQ-mask-anno"
 IDS_PER_FOLDER = 2000  # the anno folder of id i is i // 2000
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MASK_NAME = re.compile(r"^(\d+)_(.+)\.png$", re.IGNORECASE)
-# A JPEG's start/end-of-image markers. OpenCV 4.x decodes a truncated JPEG "successfully" (grey bottom
-# rows) and 5.x still decodes one cut just before the marker, so a missing marker is the cheap sign
-# of a download cut short. 0xFFD9 cannot occur inside entropy-coded data (0xFF is always stuffed).
-JPEG_SOI, JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
-JPEG_TAIL = 4096
 
 
 @dataclass(frozen=True)
@@ -59,35 +54,13 @@ class SampleResult:
 # Reading raw files
 
 
-def _decode(path: Path, flags: int, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read a file's bytes and decode them with OpenCV -> (image, bytes); failures name the file."""
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-        image = cv2.imdecode(data, flags) if data.size else None
-    except OSError as err:
-        raise DatasetError(f"{path}: cannot read ({err.strerror or err})") from None
-    except cv2.error as err:
-        raise DatasetError(f"{path}: not a readable {what} ({err.err or 'OpenCV error'})") from None
-    if image is None:
-        raise DatasetError(f"{path}: not a readable {what}")
-    return image, data
-
-
-def read_image(path: Path) -> np.ndarray:
-    """Read a raw face image as uint8 BGR (grey, alpha and 16-bit are converted)."""
-    image, data = _decode(path, cv2.IMREAD_COLOR, "image")
-    if data[:2].tobytes() == JPEG_SOI and JPEG_EOI not in data[-JPEG_TAIL:].tobytes():
-        raise DatasetError(f"{path}: truncated JPEG (no end-of-image marker)")
-    return image
-
-
 def read_part_mask(path: Path) -> np.ndarray:
     """Read one part mask in any PNG mode (L, LA, RGB, RGBA, P, 1, 16-bit) as a bool array.
 
     A pixel is set if any colour channel is > 127; where the file has alpha, a transparent pixel
     (alpha <= 127) is not set (a grey+alpha mask is opaque everywhere, so alpha alone means nothing).
     """
-    mask, _ = _decode(path, cv2.IMREAD_UNCHANGED, "mask image")
+    mask, _ = decode(path, cv2.IMREAD_UNCHANGED, "mask image")
     if mask.dtype == np.uint16:
         mask = (mask >> 8).astype(np.uint8)  # compare the high byte: > 127 of 255 scale
     elif mask.dtype != np.uint8:
@@ -119,26 +92,6 @@ def build_label_map(parts: Iterable[tuple[int, Path]]) -> np.ndarray:
     if label is None:
         raise DatasetError("no part masks to stack")
     return label
-
-
-def resize_image(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize to size x size: area averaging when shrinking (no aliasing), bilinear when growing."""
-    h, w = image.shape[:2]
-    if (h, w) == (size, size):
-        return image
-    shrink = size < h or size < w
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
-def resize_label_map(label: np.ndarray, size: int) -> np.ndarray:
-    """Resize a label map to size x size with nearest neighbour (never invents IDs).
-
-    INTER_NEAREST_EXACT rather than INTER_NEAREST: it samples pixel centres (as PIL's NEAREST does);
-    INTER_NEAREST floors x * scale and drifts by up to half a source pixel at non-integer ratios.
-    """
-    if label.shape == (size, size):
-        return label
-    return cv2.resize(label, (size, size), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,27 +170,14 @@ def _missing_masks_reason(root: Path, sample_id: int) -> str:
 # One sample
 
 
-def _finished_counts(mask_path: Path, size: int) -> np.ndarray | None:
-    """Class pixel counts of a label map an earlier run wrote, or None if it must be redone."""
-    data = np.fromfile(str(mask_path), dtype=np.uint8)
-    label = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if label is None or label.dtype != np.uint8 or label.shape != (size, size):
-        return None  # written for another --size (or not by us): prepare it again
-    counts = np.bincount(label.ravel(), minlength=256)
-    if counts[NUM_CLASSES:].any():
-        return None
-    return counts[:NUM_CLASSES]
-
-
 def process_sample(task: SampleTask) -> SampleResult:
     """Prepare one sample (image, then label map last) or say why it was skipped."""
     prep = PreparedDataset(task.out)
     image_out, mask_out = prep.image_path(task.sample_id), prep.mask_path(task.sample_id)
-    # Every file is written atomically and the mask last, so both existing = finished.
-    if image_out.exists() and mask_out.exists():
-        counts = _finished_counts(mask_out, task.size)
-        if counts is not None:
-            return SampleResult(task.sample_id, counts=counts, reused=True)
+    label = finished_label(image_out, mask_out, task.size)
+    if label is not None:
+        return SampleResult(task.sample_id, counts=np.bincount(label.ravel(), minlength=NUM_CLASSES),
+                            reused=True)
     try:
         image = read_image(task.image)
         label = build_label_map(task.parts)
@@ -246,9 +186,7 @@ def process_sample(task: SampleTask) -> SampleResult:
             raise DatasetError(f"{task.image}: image is {iw}x{ih} but its masks are {mw}x{mh} "
                                f"(different aspect ratios)")
     except DatasetError as err:
-        # An image left by a killed run must not outlive the sample it belonged to.
-        image_out.unlink(missing_ok=True)
-        mask_out.unlink(missing_ok=True)
+        discard_outputs(image_out, mask_out)
         return SampleResult(task.sample_id, reason=str(err))
     image = cv2.cvtColor(resize_image(image, task.size), cv2.COLOR_BGR2RGB)
     label = resize_label_map(label, task.size)
@@ -257,56 +195,8 @@ def process_sample(task: SampleTask) -> SampleResult:
     return SampleResult(task.sample_id, counts=np.bincount(label.ravel(), minlength=NUM_CLASSES))
 
 
-def _init_worker() -> None:
-    # The processes are the parallelism; OpenCV's own thread pool in each would oversubscribe cores.
-    cv2.setNumThreads(1)
-
-
-def _run(tasks: Sequence[SampleTask], workers: int, progress: bool) -> Iterable[SampleResult]:
-    bar = tqdm(total=len(tasks), desc="celebamask", unit="img", disable=not progress, smoothing=0.05)
-    with bar:
-        if workers <= 1:
-            for task in tasks:
-                yield process_sample(task)
-                bar.update()
-            return
-        # Chunks amortise inter-process overhead; several per worker keep the load balanced.
-        chunksize = max(1, min(64, len(tasks) // (workers * 8)))
-        # spawn, not fork: a forked child inherits OpenCV's thread-pool state without its threads
-        # and hangs in its first parallel OpenCV call once the parent has used that pool.
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(workers, initializer=_init_worker) as pool:
-            for result in pool.imap_unordered(process_sample, tasks, chunksize=chunksize):
-                yield result
-                bar.update()
-
-
 # ---------------------------------------------------------------------------------------------
 # The whole dataset
-
-
-def _check_existing(prep: PreparedDataset, size: int, order: tuple[str, ...]) -> None:
-    """Refuse to mix outputs of another --size or --paint-order into a finished dataset."""
-    if not prep.meta_path.is_file():
-        return
-    try:
-        meta = json.loads(prep.meta_path.read_text())
-    except (OSError, ValueError):
-        return  # unreadable: it is rewritten at the end
-    if meta.get("source") != SOURCE:
-        return
-    if meta.get("size") != size or tuple(meta.get("paint_order", order)) != order:
-        raise ValueError(f"{prep.meta_path}: this folder was prepared with size {meta.get('size')} "
-                         f"and paint order {','.join(meta.get('paint_order', []))}; its finished "
-                         f"samples would be reused as they are, so use a new --out")
-
-
-def _remove_stale_temp_files(prep: PreparedDataset) -> None:
-    """Temp files of a killed run's atomic writes (data_prep.atomic names them .NAME.*.tmp)."""
-    for folder in (prep.images, prep.masks):
-        if folder.is_dir():
-            for tmp in folder.glob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
 
 
 def prepare(root: str | Path, out: str | Path, *, size: int = 512, workers: int = 1,
@@ -339,8 +229,8 @@ def prepare(root: str | Path, out: str | Path, *, size: int = 512, workers: int 
               file=sys.stderr)
 
     prep = PreparedDataset(out)
-    _check_existing(prep, size, order)
-    _remove_stale_temp_files(prep)
+    check_reuse(prep, SOURCE, {"size": size, "paint_order": order})
+    remove_stale_temp_files(prep)
     rank = {name: position for position, name in enumerate(order)}
     tasks = [
         SampleTask(
@@ -355,7 +245,7 @@ def prepare(root: str | Path, out: str | Path, *, size: int = 512, workers: int 
     done: list[str] = []
     skipped = [{"id": str(i), "reason": _missing_masks_reason(root, i)} for i in ids if i not in masks]
     reused = 0
-    for result in _run(tasks, workers, progress):
+    for result in run_tasks(process_sample, tasks, workers, progress, desc="celebamask"):
         if result.reason is not None:
             skipped.append({"id": result.sample_id, "reason": result.reason})
             continue
@@ -377,24 +267,12 @@ def prepare(root: str | Path, out: str | Path, *, size: int = 512, workers: int 
     meta = write_meta(prep, source=SOURCE, size=size, splits=splits, pixel_counts=pixel_counts,
                       skipped=skipped, extra={"root": str(root.resolve()), "paint_order": list(order),
                                               "split": split_info})
-    counts = ", ".join(f"{name} {n}" for name, n in meta["counts"].items())
-    print(f"{SOURCE}: {len(done)} samples ({counts}), {len(skipped)} skipped"
-          f"{' (reasons in dataset.json)' if skipped else ''}, {reused} reused from an earlier run "
-          f"-> {out}")
-    if not done:
-        raise ValueError(f"{root}: no sample could be prepared; first reason: {skipped[0]['reason']}")
+    print_summary(SOURCE, root, out, meta, done, skipped, reused)
     return meta
 
 
 # ---------------------------------------------------------------------------------------------
 # CLI
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def _paint_order(text: str) -> tuple[str, ...]:
@@ -405,8 +283,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", type=Path, required=True,
                         help=f"raw CelebAMask-HQ folder holding {IMAGE_DIR}/ and {ANNO_DIR}/")
     parser.add_argument("--out", type=Path, required=True, help="prepared dataset folder to write")
-    parser.add_argument("--size", type=_positive_int, default=512, help="output side in pixels (default 512)")
-    parser.add_argument("--workers", type=_positive_int, default=1, help="processes (default 1)")
+    parser.add_argument("--size", type=positive_int, default=512, help="output side in pixels (default 512)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="processes (default 1)")
     parser.add_argument("--split-file", type=Path, default=None,
                         help="training ids, one int per line: listed -> train, the rest -> test")
     parser.add_argument("--val-fraction", type=float, default=0.1,
@@ -417,7 +295,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--paint-order", type=_paint_order, default=None,
                         help="comma-separated part names, later wins (default: "
                              + ",".join(DEFAULT_PAINT_ORDER) + ")")
-    parser.add_argument("--limit", type=_positive_int, default=None,
+    parser.add_argument("--limit", type=positive_int, default=None,
                         help="prepare only the first N ids (numeric order)")
 
 

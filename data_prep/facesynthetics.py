@@ -6,23 +6,19 @@
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from configs import CLASS_ID, FLIP_LUT, IGNORE_INDEX, NUM_CLASSES
 from data_prep.atomic import write_image
-# Private helpers of the CelebAMask-HQ importer reused as they are (they should become public).
-from data_prep.celebamask import (_decode, _init_worker, _positive_int, _remove_stale_temp_files,
-                                  read_image, resize_image, resize_label_map)
+from data_prep.importer import (check_reuse, decode, discard_outputs, finished_label, positive_int,
+                               print_summary, read_image, remove_stale_temp_files, resize_image,
+                               resize_label_map, run_tasks)
 from data_prep.layout import DatasetError, PreparedDataset, write_meta, write_splits
 from data_prep.splits import check_fraction, filter_splits, id_sort_key, make_splits, sorted_ids
 
@@ -123,7 +119,7 @@ class SampleResult:
 
 def read_seg(path: Path) -> np.ndarray:
     """Read a FaceSynthetics segmentation PNG as a uint8 (H, W) map of FaceSynthetics labels."""
-    seg, _ = _decode(path, cv2.IMREAD_UNCHANGED, "segmentation map")
+    seg, _ = decode(path, cv2.IMREAD_UNCHANGED, "segmentation map")
     if seg.dtype != np.uint8:
         raise DatasetError(f"{path}: expected an 8-bit segmentation map, got {seg.dtype}")
     if seg.ndim == 3:
@@ -147,22 +143,6 @@ def lr_vote(label: np.ndarray) -> int:
     return 1 if xs[0] < xs[1] else -1 if xs[0] > xs[1] else 0
 
 
-def _finished_label(mask_path: Path, size: int) -> np.ndarray | None:
-    """The label map an earlier run wrote, or None if it must be redone.
-
-    Unlike celebamask's check, IGNORE_INDEX is a valid value here.
-    """
-    data = np.fromfile(str(mask_path), dtype=np.uint8)
-    label = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if label is None or label.dtype != np.uint8 or label.shape != (size, size):
-        return None  # written for another --size (or not by us): prepare it again
-    counts = np.bincount(label.ravel(), minlength=256)
-    counts[IGNORE_INDEX] = 0
-    if counts[NUM_CLASSES:].any():
-        return None
-    return label
-
-
 def _result(sample_id: str, label: np.ndarray, reused: bool = False) -> SampleResult:
     return SampleResult(sample_id, counts=np.bincount(label.ravel(), minlength=256),
                         lr_vote=lr_vote(label), reused=reused)
@@ -172,11 +152,9 @@ def process_sample(task: SampleTask) -> SampleResult:
     """Prepare one sample (image, then label map last) or say why it was skipped."""
     prep = PreparedDataset(task.out)
     image_out, mask_out = prep.image_path(task.sample_id), prep.mask_path(task.sample_id)
-    # Every file is written atomically and the mask last, so both existing = finished.
-    if image_out.exists() and mask_out.exists():
-        label = _finished_label(mask_out, task.size)
-        if label is not None:
-            return _result(task.sample_id, label, reused=True)
+    label = finished_label(image_out, mask_out, task.size, allow_ignore=True)
+    if label is not None:
+        return _result(task.sample_id, label, reused=True)
     try:
         image = read_image(task.image)
         seg = read_seg(task.seg)
@@ -189,32 +167,12 @@ def process_sample(task: SampleTask) -> SampleResult:
             raise DatasetError(f"{task.seg}: label value(s) {unknown[:10]} are not FaceSynthetics "
                                f"labels (expected 0..18 or 255)")
     except DatasetError as err:
-        # An image left by a killed run must not outlive the sample it belonged to.
-        image_out.unlink(missing_ok=True)
-        mask_out.unlink(missing_ok=True)
+        discard_outputs(image_out, mask_out)
         return SampleResult(task.sample_id, reason=str(err))
     label = resize_label_map(class_lut(task.swap_lr)[seg], task.size)
     write_image(image_out, cv2.cvtColor(resize_image(image, task.size), cv2.COLOR_BGR2RGB))
     write_image(mask_out, label)
     return _result(task.sample_id, label)
-
-
-def _run(fn: Callable[[SampleTask], SampleResult], tasks: Sequence[SampleTask], workers: int,
-         progress: bool, desc: str) -> Iterable[SampleResult]:
-    """Run fn over tasks in a process pool (in-process for one worker) with a progress bar."""
-    bar = tqdm(total=len(tasks), desc=desc, unit="img", disable=not progress, smoothing=0.05)
-    with bar:
-        if workers <= 1:
-            for task in tasks:
-                yield fn(task)
-                bar.update()
-            return
-        # Chunks amortise inter-process overhead; several per worker keep the load balanced.
-        chunksize = max(1, min(64, len(tasks) // (workers * 8)))
-        with multiprocessing.Pool(workers, initializer=_init_worker) as pool:
-            for result in pool.imap_unordered(fn, tasks, chunksize=chunksize):
-                yield result
-                bar.update()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,22 +205,6 @@ def find_samples(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     raise ValueError(f"{root}: no FaceSynthetics files {{id:06d}}.png / {{id:06d}}_seg.png found{hint}")
 
 
-def _check_existing(prep: PreparedDataset, size: int, swap_lr: bool) -> None:
-    """Refuse to mix outputs of another --size or --swap-lr into a finished dataset."""
-    if not prep.meta_path.is_file():
-        return
-    try:
-        meta = json.loads(prep.meta_path.read_text())
-    except (OSError, ValueError):
-        return  # unreadable: it is rewritten at the end
-    if meta.get("source") != SOURCE:
-        return
-    if meta.get("size") != size or bool(meta.get("swap_lr")) != swap_lr:
-        raise ValueError(f"{prep.meta_path}: this folder was prepared with size {meta.get('size')}"
-                         f"{' and --swap-lr' if meta.get('swap_lr') else ' without --swap-lr'}; its "
-                         f"finished samples would be reused as they are, so use a new --out")
-
-
 def prepare(root: str | Path, out: str | Path, *, size: int = 512, workers: int = 1,
             val_fraction: float = 0.0, test_fraction: float = 0.0, seed: int = 0,
             limit: int | None = None, swap_lr: bool = False, progress: bool = True) -> dict:
@@ -291,8 +233,8 @@ def prepare(root: str | Path, out: str | Path, *, size: int = 512, workers: int 
             skipped.append({"id": i, "reason": f"{segs[i]}: no image {i}.png beside it"})
 
     prep = PreparedDataset(out)
-    _check_existing(prep, size, swap_lr)
-    _remove_stale_temp_files(prep)
+    check_reuse(prep, SOURCE, {"size": size, "swap_lr": swap_lr})
+    remove_stale_temp_files(prep)
     tasks = [SampleTask(i, images[i], segs[i], out, size, swap_lr)
              for i in ids if i in images and i in segs]
 
@@ -300,7 +242,7 @@ def prepare(root: str | Path, out: str | Path, *, size: int = 512, workers: int 
     done: list[str] = []
     votes = {1: 0, -1: 0, 0: 0}
     reused = 0
-    for result in _run(process_sample, tasks, workers, progress, desc=SOURCE):
+    for result in run_tasks(process_sample, tasks, workers, progress, desc=SOURCE):
         if result.reason is not None:
             skipped.append({"id": result.sample_id, "reason": result.reason})
             continue
@@ -325,18 +267,13 @@ def prepare(root: str | Path, out: str | Path, *, size: int = 512, workers: int 
                              "left_right_check": lr_check,
                              "split": {"method": "random", "val_fraction": val_fraction,
                                        "test_fraction": test_fraction, "seed": seed}})
-    counts = ", ".join(f"{name} {n}" for name, n in meta["counts"].items())
-    print(f"{SOURCE}: {len(done)} samples ({counts}), {len(skipped)} skipped"
-          f"{' (reasons in dataset.json)' if skipped else ''}, {reused} reused from an earlier run "
-          f"-> {out}")
+    print_summary(SOURCE, root, out, meta, done, skipped, reused)
     # Real faces vote nearly all one way; only a clear majority is worth a warning.
     if votes[-1] > LR_WARN_SHARE * (votes[1] + votes[-1]):
         print(f"warning: in {votes[-1]} of {votes[1] + votes[-1]} samples r_eye lies on the image's "
               f"right, i.e. the labels look mirrored against CelebAMask-HQ's convention (r_* = the "
               f"subject's right); prepare again into a new --out "
               f"{'without' if swap_lr else 'with'} --swap-lr", file=sys.stderr)
-    if not done:
-        raise ValueError(f"{root}: no sample could be prepared; first reason: {skipped[0]['reason']}")
     return meta
 
 
@@ -348,14 +285,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", type=Path, required=True,
                         help="unzipped FaceSynthetics folder holding {id:06d}.png and {id:06d}_seg.png")
     parser.add_argument("--out", type=Path, required=True, help="prepared dataset folder to write")
-    parser.add_argument("--size", type=_positive_int, default=512, help="output side in pixels (default 512)")
-    parser.add_argument("--workers", type=_positive_int, default=1, help="processes (default 1)")
+    parser.add_argument("--size", type=positive_int, default=512, help="output side in pixels (default 512)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="processes (default 1)")
     parser.add_argument("--val-fraction", type=float, default=0.0,
                         help="fraction of all ids -> val (default 0: extra training data only)")
     parser.add_argument("--test-fraction", type=float, default=0.0,
                         help="fraction of all ids -> test (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random split (default 0)")
-    parser.add_argument("--limit", type=_positive_int, default=None,
+    parser.add_argument("--limit", type=positive_int, default=None,
                         help="prepare only the first N ids (numeric order)")
     parser.add_argument("--swap-lr", action="store_true",
                         help="map RIGHT_* to l_* and LEFT_* to r_* (if the labels turn out to be the "

@@ -19,15 +19,14 @@ import argparse
 import colorsys
 import functools
 import math
-import multiprocessing
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from configs import CLASS_ID, CLASSES, DEFAULT_PAINT_ORDER, NUM_CLASSES
 from data_prep.atomic import write_image, write_text
+from data_prep.importer import run_tasks
 
 IMAGE_DIR = "CelebA-HQ-img"
 ANNO_DIR = "CelebAMask-HQ-mask-anno"
@@ -921,10 +920,6 @@ def write_face(index: int, out: Path, size: int, seed: int) -> int:
     return written
 
 
-def _init_worker() -> None:
-    cv2.setNumThreads(1)  # one process per core already
-
-
 def _check_args(num: int, size: int, workers: int) -> None:
     if num < 1:
         raise ValueError(f"--num must be >= 1, got {num}")
@@ -962,16 +957,8 @@ def generate(out: str | Path, num: int, size: int = 256, seed: int = 0, workers:
     (out / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
     _remove_stale(out, num)
     job = functools.partial(write_face, out=out, size=size, seed=seed)
-    bar = tqdm(total=num, desc=f"synth faces {size}px", unit="face", disable=not progress)
-    with bar:
-        if workers == 1:
-            for i in range(num):
-                job(i)
-                bar.update()
-        else:
-            with multiprocessing.Pool(workers, initializer=_init_worker) as pool:
-                for _ in pool.imap_unordered(job, range(num), chunksize=max(1, min(4, num // (4 * workers)))):
-                    bar.update()
+    for _ in run_tasks(job, range(num), workers, progress, f"synth faces {size}px"):
+        pass
     write_text(out / MAPPING_FILE,
                MAPPING_HEADER + "\n" + "".join(f"{i} {i} synth_{i:06d}.jpg\n" for i in range(num)))
     return out

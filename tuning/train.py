@@ -49,6 +49,10 @@ def train(cfg: RunConfig, work_dir: Path, *, resume_from: Path | None = None,
         raise ValueError(f"train.batch_size {cfg.train.batch_size} is larger than the train set "
                          f"({len(train_set)} samples)")
     workers = loader_workers(cfg.data.num_workers, cpus)
+    if workers:
+        # The loader processes are the parallelism. Set this in the parent, before the fork:
+        # cv2.setNumThreads inside a forked worker can hang on the pool state it inherited.
+        cv2.setNumThreads(1)
     if cpus is not None:
         torch.set_num_threads(max(1, cpus - workers))
     loader_args = dict(batch_size=cfg.train.batch_size, num_workers=workers, pin_memory=cuda,
@@ -205,7 +209,6 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     seed_transforms(get_worker_info().dataset, seed)
-    cv2.setNumThreads(0)  # the loader's processes are the parallelism; no OpenCV threads on top
 
 
 def _epoch_dir_name(epoch: int | None) -> str | None:

@@ -144,11 +144,24 @@ class _ForwardTimer:
         self.timings.forward_s[name] = self.timings.forward_s.get(name, 0.0) + seconds
 
 
-def view_probs(member: Member, x: torch.Tensor, view: View, timer: _ForwardTimer) -> torch.Tensor:
-    """Softmax probabilities (float32) of one member on one view, mapped back to x's geometry."""
-    logits = timer.run(member.name, member.model, view.forward(x))
-    probs = torch.softmax(logits.float(), dim=1)
-    return view.inverse(probs, tuple(x.shape[-2:]))
+def grouped_view_probs(member: Member, x: torch.Tensor, views: Sequence[View],
+                       timer: _ForwardTimer) -> Iterator[tuple[int, torch.Tensor]]:
+    """(view index, probabilities mapped back to x's geometry) for every view.
+
+    Views whose inputs have one shape (identity and flip; each scale with its flip) are
+    stacked into one forward pass: fewer, larger batches keep the accelerator busy.
+    """
+    inputs = [view.forward(x) for view in views]
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, t in enumerate(inputs):
+        groups.setdefault(tuple(t.shape[-2:]), []).append(i)
+    size = tuple(x.shape[-2:])
+    for members_of_group in groups.values():
+        stacked = torch.cat([inputs[i] for i in members_of_group]) if len(members_of_group) > 1 \
+            else inputs[members_of_group[0]]
+        probs = torch.softmax(timer.run(member.name, member.model, stacked).float(), dim=1)
+        for i, chunk in zip(members_of_group, probs.split(x.shape[0])):
+            yield i, views[i].inverse(chunk, size)
 
 
 def resize_probs(probs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -212,8 +225,9 @@ def _predict_batch(members, w, views, run_views, spec_of, res, track_stages, tim
     stage_labels: list[dict[str, np.ndarray]] = [{} for _ in range(n)]
     for m, member in enumerate(members):
         x = inputs[spec_of[m]]
-        for vi, view in enumerate(run_views):
-            p = resize_probs(view_probs(member, x, view, timer), (res, res))
+        for vi, p in grouped_view_probs(member, x, run_views, timer):
+            view = run_views[vi]
+            p = resize_probs(p, (res, res))
             if vi < len(views):
                 acc.add_(p, alpha=float(w[m]) / len(views))
             if track_stages and view.is_identity:
@@ -269,8 +283,8 @@ def member_probs(members: Sequence[Member], items: Sequence[ImageItem], views: S
             for m, member in enumerate(members):
                 x = inputs[spec_of[m]]
                 acc = torch.zeros(len(index), NUM_CLASSES, resolution, resolution, device=device)
-                for view in views:
-                    acc += resize_probs(view_probs(member, x, view, timer), (resolution, resolution))
+                for _, p in grouped_view_probs(member, x, views, timer):
+                    acc += resize_probs(p, (resolution, resolution))
                 out[m, index] = (acc / len(views)).cpu()
             timer.flush()
     return out

@@ -127,3 +127,32 @@ def test_stages_run_the_plain_view_even_when_tta_leaves_it_out(two_members, tmp_
     np.testing.assert_allclose(pred.probs, tta, atol=1e-6)  # the extra view is not averaged in
     (_, plain), = predict_probs(two_members, [1, 1], items, build_views("none"), progress=False)
     np.testing.assert_array_equal(pred.stage_labels["ensemble"], plain.argmax(0))
+
+
+class _CountingModel(torch.nn.Module):
+    """Wraps a member's model and records the batch shape of every forward pass."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model, self.calls = model, []
+
+    def forward(self, x):
+        self.calls.append(tuple(x.shape))
+        return self.model(x)
+
+
+@pytest.mark.parametrize("mode, expected_calls", [("flip", 1), ("flip+scale", 3)])
+def test_views_of_one_shape_share_one_forward_pass(two_members, tmp_path, mode, expected_calls):
+    make_image_folder(tmp_path, [(64, 64), (64, 64)])
+    items = [ImageItem(str(i), tmp_path / f"{i}.png") for i in range(2)]
+    views = build_views(mode, [0.5, 1.0, 1.5])
+    base = two_members[0]
+    reference = next(predict_probs([base], [1], items, views, batch_size=2, progress=False))[1]
+
+    counting = _CountingModel(base.model)
+    wrapped = member(counting, base.name, image_size=base.image_size, mean=base.mean, std=base.std)
+    got = next(predict_probs([wrapped], [1], items, views, batch_size=2, progress=False))[1]
+    # identity + flip of each scale go through the model together: 2 views x 2 images per call
+    assert len(counting.calls) == expected_calls
+    assert all(shape[0] == 4 for shape in counting.calls)
+    np.testing.assert_allclose(got, reference, atol=1e-5)

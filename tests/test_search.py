@@ -205,3 +205,14 @@ def test_dashboard_listens_on_loopback_only_with_token_auth(tmp_path):
         assert urllib.request.urlopen(req, timeout=5).status == 200
     finally:
         ray.shutdown()
+
+
+def test_relative_storage_becomes_an_absolute_experiment_path(tmp_path, monkeypatch):
+    from tuning.search import experiment_path
+
+    monkeypatch.chdir(tmp_path)
+    cfg = parse_config({"resources": {"storage": "runs/ray"}})
+    assert experiment_path(cfg, "demo") == str(tmp_path / "runs" / "ray" / "demo")
+    assert ray.tune.Tuner.can_restore(experiment_path(cfg, "demo")) is False
+    cfg = parse_config({"resources": {"storage": "s3://bucket/runs/"}})
+    assert experiment_path(cfg, "demo") == "s3://bucket/runs/demo"

@@ -29,7 +29,8 @@ def is_uri(storage: str) -> bool:
 
 def experiment_path(cfg: RunConfig, name: str) -> str:
     storage = cfg.resources.storage
-    return f"{storage.rstrip('/')}/{name}" if is_uri(storage) else str(Path(storage) / name)
+    # Ray reads a local path without a scheme only when it is absolute.
+    return f"{storage.rstrip('/')}/{name}" if is_uri(storage) else str(Path(storage).resolve() / name)
 
 
 def where() -> str:

@@ -216,3 +216,15 @@ def test_relative_storage_becomes_an_absolute_experiment_path(tmp_path, monkeypa
     assert ray.tune.Tuner.can_restore(experiment_path(cfg, "demo")) is False
     cfg = parse_config({"resources": {"storage": "s3://bucket/runs/"}})
     assert experiment_path(cfg, "demo") == "s3://bucket/runs/demo"
+
+
+def test_cli_makes_local_paths_absolute_for_trials_in_their_own_directories(tmp_path, monkeypatch):
+    from tuning.__main__ import _search_parser, apply_cli
+
+    monkeypatch.chdir(tmp_path)
+    args = _search_parser().parse_args(["--config", "x.yaml", "--data", "prep", "--storage", "runs/ray"])
+    cfg = apply_cli(parse_config({}), args)
+    assert cfg.resources.storage == str(tmp_path / "runs" / "ray")
+    assert [d.path for d in cfg.data.datasets] == [tmp_path / "prep"]
+    args = _search_parser().parse_args(["--config", "x.yaml", "--storage", "s3://b/runs"])
+    assert apply_cli(parse_config({}), args).resources.storage == "s3://b/runs"

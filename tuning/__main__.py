@@ -51,9 +51,12 @@ def apply_cli(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
     if args.data:
         overrides["data.datasets"] = [{"path": str(p)} for p in args.data]
     cfg = cfg.with_overrides(overrides) if overrides else cfg
-    # Ray runs each trial in its own directory: make every path absolute on the driver.
-    datasets = [{"path": str(d.path.resolve()), "weight": d.weight} for d in cfg.data.datasets]
-    return cfg.with_overrides({"data.datasets": datasets})
+    # Ray runs each trial in its own directory: make every local path absolute on the driver.
+    absolute = {"data.datasets": [{"path": str(d.path.resolve()), "weight": d.weight}
+                                  for d in cfg.data.datasets]}
+    if "://" not in cfg.resources.storage:
+        absolute["resources.storage"] = str(Path(cfg.resources.storage).resolve())
+    return cfg.with_overrides(absolute)
 
 
 def run_search(args: argparse.Namespace) -> int:

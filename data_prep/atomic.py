@@ -11,17 +11,40 @@ import cv2
 import numpy as np
 
 
+class AtomicFile:
+    """A temp file beside path, renamed onto path by close(); abort() or an error in a with-block
+    removes it, so path is either absent, the old file, or complete. Streams large outputs."""
+
+    def __init__(self, path: str | Path, mode: str = "wb", **open_kwargs: Any):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        self.file = os.fdopen(fd, mode, **open_kwargs)
+
+    def write(self, data: Any) -> None:
+        self.file.write(data)
+
+    def close(self) -> None:
+        self.file.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.file.close()
+        Path(self.tmp).unlink(missing_ok=True)
+
+    def __enter__(self) -> "AtomicFile":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with AtomicFile(path, "wb") as f:
+        f.write(data)
 
 
 def write_text(path: str | Path, text: str) -> None:

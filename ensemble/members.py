@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from configs import CLASSES
+from tuning import models
 from tuning.models import build_model
 
 MANIFEST_FORMAT = 1
@@ -53,13 +54,11 @@ class Manifest:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' -> cuda when available, else cpu."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ManifestError("--device cuda asked for, but no CUDA device is available")
-    return device
+    """'auto' -> cuda when available, else cpu (tuning.models.resolve_device, as a ManifestError)."""
+    try:
+        return models.resolve_device(device)
+    except ValueError as err:
+        raise ManifestError(str(err)) from None
 
 
 def load_manifest(path: str | Path, device: str | torch.device = "cpu") -> Manifest:

@@ -1,9 +1,7 @@
 """The leaderboard CSV (run-length codes of 256x256 masks), its ID sidecar, and mask PNGs."""
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -11,7 +9,7 @@ import cv2
 import numpy as np
 
 from configs import BACKGROUND, CLASSES, NUM_CLASSES, colorize
-from data_prep.atomic import write_image, write_text
+from data_prep.atomic import AtomicFile, write_image, write_text
 
 CSV_SIZE = 256
 CSV_HEADER = "ID,Usage,label,segmentation"
@@ -85,43 +83,12 @@ def csv_rows(position: int, labels: np.ndarray | None) -> list[str]:
     return rows
 
 
-class AtomicTextWriter:
-    """Stream lines into a temp file beside path; rename onto path only on a clean close."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        self.file = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
-
-    def write_lines(self, lines: Iterable[str]) -> None:
-        for line in lines:
-            self.file.write(line + "\n")
-
-    def close(self) -> None:
-        self.file.close()
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        self.file.close()
-        Path(self.tmp).unlink(missing_ok=True)
-
-    def __enter__(self) -> "AtomicTextWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
 class SubmissionWriter:
     """Writes submission.csv row by row, in position order; the file appears only when complete."""
 
     def __init__(self, path: str | Path):
-        self.writer = AtomicTextWriter(path)
-        self.writer.write_lines([CSV_HEADER])
+        self.writer = AtomicFile(path, "w", encoding="utf-8", newline="\n")
+        self.writer.write(CSV_HEADER + "\n")
         self.next_position = 0
 
     def add(self, position: int, labels: np.ndarray | None) -> None:
@@ -132,7 +99,7 @@ class SubmissionWriter:
         if position != self.next_position:
             raise ValueError(f"submission rows out of order: got position {position}, "
                              f"expected {self.next_position}")
-        self.writer.write_lines(rows)
+        self.writer.write("".join(row + "\n" for row in rows))
         self.next_position += 1
 
     def __enter__(self) -> "SubmissionWriter":

@@ -106,3 +106,13 @@ def test_prefetch_fills_the_cache_once_per_encoder(isolated_hub):
     with pytest.raises(WeightsUnavailableError, match="resnet34"):
         prefetch_weights(cfg_missing)
     assert prefetch_weights(cfg.with_overrides({"model.encoder_weights": None})) == []
+
+
+def test_resolve_device_picks_cpu_here_and_refuses_missing_cuda():
+    from tuning.models import resolve_device
+
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            resolve_device("cuda")

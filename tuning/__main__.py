@@ -60,7 +60,7 @@ def apply_cli(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from tuning import export, search
+    from tuning import search
 
     cfg = apply_cli(load_config(args.config), args)
     if not cfg.data.datasets:

@@ -178,3 +178,13 @@ def prefetch_weights(cfg: RunConfig) -> list[str]:
         build_encoder(encoder, cfg.model.encoder_weights)
         done.append(f"{encoder} ({cfg.model.encoder_weights}) -> {hf_constants.HF_HUB_CACHE}")
     return done
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu; asking for cuda without one is a ValueError."""
+    if str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(name)!r} asked for, but torch sees no CUDA device here")
+    return device

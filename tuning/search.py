@@ -18,7 +18,8 @@ from ray.tune.search.optuna import OptunaSearch
 
 from configs.schema import RunConfig, parse_config
 from tuning.space import define_space, trial_overrides
-from tuning.train import resolve_device, train
+from tuning.models import resolve_device
+from tuning.train import train
 
 METRIC, MODE = "val_f1", "max"
 
@@ -59,9 +60,6 @@ def check_paths_visible(cfg: RunConfig) -> None:
 
 def trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
     """One Ray Tune trial: the sampled overrides on the base config, then tuning.train.train."""
-    import torch
-    from tuning.train import train
-
     cfg = parse_config(base, source="base config").with_overrides(trial_overrides(config))
     check_paths_visible(cfg)
     node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"

@@ -19,7 +19,7 @@ from data_prep.dataset import build_datasets, class_weights_from, seed_transform
 from tuning.checkpoint import load_checkpoint, save_checkpoint
 from tuning.losses import build_loss
 from tuning.metrics import ConfusionMatrix
-from tuning.models import apply_weights_cache, build_model
+from tuning.models import apply_weights_cache, build_model, resolve_device
 from tuning.schedule import build_scheduler, steps_per_epoch
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -175,15 +175,6 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device | 
     if loss_fn is not None:
         scores["loss"] = float(loss_sum) / max(1, samples)
     return scores
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but torch sees no CUDA device here")
-    return torch.device(name)
 
 
 def loader_workers(num_workers: int | None, cpus: int | None) -> int:

@@ -18,10 +18,10 @@ import numpy as np
 from configs import CLASS_ID, CLASSES, DEFAULT_PAINT_ORDER, NUM_CLASSES
 from configs.classes import validate_paint_order
 from data_prep.atomic import write_image
-from data_prep.importer import (check_reuse, decode, discard_outputs, finished_label, positive_int,
+from data_prep.importer import (check_reuse, discard_outputs, finished_label, positive_int,
                                print_summary, read_image, remove_stale_temp_files, resize_image,
                                resize_label_map, run_tasks)
-from data_prep.layout import DatasetError, PreparedDataset, write_meta, write_splits
+from data_prep.layout import DatasetError, PreparedDataset, decode, write_meta, write_splits
 from data_prep.splits import check_fraction, filter_splits, make_splits, read_split_file
 
 SOURCE = "celebamask-hq"

@@ -16,10 +16,10 @@ import numpy as np
 
 from configs import CLASS_ID, FLIP_LUT, IGNORE_INDEX, NUM_CLASSES
 from data_prep.atomic import write_image
-from data_prep.importer import (check_reuse, decode, discard_outputs, finished_label, positive_int,
+from data_prep.importer import (check_reuse, discard_outputs, finished_label, positive_int,
                                print_summary, read_image, remove_stale_temp_files, resize_image,
                                resize_label_map, run_tasks)
-from data_prep.layout import DatasetError, PreparedDataset, write_meta, write_splits
+from data_prep.layout import DatasetError, PreparedDataset, decode, write_meta, write_splits
 from data_prep.splits import check_fraction, filter_splits, id_sort_key, make_splits, sorted_ids
 
 SOURCE = "facesynthetics"

@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from configs import IGNORE_INDEX, NUM_CLASSES
-from data_prep.layout import DatasetError, PreparedDataset
+from data_prep.layout import DatasetError, PreparedDataset, decode, read_label_map
 
 Task = TypeVar("Task")
 Result = TypeVar("Result")
@@ -27,20 +27,6 @@ JPEG_TAIL = 4096
 
 # ---------------------------------------------------------------------------------------------
 # Reading and resizing
-
-
-def decode(path: Path, flags: int, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read a file's bytes and decode them with OpenCV -> (image, bytes); failures name the file."""
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-        image = cv2.imdecode(data, flags) if data.size else None
-    except OSError as err:
-        raise DatasetError(f"{path}: cannot read ({err.strerror or err})") from None
-    except cv2.error as err:
-        raise DatasetError(f"{path}: not a readable {what} ({err.err or 'OpenCV error'})") from None
-    if image is None:
-        raise DatasetError(f"{path}: not a readable {what}")
-    return image, data
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -84,10 +70,12 @@ def finished_label(image_out: Path, mask_out: Path, size: int, *,
     # Every file is written atomically and the mask last, so both existing = finished.
     if not (image_out.exists() and mask_out.exists()):
         return None
-    data = np.fromfile(str(mask_out), dtype=np.uint8)
-    label = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if label is None or label.dtype != np.uint8 or label.shape != (size, size):
-        return None  # written for another --size (or not by us): prepare it again
+    try:
+        label = read_label_map(mask_out)
+    except DatasetError:
+        return None  # not a label map of ours: prepare it again
+    if label.shape != (size, size):
+        return None  # written for another --size: prepare it again
     counts = np.bincount(label.ravel(), minlength=256)
     if allow_ignore:
         counts[IGNORE_INDEX] = 0

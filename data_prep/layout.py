@@ -90,12 +90,23 @@ def write_meta(prep: PreparedDataset, *, source: str, size: int, splits: dict[st
     return meta
 
 
+def decode(path: str | Path, flags: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read a file's bytes and decode them with OpenCV -> (image, bytes); failures name the file."""
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+        image = cv2.imdecode(data, flags) if data.size else None
+    except OSError as err:
+        raise DatasetError(f"{path}: cannot read ({err.strerror or err})") from None
+    except cv2.error as err:
+        raise DatasetError(f"{path}: not a readable {what} ({err.err or 'OpenCV error'})") from None
+    if image is None:
+        raise DatasetError(f"{path}: not a readable {what}")
+    return image, data
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
     """Read any image OpenCV decodes as uint8 RGB: grey, RGBA and 16-bit are converted."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise DatasetError(f"{path}: not a readable image")
+    image, _ = decode(path, cv2.IMREAD_UNCHANGED, "image")
     if image.dtype == np.uint16:
         image = (image // 257).astype(np.uint8)
     elif image.dtype != np.uint8:
@@ -109,10 +120,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 def read_label_map(path: str | Path) -> np.ndarray:
     """Read a uint8 label map PNG."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if mask is None:
-        raise DatasetError(f"{path}: not a readable label map")
+    mask, _ = decode(path, cv2.IMREAD_UNCHANGED, "label map")
     if mask.ndim != 2 or mask.dtype != np.uint8:
         raise DatasetError(f"{path}: expected a single-channel uint8 label map, got {mask.shape} {mask.dtype}")
     return mask

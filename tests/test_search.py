@@ -228,3 +228,18 @@ def test_cli_makes_local_paths_absolute_for_trials_in_their_own_directories(tmp_
     assert [d.path for d in cfg.data.datasets] == [tmp_path / "prep"]
     args = _search_parser().parse_args(["--config", "x.yaml", "--storage", "s3://b/runs"])
     assert apply_cli(parse_config({}), args).resources.storage == "s3://b/runs"
+
+
+def test_top_k_is_ranked_by_val_f1_and_capped_per_architecture():
+    from tuning.export import TrialSummary, rank
+
+    def t(i, arch, f1, ckpt=True):
+        return TrialSummary(trial_id=str(i), arch=arch, encoder="e", params={}, status="completed",
+                            epochs=1, best_val_f1=f1, best_checkpoint=object() if ckpt else None)
+
+    trials = [t(0, "Unet", 0.9), t(1, "Unet", 0.8), t(2, "Unet", 0.7), t(3, "FPN", 0.6),
+              t(4, "FPN", float("nan")), t(5, "FPN", 0.95, ckpt=False)]
+    assert [m.trial_id for m in rank(trials, top_k=3, max_per_arch=None)] == ["0", "1", "2"]
+    # at most two Unets: the FPN moves up; trials without a score or checkpoint never count
+    assert [m.trial_id for m in rank(trials, top_k=3, max_per_arch=2)] == ["0", "1", "3"]
+    assert [m.trial_id for m in rank(trials, top_k=5, max_per_arch=1)] == ["0", "3"]

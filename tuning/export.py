@@ -71,10 +71,14 @@ def summarize(results, max_epochs: int, wall: dict[str, float] | None = None) ->
     return out
 
 
+def by_score(trials: list[TrialSummary]) -> list[TrialSummary]:
+    """Trials best first; trials without a score (errored before epoch 1) last."""
+    return sorted(trials, key=lambda t: -1 if math.isnan(t.best_val_f1) else t.best_val_f1, reverse=True)
+
+
 def rank(trials: list[TrialSummary], top_k: int, max_per_arch: int | None) -> list[TrialSummary]:
     """The k best trials by best val_f1, at most max_per_arch of one architecture."""
-    ranked = sorted((t for t in trials if t.best_checkpoint is not None and not math.isnan(t.best_val_f1)),
-                    key=lambda t: t.best_val_f1, reverse=True)
+    ranked = [t for t in by_score(trials) if t.best_checkpoint is not None and not math.isnan(t.best_val_f1)]
     chosen, per_arch = [], {}
     for t in ranked:
         if max_per_arch is not None and per_arch.get(t.arch, 0) >= max_per_arch:
@@ -109,7 +113,7 @@ def export_members(members: list[TrialSummary], out: Path) -> dict:
 
 def trials_frame(trials: list[TrialSummary]) -> pd.DataFrame:
     rows = []
-    for t in sorted(trials, key=lambda t: -1 if math.isnan(t.best_val_f1) else t.best_val_f1, reverse=True):
+    for t in by_score(trials):
         rows.append({"trial_id": t.trial_id, "status": t.status, "arch": t.arch,
                      "encoder": t.encoder, **t.params, "epochs": t.epochs,
                      "best_val_f1": t.best_val_f1, "node": t.node, "device": t.device,
@@ -138,7 +142,7 @@ def plot_trials(trials: list[TrialSummary], path: Path) -> None:
         if t.history:
             ax1.plot(range(1, len(t.history) + 1), t.history, marker="o", color=colors[t.arch], alpha=0.8)
     ax1.set(xlabel="epoch", ylabel="val F1 (face classes)", title="val_f1 per epoch (ASHA stops the weak)")
-    ranked = sorted(trials, key=lambda t: -1 if math.isnan(t.best_val_f1) else t.best_val_f1, reverse=True)
+    ranked = by_score(trials)
     ax2.bar(range(len(ranked)), [0 if math.isnan(t.best_val_f1) else t.best_val_f1 for t in ranked],
             color=[colors[t.arch] for t in ranked])
     ax2.set_xticks(range(len(ranked)), [f"{t.encoder}\n{t.trial_id[-5:]}" for t in ranked],
@@ -158,7 +162,7 @@ def ranked_table(trials: list[TrialSummary], members: list[TrialSummary]) -> str
     member_ids = {t.trial_id: i for i, t in enumerate(members)}
     lines = [f"{'rank':>4}  {'member':>6}  {'trial':<22} {'arch':<14} {'encoder':<16} "
              f"{'epochs':>6}  {'val_f1':>7}  status"]
-    ranked = sorted(trials, key=lambda t: -1 if math.isnan(t.best_val_f1) else t.best_val_f1, reverse=True)
+    ranked = by_score(trials)
     for r, t in enumerate(ranked, 1):
         m = f"m{member_ids[t.trial_id]}" if t.trial_id in member_ids else ""
         lines.append(f"{r:>4}  {m:>6}  {t.trial_id:<22} {t.arch:<14} {t.encoder:<16} "

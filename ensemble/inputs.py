@@ -100,10 +100,8 @@ def discover(images: str | Path, split: str = "test", gt: str | Path | None = No
 def _check_image(path: Path) -> tuple[tuple[int, int] | None, str | None]:
     try:
         image = read_rgb(path)
-    except DatasetError:
-        return None, "not a readable image"
-    except OSError as err:
-        return None, f"cannot read ({err.strerror or err})"
+    except DatasetError as err:  # read errors and decode errors alike (layout.decode)
+        return None, str(err).split(": ", 1)[-1]
     return image.shape[:2], None
 
 

@@ -21,13 +21,14 @@ from data_prep.atomic import write_image
 from data_prep.importer import (check_reuse, discard_outputs, finished_label, positive_int,
                                print_summary, read_image, remove_stale_temp_files, resize_image,
                                resize_label_map, run_tasks)
-from data_prep.layout import DatasetError, PreparedDataset, decode, write_meta, write_splits
+from data_prep.layout import (RAW_ANNO_DIR, RAW_IDS_PER_FOLDER, RAW_IMAGE_DIR, DatasetError,
+                              PreparedDataset, decode, write_meta, write_splits)
 from data_prep.splits import check_fraction, filter_splits, make_splits, read_split_file
 
 SOURCE = "celebamask-hq"
-IMAGE_DIR = "CelebA-HQ-img"
-ANNO_DIR = "CelebAMask-HQ-mask-anno"
-IDS_PER_FOLDER = 2000  # the anno folder of id i is i // 2000
+IMAGE_DIR = RAW_IMAGE_DIR
+ANNO_DIR = RAW_ANNO_DIR
+IDS_PER_FOLDER = RAW_IDS_PER_FOLDER
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MASK_NAME = re.compile(r"^(\d+)_(.+)\.png$", re.IGNORECASE)
 

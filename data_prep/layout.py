@@ -1,5 +1,8 @@
-"""The prepared dataset layout every importer writes and every reader uses.
+"""The dataset layouts: the raw CelebAMask-HQ tree (read by its importer, written by synth) and
+the prepared layout every importer writes and every reader uses.
 
+    RAW/CelebA-HQ-img/{i}.jpg   RAW/CelebAMask-HQ-mask-anno/{i // 2000}/{i:05d}_{part}.png
+    RAW/CelebA-HQ-to-CelebA-mapping.txt
     PREP/images/{id}.jpg   PREP/masks/{id}.png   PREP/splits/{train,val,test}.txt   PREP/dataset.json
 """
 from __future__ import annotations
@@ -15,6 +18,18 @@ from configs import CLASSES, NUM_CLASSES
 from data_prep.atomic import write_json, write_text
 
 SPLITS = ("train", "val", "test")
+
+# Raw CelebAMask-HQ, as downloaded.
+RAW_IMAGE_DIR = "CelebA-HQ-img"
+RAW_ANNO_DIR = "CelebAMask-HQ-mask-anno"
+RAW_MAPPING_FILE = "CelebA-HQ-to-CelebA-mapping.txt"
+RAW_MAPPING_HEADER = "idx orig_idx orig_file"
+RAW_IDS_PER_FOLDER = 2000  # the anno folder of id i is i // 2000
+
+
+def raw_mask_path(root: Path, index: int, part: str) -> Path:
+    """RAW/CelebAMask-HQ-mask-anno/{index // 2000}/{index:05d}_{part}.png"""
+    return root / RAW_ANNO_DIR / str(index // RAW_IDS_PER_FOLDER) / f"{index:05d}_{part}.png"
 
 
 class DatasetError(ValueError):

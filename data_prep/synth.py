@@ -27,12 +27,14 @@ import numpy as np
 from configs import CLASS_ID, CLASSES, DEFAULT_PAINT_ORDER, NUM_CLASSES
 from data_prep.atomic import write_image, write_text
 from data_prep.importer import run_tasks
+from data_prep.layout import (RAW_ANNO_DIR, RAW_IDS_PER_FOLDER, RAW_IMAGE_DIR, RAW_MAPPING_FILE,
+                              RAW_MAPPING_HEADER)
 
-IMAGE_DIR = "CelebA-HQ-img"
-ANNO_DIR = "CelebAMask-HQ-mask-anno"
-MAPPING_FILE = "CelebA-HQ-to-CelebA-mapping.txt"
-MAPPING_HEADER = "idx orig_idx orig_file"
-IDS_PER_FOLDER = 2000
+IMAGE_DIR = RAW_IMAGE_DIR
+ANNO_DIR = RAW_ANNO_DIR
+MAPPING_FILE = RAW_MAPPING_FILE
+MAPPING_HEADER = RAW_MAPPING_HEADER
+IDS_PER_FOLDER = RAW_IDS_PER_FOLDER
 PARTS: tuple[str, ...] = CLASSES[1:]
 
 _SHIFT = 4  # sub-pixel bits for cv2 polygon drawing

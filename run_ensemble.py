@@ -77,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    mode = args.weights if args.weights in ("uniform", "score", "optimize") else None
+    weights_file = Path(args.weights) if args.weights is not None and mode is None else None
     opts = RunOptions(manifest=args.manifest, images=args.images, out=args.out, split=args.split,
-                      gt=args.gt, ensemble=ens, weights=args.weights,
+                      gt=args.gt, ensemble=ens, weights_mode=mode, weights_file=weights_file,
                       weights_split=args.weights_split, weights_data=args.weights_data,
                       device=args.device, skip_bad=args.skip_bad, progress=not args.quiet)
     try:

@@ -1,4 +1,4 @@
-"""Make a leaderboard submission with an ensemble of trained face parsers (thin CLI over ensemble/).
+"""Make a leaderboard submission with an ensemble of trained face parsers (same as `python -m ensemble run`).
 
     python run_ensemble.py --manifest models/NAME/manifest.json --images DIR_or_PREP --out OUT
 """
@@ -6,98 +6,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from configs.schema import ConfigError, EnsembleConfig, load_config, parse_config
-from ensemble.pipeline import RunError, RunOptions, run
-from ensemble.report import compact_table
-from ensemble.tta import TTA_MODES
+from ensemble import cli_run
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--manifest", type=Path, required=True, help="models/NAME/manifest.json")
-    p.add_argument("--images", type=Path, required=True,
-                   help="a folder of images, or a prepared dataset (has dataset.json)")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--split", default="test", help="split of a prepared dataset (default test)")
-    p.add_argument("--gt", type=Path, help="folder of ground-truth masks {stem}.png to score against")
-    p.add_argument("--config", type=Path, help="RunConfig YAML whose ensemble section gives the defaults")
-    p.add_argument("--tta", choices=list(TTA_MODES))
-    p.add_argument("--scales", type=float, nargs="+", help="scales for --tta flip+scale")
-    p.add_argument("--weights", help="member weights: uniform | score | optimize | a member_weights.json")
-    p.add_argument("--weights-split", default="val", help="split to fit --weights optimize on (default val)")
-    p.add_argument("--weights-data", type=Path, help="prepared dataset to fit weights on (default --images)")
-    p.add_argument("--smooth", choices=["none", "gaussian"])
-    p.add_argument("--sigma", type=float, help="Gaussian sigma in output pixels")
-    p.add_argument("--min-component-fraction", type=float)
-    p.add_argument("--no-remove-small", action="store_true", help="keep stray blobs of single parts")
-    p.add_argument("--no-fill-holes", action="store_true")
-    p.add_argument("--grabcut", action="store_true", help="GrabCut refinement of the face boundary")
-    p.add_argument("--crf", action="store_true", help="dense CRF (needs pip install '.[crf]')")
-    p.add_argument("--no-postprocess", action="store_true", help="plain argmax: no smoothing or clean-up")
-    p.add_argument("--viz", type=int, help="comparison panels to draw")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--workers", type=int, help="DataLoader / post-processing workers")
-    p.add_argument("--skip-bad", action="store_true",
-                   help="write empty rows for unreadable images instead of stopping")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p
-
-
-def ensemble_config(args: argparse.Namespace) -> EnsembleConfig:
-    """EnsembleConfig from --config (or defaults) with the command-line flags applied."""
-    base = load_config(args.config).ensemble if args.config else EnsembleConfig()
-    raw = base.model_dump()
-    post = raw["postprocess"]
-    for key, value in (("tta", args.tta), ("scales", args.scales), ("viz", args.viz),
-                       ("batch_size", args.batch_size), ("num_workers", args.workers)):
-        if value is not None:
-            raw[key] = value
-    if args.weights in ("uniform", "score", "optimize"):
-        raw["member_weights"] = args.weights
-    for key, value in (("smooth", args.smooth), ("sigma", args.sigma),
-                       ("min_component_fraction", args.min_component_fraction)):
-        if value is not None:
-            post[key] = value
-    post["remove_small"] &= not args.no_remove_small
-    post["fill_holes"] &= not args.no_fill_holes
-    post["grabcut"] |= args.grabcut
-    post["crf"] |= args.crf
-    if args.no_postprocess:
-        post.update(smooth="none", remove_small=False, fill_holes=False, grabcut=False, crf=False)
-    return parse_config({"ensemble": raw}, source="options").ensemble
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    cli_run.add_arguments(parser)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        ens = ensemble_config(args)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    opts = RunOptions(manifest=args.manifest, images=args.images, out=args.out, split=args.split,
-                      gt=args.gt, ensemble=ens, weights=args.weights,
-                      weights_split=args.weights_split, weights_data=args.weights_data,
-                      device=args.device, skip_bad=args.skip_bad, progress=not args.quiet)
-    try:
-        report = run(opts)
-    except RunError as err:
-        for line in err.lines:
-            print(f"error: {line}", file=sys.stderr)
-        return 2
-    if report["stages"]:
-        print(compact_table(report["stages"]))
-    if report["skipped"]:
-        print(f"skipped {len(report['skipped'])} unreadable image(s) (empty rows): "
-              + ", ".join(Path(s["file"]).name for s in report["skipped"]))
-    t = report["timings"]
-    print(f"{report['predicted']} image(s), {t['per_image_s']:.3f} s/image "
-          f"(members' forward passes {t['forward_total_s']:.1f} s of {t['run_s']:.1f} s)")
-    print(f"outputs in {args.out}: submission.csv, submission_ids.csv, masks/, color/, viz/, "
-          f"report.md" + (", confusion.png" if report["stages"] else ""))
-    return 0
+    return cli_run.main(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

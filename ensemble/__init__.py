@@ -1,19 +1,21 @@
 """Ensemble of trained face parsers: member loading, TTA, weighted softmax averaging,
 post-processing, leaderboard CSV/PNG export and the report."""
+from ensemble.inputs import ImageItem, ImageSet, InputError, discover, sort_stems
 from ensemble.members import Manifest, ManifestError, Member, load_manifest, resolve_device
 from ensemble.pipeline import RunError, RunOptions, run
 from ensemble.postprocess import STEPS, PostprocessError, build_steps, postprocess
-from ensemble.predict import ImageItem, Prediction, Timings, predict, predict_probs
-from ensemble.submission import rle_decode, rle_encode, sort_stems, write_submission
-from ensemble.tta import TRANSFORMS, TTA_MODES, View, build_views
+from ensemble.predict import Prediction, Timings, predict, predict_probs
+from ensemble.submission import rle_decode, rle_encode, write_submission
+from ensemble.tta import TRANSFORMS, TTA_MODES, TTAError, View, build_views
 from ensemble.weights import WEIGHT_MODES, fit_weights, load_weights
 
 __all__ = [
+    "ImageItem", "ImageSet", "InputError", "discover", "sort_stems",
     "Manifest", "ManifestError", "Member", "load_manifest", "resolve_device",
     "RunError", "RunOptions", "run",
     "STEPS", "PostprocessError", "build_steps", "postprocess",
-    "ImageItem", "Prediction", "Timings", "predict", "predict_probs",
-    "rle_decode", "rle_encode", "sort_stems", "write_submission",
-    "TRANSFORMS", "TTA_MODES", "View", "build_views",
+    "Prediction", "Timings", "predict", "predict_probs",
+    "rle_decode", "rle_encode", "write_submission",
+    "TRANSFORMS", "TTA_MODES", "TTAError", "View", "build_views",
     "WEIGHT_MODES", "fit_weights", "load_weights",
 ]

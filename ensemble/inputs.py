@@ -1,18 +1,19 @@
-"""Test inputs: a folder of images or a prepared dataset split, with optional ground truth, checked up front."""
+"""Input discovery: a folder of images or a prepared dataset split in submission order, with optional
+ground truth, checked up front."""
 from __future__ import annotations
 
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 from tqdm import tqdm
 
 from configs import IGNORE_INDEX, NUM_CLASSES
 from data_prep.layout import DatasetError, PreparedDataset, read_label_map, read_rgb
-from ensemble.predict import ImageItem
-from ensemble.submission import sort_stems
 
 # File types OpenCV decodes (others in an image folder are ignored and listed).
 IMAGE_EXTENSIONS = frozenset({
@@ -25,9 +26,32 @@ class InputError(ValueError):
     """Inputs that cannot be used (missing folder, duplicate stems, empty split ...)."""
 
 
+@dataclass(frozen=True)
+class ImageItem:
+    """One input image: its stem (sort key and output name) and file."""
+
+    stem: str
+    path: Path
+
+
+def sort_stems(stems: Iterable[str]) -> list[str]:
+    """Ascending order: numeric when every stem is a number, natural order ("img2" < "img10") otherwise."""
+    stems = list(stems)
+    if all(s.isdecimal() for s in stems):
+        return sorted(stems, key=lambda s: (int(s), s))
+    return sorted(stems, key=natural_key)
+
+
+def natural_key(stem: str) -> tuple:
+    """Digit runs compare as numbers, the rest case-insensitively; ties broken by the raw stem."""
+    parts = re.split(r"(\d+)", stem)
+    key = tuple((0, int(p), "") if p.isdecimal() else (1, 0, p.casefold()) for p in parts if p)
+    return key, stem
+
+
 @dataclass
-class Inputs:
-    """The test images in submission order, with ground truth masks when available."""
+class ImageSet:
+    """The images of one run in submission order, with ground truth masks when available."""
 
     items: list[ImageItem]
     source: str
@@ -52,7 +76,7 @@ def is_prepared(path: Path) -> bool:
     return (Path(path) / "dataset.json").is_file()
 
 
-def discover(images: str | Path, split: str = "test", gt: str | Path | None = None) -> Inputs:
+def discover(images: str | Path, split: str = "test", gt: str | Path | None = None) -> ImageSet:
     """Find the test images (a folder, or a prepared dataset's split) and their masks."""
     images = Path(images)
     if not images.exists():
@@ -69,10 +93,10 @@ def discover(images: str | Path, split: str = "test", gt: str | Path | None = No
         items = [ImageItem(i, prep.image_path(i)) for i in ids]
         source = f"{images} (prepared, split {split})"
         gt_dir = Path(gt) if gt is not None else prep.masks
-        inputs = Inputs(items=items, source=source)
+        image_set = ImageSet(items=items, source=source)
         if gt is not None or any(prep.mask_path(i).is_file() for i in ids):
-            inputs.gt_paths = [gt_dir / f"{i}.png" for i in ids]
-        return inputs
+            image_set.gt_paths = [gt_dir / f"{i}.png" for i in ids]
+        return image_set
     if not images.is_dir():
         raise InputError(f"{images}: expected a folder of images or a prepared dataset (dataset.json)")
     by_stem: dict[str, list[Path]] = {}
@@ -91,10 +115,10 @@ def discover(images: str | Path, split: str = "test", gt: str | Path | None = No
     if not by_stem:
         raise InputError(f"{images}: no images found (extensions {sorted(IMAGE_EXTENSIONS)})")
     items = [ImageItem(s, by_stem[s][0]) for s in sort_stems(by_stem)]
-    inputs = Inputs(items=items, source=str(images), ignored=ignored)
+    image_set = ImageSet(items=items, source=str(images), ignored=ignored)
     if gt is not None:
-        inputs.gt_paths = [Path(gt) / f"{item.stem}.png" for item in items]
-    return inputs
+        image_set.gt_paths = [Path(gt) / f"{item.stem}.png" for item in items]
+    return image_set
 
 
 def _check_image(path: Path) -> tuple[tuple[int, int] | None, str | None]:
@@ -120,19 +144,20 @@ def _check_mask(path: Path, size: tuple[int, int] | None) -> str | None:
     return None
 
 
-def validate(inputs: Inputs, workers: int = 4, progress: bool = True) -> tuple[list[BadFile], list[BadFile]]:
+def validate(image_set: ImageSet, workers: int = 4,
+             progress: bool = True) -> tuple[list[BadFile], list[BadFile]]:
     """Decode every image (and mask) once; returns (bad images, bad masks)."""
     workers = max(1, min(workers, os.cpu_count() or 1, 8))
     # Threads suffice: OpenCV releases the GIL while decoding.
     with ThreadPoolExecutor(workers) as pool:
-        results = list(tqdm(pool.map(_check_image, [i.path for i in inputs.items]),
-                            total=len(inputs.items), desc="checking images", unit="img",
+        results = list(tqdm(pool.map(_check_image, [i.path for i in image_set.items]),
+                            total=len(image_set.items), desc="checking images", unit="img",
                             disable=not progress))
         bad_images = [BadFile(item.path, reason)
-                      for item, (_, reason) in zip(inputs.items, results) if reason]
+                      for item, (_, reason) in zip(image_set.items, results) if reason]
         bad_masks: list[BadFile] = []
-        if inputs.gt_paths is not None:
+        if image_set.gt_paths is not None:
             sizes = [size for size, _ in results]
-            reasons = pool.map(_check_mask, inputs.gt_paths, sizes)
-            bad_masks = [BadFile(p, r) for p, r in zip(inputs.gt_paths, reasons) if r]
+            reasons = pool.map(_check_mask, image_set.gt_paths, sizes)
+            bad_masks = [BadFile(p, r) for p, r in zip(image_set.gt_paths, reasons) if r]
     return bad_images, bad_masks

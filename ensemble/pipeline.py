@@ -6,24 +6,28 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from configs.schema import ConfigError, EnsembleConfig
 from data_prep.atomic import write_image
-from data_prep.layout import read_label_map, read_rgb
-from ensemble.inputs import InputError, Inputs, discover, is_prepared, validate
+from data_prep.layout import DatasetError, read_label_map, read_rgb
+from ensemble.inputs import ImageSet, InputError, discover, is_prepared, validate
 from ensemble.members import ManifestError, Member, load_manifest, resolve_device
 from ensemble.postprocess import PostprocessError, Step, argmax_labels, build_steps, postprocess
 from ensemble.predict import Prediction, Timings, predict
 from ensemble.report import StageScores, image_confusion, write_report
 from ensemble.submission import SubmissionWriter, csv_rows, write_ids, write_masks
-from ensemble.tta import View, build_views
+from ensemble.tta import TTAError, View, build_views
 from ensemble.viz import comparison_panel, plot_confusion
 from ensemble.weights import WEIGHT_MODES, WeightsError, fit_weights, load_weights, save_weights
 
 ENSEMBLE_STAGE = "ensemble"
+# Bad input (files, manifest, config, options) raises these; any other exception is a bug and
+# propagates with its traceback instead of being reported as bad input.
+INPUT_ERRORS = (InputError, DatasetError, ManifestError, WeightsError, PostprocessError, TTAError,
+                ConfigError)
 
 
 class RunError(Exception):
@@ -42,7 +46,8 @@ class RunOptions:
     split: str = "test"
     gt: Path | None = None
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
-    weights: str | None = None  # uniform | score | optimize | a member_weights.json; None: config
+    weights_mode: Literal["uniform", "score", "optimize"] | None = None  # None: ensemble.member_weights
+    weights_file: Path | None = None  # a member_weights.json from an earlier run; beats weights_mode
     weights_split: str = "val"
     weights_data: Path | None = None  # prepared dataset to fit weights on; None: --images if prepared
     device: str = "auto"
@@ -54,7 +59,7 @@ class RunOptions:
 class _Plan:
     """Everything checked and loaded before the first output is written."""
 
-    inputs: Inputs
+    test_set: ImageSet
     bad: dict[Path, str]
     views: list[View]
     steps: list[Step]
@@ -62,7 +67,7 @@ class _Plan:
     device: Any
     weights: dict[str, float]
     weights_mode: str
-    fit_inputs: Inputs | None = None
+    fit_set: ImageSet | None = None  # labelled split to fit member weights on
 
 
 def run(opts: RunOptions) -> dict[str, Any]:
@@ -70,14 +75,14 @@ def run(opts: RunOptions) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
         plan = _plan(opts)
-    except (InputError, ManifestError, WeightsError, PostprocessError, ConfigError, ValueError) as err:
+    except INPUT_ERRORS as err:
         raise RunError(str(err).splitlines()) from None
     validate_s = time.perf_counter() - t0
     ens = opts.ensemble
     t1 = time.perf_counter()
     fit = None
-    if plan.fit_inputs is not None:
-        fit = fit_weights(plan.members, plan.fit_inputs.items, plan.fit_inputs.gt_paths, plan.views,
+    if plan.fit_set is not None:
+        fit = fit_weights(plan.members, plan.fit_set.items, plan.fit_set.gt_paths, plan.views,
                           plan.device, ens.batch_size, ens.num_workers, progress=opts.progress)
         fit.info = {"data": str(opts.weights_data or opts.images), "split": opts.weights_split}
         plan.weights = fit.weights
@@ -103,8 +108,8 @@ def run(opts: RunOptions) -> dict[str, Any]:
         outputs["confusion"] = out / "confusion.png"
     n = timings.images
     report = {
-        "manifest": str(opts.manifest), "source": plan.inputs.source,
-        "images": len(plan.inputs.items), "predicted": n,
+        "manifest": str(opts.manifest), "source": plan.test_set.source,
+        "images": len(plan.test_set.items), "predicted": n,
         "device": str(plan.device), "tta": ens.tta, "views": [v.name for v in plan.views],
         "postprocess": [s.label for s in plan.steps],
         "weights_mode": plan.weights_mode,
@@ -112,10 +117,10 @@ def run(opts: RunOptions) -> dict[str, Any]:
         "members": [{"name": m.name, "arch": m.arch, "encoder": m.encoder,
                      "image_size": m.image_size, "val_f1": m.val_f1, "trial_id": m.trial_id,
                      "weight": plan.weights[m.name]} for m in plan.members],
-        "gt": str(plan.inputs.gt_paths[0].parent) if plan.inputs.gt_paths else None,
+        "gt": str(plan.test_set.gt_paths[0].parent) if plan.test_set.gt_paths else None,
         "stages": scores.table() if scores else None,
         "skipped": [{"file": str(p), "reason": r} for p, r in plan.bad.items()],
-        "ignored": plan.inputs.ignored,
+        "ignored": plan.test_set.ignored,
         "timings": {"validate_s": validate_s, "weights_s": weights_s, "run_s": run_s,
                     "per_image_s": run_s / n if n else 0.0,
                     "forward_s": dict(timings.forward_s),
@@ -129,9 +134,9 @@ def run(opts: RunOptions) -> dict[str, Any]:
 
 def _plan(opts: RunOptions) -> _Plan:
     ens = opts.ensemble
-    inputs = discover(opts.images, opts.split, opts.gt)
+    test_set = discover(opts.images, opts.split, opts.gt)
     check_workers = max(2, ens.num_workers)
-    bad_images, bad_masks = validate(inputs, check_workers, opts.progress)
+    bad_images, bad_masks = validate(test_set, check_workers, opts.progress)
     if bad_masks:
         raise RunError([b.line() for b in bad_masks]
                        + [f"{len(bad_masks)} bad ground-truth mask(s); nothing was written"])
@@ -143,33 +148,38 @@ def _plan(opts: RunOptions) -> _Plan:
     steps = build_steps(ens.postprocess)  # before loading models: a missing extra fails fast
     device = resolve_device(opts.device)
     members = load_manifest(opts.manifest, device).members
-    mode = opts.weights or ens.member_weights
-    plan = _Plan(inputs=inputs, bad={b.path: b.reason for b in bad_images}, views=views,
+    mode = opts.weights_mode or ens.member_weights
+    plan = _Plan(test_set=test_set, bad={b.path: b.reason for b in bad_images}, views=views,
                  steps=steps, members=members, device=device, weights={}, weights_mode=mode)
-    if mode in WEIGHT_MODES:
+    if opts.weights_file is not None:
+        plan.weights = load_weights(opts.weights_file, members)
+        plan.weights_mode = f"from {opts.weights_file}"
+    elif mode in WEIGHT_MODES:
         plan.weights = WEIGHT_MODES[mode](members)
     elif mode == "optimize":
         data = opts.weights_data or (opts.images if is_prepared(opts.images) else None)
         if data is None or not is_prepared(data):
             raise WeightsError("--weights optimize needs a labelled prepared dataset: pass "
                                "--weights-data PREP (or --images PREP)")
-        fit_inputs = discover(data, opts.weights_split)
-        if fit_inputs.gt_paths is None:
+        fit_set = discover(data, opts.weights_split)
+        if fit_set.gt_paths is None:
             raise WeightsError(f"{data}: split {opts.weights_split!r} has no masks to fit weights on")
-        bad_fit, bad_fit_masks = validate(fit_inputs, check_workers, opts.progress)
+        bad_fit, bad_fit_masks = validate(fit_set, check_workers, opts.progress)
         if bad_fit or bad_fit_masks:
             raise RunError([b.line() for b in bad_fit + bad_fit_masks]
                            + ["bad files in the split used to fit member weights; nothing was written"])
-        plan.fit_inputs = fit_inputs
+        plan.fit_set = fit_set
         plan.weights = {m.name: 1.0 / len(members) for m in members}  # replaced by the fit
     else:
-        plan.weights = load_weights(mode, members)
-        plan.weights_mode = f"from {mode}"
+        raise WeightsError(f"unknown member weights mode {mode!r}; expected one of "
+                           f"{[*WEIGHT_MODES, 'optimize']} or a member_weights.json")
     return plan
 
 
 @dataclass
-class _Done:
+class _ImageResult:
+    """What the ordered CSV writer needs back from an image's worker thread."""
+
     rows: list[str]
     confusions: dict[str, np.ndarray] | None
 
@@ -177,15 +187,15 @@ class _Done:
 def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timings) -> StageScores:
     """Predict every good image; post-process, write and score in worker threads; CSV in order."""
     ens = opts.ensemble
-    items = plan.inputs.items
+    items = plan.test_set.items
     good = [p for p, item in enumerate(items) if item.path not in plan.bad]
-    gt_paths = plan.inputs.gt_paths
+    gt_paths = plan.test_set.gt_paths
     track = gt_paths is not None
     viz_positions = set(good[:ens.viz])
     scores = StageScores()
     tta_stage = f"+tta({ens.tta})" if len(plan.views) > 1 else None
 
-    def finish(pred: Prediction, position: int) -> _Done:
+    def postprocess_write_score(pred: Prediction, position: int) -> _ImageResult:
         stages: dict[str, np.ndarray] = dict(pred.stage_labels)
         if track and tta_stage:
             stages[tta_stage] = argmax_labels(pred.probs)
@@ -197,7 +207,7 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
             panel = comparison_panel(read_rgb(pred.path), labels, gt)
             write_image(out / "viz" / f"{pred.stem}.png", panel)
         confusions = {name: image_confusion(lab, gt) for name, lab in stages.items()} if track else None
-        return _Done(csv_rows(position, labels), confusions)
+        return _ImageResult(csv_rows(position, labels), confusions)
 
     weights = [plan.weights[m.name] for m in plan.members]
     workers = max(1, ens.num_workers)
@@ -207,11 +217,11 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
         def drain(keep: int) -> None:
             while len(pending) > keep:
                 position, future = pending.popleft()
-                done = future.result()
+                result = future.result()
                 while sub.next_position < position:  # skipped images keep their place
                     sub.add(sub.next_position, None)
-                sub.add_rows(position, done.rows)
-                for name, cm in (done.confusions or {}).items():
+                sub.add_rows(position, result.rows)
+                for name, cm in (result.confusions or {}).items():
                     scores.add(name, cm)
 
         if good:
@@ -220,10 +230,10 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
                             timings=timings, progress=opts.progress)
             for pred in preds:
                 position = good[pred.index]
-                pending.append((position, pool.submit(finish, pred, position)))
+                pending.append((position, pool.submit(postprocess_write_score, pred, position)))
                 drain(2 * workers)  # bounded: each pending prediction holds full-size probabilities
         drain(0)
         while sub.next_position < len(items):
             sub.add(sub.next_position, None)
-    write_ids(out / "submission_ids.csv", plan.inputs.names)
+    write_ids(out / "submission_ids.csv", plan.test_set.names)
     return scores

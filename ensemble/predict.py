@@ -18,24 +18,16 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from configs import NUM_CLASSES
 from data_prep.layout import read_rgb
+from ensemble.inputs import ImageItem
 from ensemble.members import Member
-from ensemble.tta import View
+from ensemble.tta import View, resize_bilinear
 
 InputSpec = tuple[int, tuple[float, ...], tuple[float, ...]]
-
-
-@dataclass(frozen=True)
-class ImageItem:
-    """One input image: its stem (sort key and output name) and file."""
-
-    stem: str
-    path: Path
 
 
 @dataclass
@@ -77,8 +69,8 @@ def prepare_input(image: np.ndarray, spec: InputSpec) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
-class _Inputs(Dataset):
-    """Decodes each image once and prepares it for every distinct member spec."""
+class _ModelInputDataset(Dataset):
+    """Decodes each image once and prepares the model input for every distinct member spec."""
 
     def __init__(self, items: Sequence[ImageItem], specs: Sequence[InputSpec]):
         self.items = list(items)
@@ -96,7 +88,7 @@ class _Inputs(Dataset):
 def make_loader(items: Sequence[ImageItem], specs: Sequence[InputSpec], batch_size: int,
                 num_workers: int, device: torch.device) -> DataLoader:
     # No cv2.setNumThreads in the workers: after a fork it waits forever on the parent's pool.
-    return DataLoader(_Inputs(items, specs), batch_size=batch_size, shuffle=False,
+    return DataLoader(_ModelInputDataset(items, specs), batch_size=batch_size, shuffle=False,
                       num_workers=num_workers, pin_memory=device.type == "cuda")
 
 
@@ -164,15 +156,6 @@ def grouped_view_probs(member: Member, x: torch.Tensor, views: Sequence[View],
             yield i, views[i].inverse(chunk, size)
 
 
-def resize_probs(probs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of (N, C, h, w) probabilities (antialiased when shrinking)."""
-    size = (int(size[0]), int(size[1]))
-    if tuple(probs.shape[-2:]) == size:
-        return probs
-    shrink = size[0] < probs.shape[-2] or size[1] < probs.shape[-1]
-    return F.interpolate(probs, size=size, mode="bilinear", align_corners=False, antialias=shrink)
-
-
 def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     x = x.to(device, non_blocking=True)
     return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
@@ -227,7 +210,7 @@ def _predict_batch(members, w, views, run_views, spec_of, res, track_stages, tim
         x = inputs[spec_of[m]]
         for vi, p in grouped_view_probs(member, x, run_views, timer):
             view = run_views[vi]
-            p = resize_probs(p, (res, res))
+            p = resize_bilinear(p, (res, res))
             if vi < len(views):
                 acc.add_(p, alpha=float(w[m]) / len(views))
             if track_stages and view.is_identity:
@@ -241,7 +224,7 @@ def _predict_batch(members, w, views, run_views, spec_of, res, track_stages, tim
             stage_labels[i]["ensemble"] = labels
     out = []
     for i, k in enumerate(index):
-        probs = resize_probs(acc[i:i + 1], sizes[i])[0].cpu().numpy()
+        probs = resize_bilinear(acc[i:i + 1], sizes[i])[0].cpu().numpy()
         out.append(Prediction(index=k, stem=items[k].stem, path=items[k].path,
                               size=(int(sizes[i][0]), int(sizes[i][1])), probs=probs,
                               stage_labels=stage_labels[i]))
@@ -251,7 +234,7 @@ def _predict_batch(members, w, views, run_views, spec_of, res, track_stages, tim
 def _labels_at(probs: torch.Tensor, sizes: list[list[int]]) -> Iterator[np.ndarray]:
     """Argmax label maps at each image's own size (probabilities resized first)."""
     for i, size in enumerate(sizes):
-        yield resize_probs(probs[i:i + 1], size)[0].argmax(0).to(torch.uint8).cpu().numpy()
+        yield resize_bilinear(probs[i:i + 1], size)[0].argmax(0).to(torch.uint8).cpu().numpy()
 
 
 def predict_probs(members: Sequence[Member], weights: Sequence[float], items: Sequence[ImageItem],
@@ -284,7 +267,7 @@ def member_probs(members: Sequence[Member], items: Sequence[ImageItem], views: S
                 x = inputs[spec_of[m]]
                 acc = torch.zeros(len(index), NUM_CLASSES, resolution, resolution, device=device)
                 for _, p in grouped_view_probs(member, x, views, timer):
-                    acc += resize_probs(p, (resolution, resolution))
+                    acc += resize_bilinear(p, (resolution, resolution))
                 out[m, index] = (acc / len(views)).cpu()
             timer.flush()
     return out

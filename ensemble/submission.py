@@ -1,9 +1,8 @@
 """The leaderboard CSV (run-length codes of 256x256 masks), its ID sidecar, and mask PNGs."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -20,21 +19,6 @@ EMPTY = "0"
 # torch's "nearest-exact" and like data_prep's label resizing; plain INTER_NEAREST floors and
 # shifts the mask by up to half a source pixel.
 CSV_INTERPOLATION = cv2.INTER_NEAREST_EXACT
-
-
-def sort_stems(stems: Iterable[str]) -> list[str]:
-    """Ascending order: numeric when every stem is a number, natural order ("img2" < "img10") otherwise."""
-    stems = list(stems)
-    if all(s.isdecimal() for s in stems):
-        return sorted(stems, key=lambda s: (int(s), s))
-    return sorted(stems, key=natural_key)
-
-
-def natural_key(stem: str) -> tuple:
-    """Digit runs compare as numbers, the rest case-insensitively; ties broken by the raw stem."""
-    parts = re.split(r"(\d+)", stem)
-    key = tuple((0, int(p), "") if p.isdecimal() else (1, 0, p.casefold()) for p in parts if p)
-    return key, stem
 
 
 def rle_encode(mask: np.ndarray) -> str:

@@ -13,6 +13,10 @@ from configs import FLIP_PERMUTATION
 Size = tuple[int, int]
 
 
+class TTAError(ValueError):
+    """A TTA mode or scale that gives no usable views."""
+
+
 class Transform:
     """One test-time transform: forward on images (N,3,H,W), inverse on probabilities (N,C,h,w)."""
 
@@ -60,7 +64,7 @@ class Scale(Transform):
 
     def __init__(self, factor: float):
         if factor <= 0:
-            raise ValueError(f"scale factor must be positive, got {factor}")
+            raise TTAError(f"scale factor must be positive, got {factor}")
         self.factor = float(factor)
         self.name = f"scale{self.factor:g}"
 
@@ -69,14 +73,16 @@ class Scale(Transform):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         size = self.output_size(tuple(images.shape[-2:]))
-        return _resize(images, size)
+        return resize_bilinear(images, size)
 
     def inverse(self, probs: torch.Tensor, size: Size) -> torch.Tensor:
-        return _resize(probs, size)
+        return resize_bilinear(probs, size)
 
 
-def _resize(x: torch.Tensor, size: Size) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
+def resize_bilinear(x: torch.Tensor, size: Size) -> torch.Tensor:
+    """Bilinear resize of (N, C, h, w) images or probabilities (antialiased when shrinking)."""
+    size = (int(size[0]), int(size[1]))
+    if tuple(x.shape[-2:]) == size:
         return x
     shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
     # Antialias when shrinking so thin parts (brows, lips) are averaged rather than skipped.
@@ -146,8 +152,8 @@ TTA_MODES: dict[str, Callable[[Sequence[float]], list[View]]] = {
 def build_views(mode: str, scales: Sequence[float] = (0.75, 1.0, 1.25)) -> list[View]:
     """The views of a TTA mode: none | flip | flip+scale (each scale with and without flip)."""
     if mode not in TTA_MODES:
-        raise ValueError(f"unknown TTA mode {mode!r}; expected one of {list(TTA_MODES)}")
+        raise TTAError(f"unknown TTA mode {mode!r}; expected one of {list(TTA_MODES)}")
     views = TTA_MODES[mode](scales)
     if not views:
-        raise ValueError(f"TTA mode {mode!r} with scales {list(scales)} gives no views")
+        raise TTAError(f"TTA mode {mode!r} with scales {list(scales)} gives no views")
     return views

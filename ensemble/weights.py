@@ -12,8 +12,9 @@ import torch
 
 from data_prep.atomic import write_json
 from data_prep.layout import read_label_map
+from ensemble.inputs import ImageItem
 from ensemble.members import Member
-from ensemble.predict import ImageItem, member_probs
+from ensemble.predict import member_probs
 from ensemble.tta import View
 from tuning.metrics import confusion_matrix, scores_from_confusion
 

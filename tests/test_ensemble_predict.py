@@ -8,7 +8,8 @@ import torch
 from configs import FLIP_PERMUTATION
 from data_prep.layout import read_label_map, read_rgb
 from ensemble.members import load_manifest
-from ensemble.predict import ImageItem, predict, predict_probs
+from ensemble.inputs import ImageItem
+from ensemble.predict import predict, predict_probs
 from ensemble.tta import build_views
 from ensemble.weights import (WeightsError, fit_weights, load_weights, save_weights, score_weights,
                               uniform_weights)

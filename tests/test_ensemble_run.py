@@ -10,6 +10,7 @@ import torch
 
 from configs import CLASSES
 from data_prep.layout import read_label_map, read_rgb
+from ensemble import pipeline
 from ensemble.submission import read_submission, rle_decode
 from ensemble_fixtures import make_image_folder, make_face_dataset, write_manifest
 from run_ensemble import main
@@ -183,3 +184,26 @@ def test_config_file_gives_defaults_and_flags_override_them(manifest, folder, tm
     bad.write_text("ensemble:\n  tta: sideways\n")
     assert main(["--manifest", str(manifest), "--images", str(images), "--out", str(tmp_path / "o2"),
                  "--config", str(bad), *FAST]) == 2
+
+
+def test_an_internal_value_error_propagates_instead_of_being_reported_as_bad_input(
+        manifest, folder, tmp_path, monkeypatch):
+    images, _, _ = folder
+
+    def broken_build_steps(cfg):
+        raise ValueError("a bug, not bad input")
+
+    monkeypatch.setattr(pipeline, "build_steps", broken_build_steps)
+    with pytest.raises(ValueError, match="a bug, not bad input"):
+        main(["--manifest", str(manifest), "--images", str(images), "--out", str(tmp_path / "out"), *FAST])
+
+
+def test_tta_scales_that_give_no_views_are_bad_input(manifest, folder, tmp_path, capsys):
+    images, _, _ = folder
+    config = tmp_path / "run.yaml"
+    config.write_text("ensemble:\n  tta: flip+scale\n  scales: []\n")
+    out = tmp_path / "out"
+    assert main(["--manifest", str(manifest), "--images", str(images), "--out", str(out),
+                 "--config", str(config), *FAST]) == 2
+    assert not out.exists()
+    assert "gives no views" in capsys.readouterr().err

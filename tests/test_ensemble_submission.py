@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from configs import CLASSES, CLASS_ID
+from ensemble.inputs import sort_stems
 from ensemble.submission import (CSV_HEADER, SubmissionWriter, read_submission, rle_decode,
-                                 rle_encode, sort_stems, write_ids, write_submission)
+                                 rle_encode, write_ids, write_submission)
 
 
 def test_rle_uses_one_based_start_length_pairs_joined_by_underscores():

@@ -1,0 +1,29 @@
+"""python -m ensemble COMMAND ...: ensemble trained face parsers into a leaderboard submission."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> module exposing add_arguments(parser) and main(args) -> int
+COMMANDS = {
+    "run": ("ensemble.cli_run", "make a leaderboard submission (CSV, masks, report) with an ensemble"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ensemble", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return importlib.import_module(COMMANDS[args.command][0]).main(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The `run` command's flags and entry (python -m ensemble run, run_ensemble.py): make a leaderboard
+submission with an ensemble of trained face parsers."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from configs.schema import ConfigError, EnsembleConfig, load_config, parse_config
+from ensemble.pipeline import RunError, RunOptions, run
+from ensemble.report import compact_table
+from ensemble.tta import TTA_MODES
+from ensemble.weights import WEIGHT_MODES
+
+# --weights takes a mode or the path of a member_weights.json written by an earlier optimize run.
+WEIGHTS_CHOICES = (*WEIGHT_MODES, "optimize")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--manifest", type=Path, required=True, help="models/NAME/manifest.json")
+    p.add_argument("--images", type=Path, required=True,
+                   help="a folder of images, or a prepared dataset (has dataset.json)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--split", default="test", help="split of a prepared dataset (default test)")
+    p.add_argument("--gt", type=Path, help="folder of ground-truth masks {stem}.png to score against")
+    p.add_argument("--config", type=Path, help="RunConfig YAML whose ensemble section gives the defaults")
+    p.add_argument("--tta", choices=list(TTA_MODES), help="test-time augmentation (default: the config's)")
+    p.add_argument("--scales", type=float, nargs="+", help="scales for --tta flip+scale")
+    p.add_argument("--weights", help="member weights: uniform | score | optimize | a member_weights.json")
+    p.add_argument("--weights-split", default="val", help="split to fit --weights optimize on (default val)")
+    p.add_argument("--weights-data", type=Path, help="prepared dataset to fit weights on (default --images)")
+    p.add_argument("--smooth", choices=["none", "gaussian"], help="smoothing of the averaged probabilities")
+    p.add_argument("--sigma", type=float, help="Gaussian sigma in output pixels")
+    p.add_argument("--min-component-fraction", type=float,
+                   help="blobs of a single part smaller than this fraction of its largest blob are removed")
+    p.add_argument("--no-remove-small", action="store_true", help="keep stray blobs of single parts")
+    p.add_argument("--no-fill-holes", action="store_true", help="leave holes inside parts unfilled")
+    p.add_argument("--grabcut", action="store_true", help="GrabCut refinement of the face boundary")
+    p.add_argument("--crf", action="store_true", help="dense CRF (needs pip install '.[crf]')")
+    p.add_argument("--no-postprocess", action="store_true", help="plain argmax: no smoothing or clean-up")
+    p.add_argument("--viz", type=int, help="comparison panels to draw")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where the members run (auto: cuda when available)")
+    p.add_argument("--batch-size", type=int, help="images per forward pass")
+    p.add_argument("--workers", type=int, help="DataLoader / post-processing workers")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="write empty rows for unreadable images instead of stopping")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def ensemble_config(args: argparse.Namespace) -> EnsembleConfig:
+    """EnsembleConfig from --config (or defaults) with the command-line flags applied."""
+    base = load_config(args.config).ensemble if args.config else EnsembleConfig()
+    raw = base.model_dump()
+    post = raw["postprocess"]
+    for key, value in (("tta", args.tta), ("scales", args.scales), ("viz", args.viz),
+                       ("batch_size", args.batch_size), ("num_workers", args.workers)):
+        if value is not None:
+            raw[key] = value
+    if args.weights in WEIGHTS_CHOICES:
+        raw["member_weights"] = args.weights
+    for key, value in (("smooth", args.smooth), ("sigma", args.sigma),
+                       ("min_component_fraction", args.min_component_fraction)):
+        if value is not None:
+            post[key] = value
+    post["remove_small"] &= not args.no_remove_small
+    post["fill_holes"] &= not args.no_fill_holes
+    post["grabcut"] |= args.grabcut
+    post["crf"] |= args.crf
+    if args.no_postprocess:
+        post.update(smooth="none", remove_small=False, fill_holes=False, grabcut=False, crf=False)
+    return parse_config({"ensemble": raw}, source="options").ensemble
+
+
+def run_options(args: argparse.Namespace, ens: EnsembleConfig) -> RunOptions:
+    """RunOptions from parsed flags; --weights is a mode or else a member_weights.json path."""
+    mode = args.weights if args.weights in WEIGHTS_CHOICES else None
+    weights_file = Path(args.weights) if args.weights is not None and mode is None else None
+    return RunOptions(manifest=args.manifest, images=args.images, out=args.out, split=args.split,
+                      gt=args.gt, ensemble=ens, weights_mode=mode, weights_file=weights_file,
+                      weights_split=args.weights_split, weights_data=args.weights_data,
+                      device=args.device, skip_bad=args.skip_bad, progress=not args.quiet)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the ensemble and print a summary; 2 (with one line per problem) on bad input."""
+    try:
+        ens = ensemble_config(args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        report = run(run_options(args, ens))
+    except RunError as err:
+        for line in err.lines:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    if report["stages"]:
+        print(compact_table(report["stages"]))
+    if report["skipped"]:
+        print(f"skipped {len(report['skipped'])} unreadable image(s) (empty rows): "
+              + ", ".join(Path(s["file"]).name for s in report["skipped"]))
+    t = report["timings"]
+    print(f"{report['predicted']} image(s), {t['per_image_s']:.3f} s/image "
+          f"(members' forward passes {t['forward_total_s']:.1f} s of {t['run_s']:.1f} s)")
+    print(f"outputs in {args.out}: submission.csv, submission_ids.csv, masks/, color/, viz/, "
+          f"report.md" + (", confusion.png" if report["stages"] else ""))
+    return 0

@@ -1,0 +1,213 @@
+"""`python -m ensemble fit`: choose members, weights, TTA views and post-processing on validation data.
+
+1. Cache every candidate's probabilities under every view (ensemble.cache; reduced resolution).
+2. Members: greedy forward selection with replacement from the best single candidate
+   (ensemble.selection), weights = selection counts; then views, added greedily.
+3. One pass at each image's own size with the chosen members and views confirms both stages
+   (a stage that loses there is dropped, as on the confirming half) and keeps the ensemble's
+   probabilities for the post-processing stage: every step and its parameter is tried on top
+   of what was kept and kept only if it raises the score.
+The recipe (and fit_report.md, selection_trace.png beside it) records every decision.
+"""
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from configs import NUM_CLASSES
+from configs.schema import EnsembleConfig, PostprocessConfig
+from data_prep.layout import read_label_map
+from ensemble.cache import build_cache, images_within, subset
+from ensemble.inputs import InputError, discover, validate
+from ensemble.members import Member, load_manifest, resolve_device
+from ensemble.postprocess import build_steps, postprocess
+from ensemble.predict import predict
+from ensemble.recipe import Recipe, write_recipe
+from ensemble.report import image_confusion
+from ensemble.selection import Decision, Scorer, Scores, select_members, select_options, select_views, \
+    split_halves
+from ensemble.tta import View, build_views
+from tuning.metrics import scores_from_confusion
+
+# Post-processing options tried, in run order (ensemble.postprocess.STEPS), on top of plain argmax.
+SIGMAS = (0.5, 1.0, 1.5, 2.0, 3.0)
+MIN_COMPONENT_FRACTIONS = (0.05, 0.1, 0.2, 0.4)
+PLAIN = PostprocessConfig(smooth="none", sigma=0.0, remove_small=False, fill_holes=False,
+                          grabcut=False, crf=False)
+
+
+class FitError(ValueError):
+    """Fit inputs that cannot be used (no labels, too few images, bad files)."""
+
+
+@dataclass
+class FitOptions:
+    manifest: Path
+    data: Path
+    out: Path
+    split: str = "val"
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    candidate_views: str = "flip+scale"  # the TTA mode whose views are candidates
+    resolution: int = 64
+    max_images: int = 256
+    cache_gb: float = 4.0
+    max_steps: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+
+class HalfScores:
+    """Confusion matrices per stage on the choosing and confirming halves."""
+
+    def __init__(self, choose: set[int]):
+        self.choose = choose
+        self.matrices: dict[str, list[np.ndarray]] = {}
+
+    def add(self, stage: str, index: int, pred: np.ndarray, gt: np.ndarray) -> None:
+        pair = self.matrices.setdefault(stage, [np.zeros((NUM_CLASSES,) * 2, np.int64) for _ in range(2)])
+        pair[0 if index in self.choose else 1] += image_confusion(pred, gt)
+
+    def scores(self, stage: str) -> Scores:
+        a, b = self.matrices[stage]
+        f1 = [scores_from_confusion(cm)["f1"] for cm in (a, b, a + b)]
+        return Scores(*f1)
+
+
+@dataclass
+class FullResolution:
+    """The chosen ensemble at each image's own size: probabilities (half precision) and stage scores."""
+
+    probs: list[np.ndarray]
+    gts: list[np.ndarray]
+    paths: list[Path]
+    halves: HalfScores
+
+
+def _full_resolution(members: Sequence[Member], weights: dict[str, float], views: Sequence[View],
+                     items, gt_paths, choose: set[int], opts: FitOptions, device) -> FullResolution:
+    ens = opts.ensemble
+    chosen = [m for m in members if weights.get(m.name, 0) > 0]
+    halves = HalfScores(choose)
+    out = FullResolution([], [], [], halves)
+    for pred in predict(chosen, [weights[m.name] for m in chosen], items, views, device, ens.batch_size,
+                        ens.num_workers, track_stages=True, progress=opts.progress):
+        gt = read_label_map(gt_paths[pred.index])
+        for stage, labels in pred.stage_labels.items():
+            halves.add(stage, pred.index, labels, gt)
+        halves.add("tta", pred.index, pred.probs.argmax(0).astype(np.uint8), gt)
+        out.probs.append(pred.probs.astype(np.float16))
+        out.gts.append(gt)
+        out.paths.append(pred.path)
+    return out
+
+
+def _postprocess_scores(full: FullResolution, cfg: PostprocessConfig) -> Scores:
+    steps = build_steps(cfg)
+    halves = HalfScores(full.halves.choose)
+    for i, (probs, gt, path) in enumerate(zip(full.probs, full.gts, full.paths)):
+        halves.add("pp", i, postprocess(probs.astype(np.float32), steps, path), gt)
+    return halves.scores("pp")
+
+
+def _postprocess_stages() -> list[tuple[str, Callable[[PostprocessConfig], list[tuple[str, PostprocessConfig]]]]]:
+    """(stage, options on top of a config) in run order (ensemble.postprocess.STEPS)."""
+    def grid(label: str, key: str, values: Sequence, **fixed) -> Callable:
+        return lambda cfg: [(label.format(v), cfg.model_copy(update={key: v, **fixed})) for v in values]
+    stages = [("smooth", grid("gaussian(sigma={:g})", "sigma", SIGMAS, smooth="gaussian"))]
+    if importlib.util.find_spec("pydensecrf") is not None:  # optional extra: tried only when installed
+        stages.append(("crf", grid("crf", "crf", [True])))
+    stages += [("grabcut", grid("grabcut", "grabcut", [True])),
+               ("remove_small", grid("remove_small(min_fraction={:g})", "min_component_fraction",
+                                     MIN_COMPONENT_FRACTIONS, remove_small=True)),
+               ("fill_holes", grid("fill_holes", "fill_holes", [True]))]
+    return stages
+
+
+def fit(opts: FitOptions, members: Sequence[Member] | None = None) -> Recipe:
+    """Fit a recipe on a labelled split and write it to opts.out (members: default the manifest's)."""
+    t0 = time.perf_counter()
+    ens = opts.ensemble
+    inputs = discover(opts.data, opts.split)
+    if inputs.gt_paths is None:
+        raise FitError(f"{opts.data}: split {opts.split!r} has no masks to fit on")
+    bad_images, bad_masks = validate(inputs, max(2, ens.num_workers), opts.progress)
+    if bad_images or bad_masks:
+        raise FitError("\n".join(b.line() for b in bad_images + bad_masks)
+                       + f"\nbad files in split {opts.split!r}; nothing was written")
+    device = resolve_device(opts.device)
+    if members is None:
+        members = load_manifest(opts.manifest, device).members
+    names = [m.name for m in members]
+    scales = sorted({1.0, *ens.scales})
+    views = build_views(opts.candidate_views, scales)
+    identity = next(i for i, v in enumerate(views) if v.is_identity)
+    room = images_within(opts.cache_gb * 1e9, len(members), len(views), opts.resolution)
+    keep = subset(len(inputs.items), min(opts.max_images, room), opts.seed)
+    if len(keep) < 2:
+        raise FitError(f"{len(keep)} image(s) fit the cache: need 2 or more (raise --cache-gb, "
+                       f"lower --resolution or use fewer candidates)")
+    items = [inputs.items[i] for i in keep]
+    gt_paths = [inputs.gt_paths[i] for i in keep]
+
+    cache = build_cache(members, items, gt_paths, views, opts.resolution, device, ens.batch_size,
+                        ens.num_workers, opts.progress)
+    choose, confirm = split_halves(len(items), opts.seed)
+    scorer = Scorer(cache.labels, choose, confirm)
+    selection, singles = select_members(cache.probs[:, identity], names, scorer, opts.max_steps)
+    weights = selection.weights
+    w = torch.tensor([weights.get(n, 0.0) for n in names], dtype=torch.float32)
+    view_probs = torch.einsum("m,mvnchw->vnchw", w, cache.probs.float())
+    chosen_views, view_scores, view_decisions = select_views(view_probs, cache.view_names, scorer, identity)
+    del view_probs
+
+    # Confirm at full resolution; a stage that loses there is dropped like one that loses on a half.
+    confirmations: list[dict] = []
+    run_views = [views[i] for i in chosen_views]
+    full = _full_resolution(members, weights, run_views, items, gt_paths, set(choose.tolist()), opts, device)
+    start = full.halves.scores(f"member:{selection.start}")
+    ensemble = full.halves.scores("ensemble")
+    if len(weights) > 1 and not ensemble.improves_on(start):
+        confirmations.append({"stage": "members", "kept": False, **ensemble.delta(start)})
+        weights = {selection.start: 1.0}
+        full = _full_resolution(members, weights, run_views, items, gt_paths, set(choose.tolist()), opts,
+                                device)
+        ensemble = start
+    tta = full.halves.scores("tta")
+    if len(run_views) > 1 and not tta.improves_on(ensemble):
+        confirmations.append({"stage": "views", "kept": False, **tta.delta(ensemble)})
+        run_views = [views[identity]]
+        full = _full_resolution(members, weights, run_views, items, gt_paths, set(choose.tolist()), opts,
+                                device)
+        tta = ensemble
+
+    cfg, current, step_decisions = PLAIN, tta, []
+    for stage, options_on in _postprocess_stages():
+        kept, current, decisions = select_options(stage, options_on(cfg), current,
+                                                  lambda c: _postprocess_scores(full, c))
+        step_decisions += decisions
+        if kept is not None:
+            cfg = kept
+    stage_scores = {"best_candidate": start, "ensemble": ensemble, "views": tta, "final": current}
+    recipe = Recipe(
+        manifest=str(Path(opts.manifest).resolve()),
+        members={n: weights[n] for n in names if weights.get(n, 0) > 0},
+        views=[v.name for v in run_views], postprocess=cfg,
+        scores={k: vars(v) for k, v in stage_scores.items()},
+        decisions={"candidates": {n: vars(s) for n, s in singles.items()},
+                   "selection": selection.to_json(),
+                   "views": [d.to_json() for d in view_decisions],
+                   "postprocess": [d.to_json() for d in step_decisions],
+                   "full_resolution": confirmations},
+        data={"dataset": str(Path(opts.data).resolve()), "split": opts.split, "images": len(items),
+              "split_images": len(inputs.items), "choose": len(choose), "confirm": len(confirm),
+              "seed": opts.seed, "cache_resolution": opts.resolution,
+              "cache_gb": round(cache.nbytes / 1e9, 3), "seconds": round(time.perf_counter() - t0, 1)})
+    write_recipe(opts.out, recipe)
+    return recipe

@@ -1,0 +1,111 @@
+"""`ensemble fit`: members, views and post-processing chosen on validation data, saved as a recipe."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from configs import CLASS_ID
+from configs.schema import EnsembleConfig
+from ensemble.fit import FitOptions, fit
+from ensemble.recipe import RecipeError, read_recipe
+from ensemble_fixtures import TINY, PaletteModel, make_face_dataset, member
+from tuning.models import build_model
+
+
+# The classes face_label_map draws; a parser that knows only these makes no stray classes.
+DRAWN = [CLASS_ID[n] for n in ("background", "skin", "nose", "l_eye", "r_eye", "l_brow", "r_brow",
+                               "u_lip", "l_lip", "hair")]
+
+
+class DenoisedPalette(PaletteModel):
+    """A good parser for the fixture faces: the palette rule over the drawn classes only."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = super().forward(x)
+        off = torch.ones(logits.shape[1], dtype=torch.bool)
+        off[DRAWN] = False
+        return logits.masked_fill(off.view(1, -1, 1, 1).to(logits.device), -1e4)
+
+
+class TintedPalette(DenoisedPalette):
+    """A weaker parser: it sees colours through a tint, so some parts get confused."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x + 0.35 * torch.tensor([1.0, -0.6, 0.2]).view(1, 3, 1, 1))
+
+
+def _random_smp() -> torch.nn.Module:
+    """An untrained smp model made confident (its head scaled up), as a failed trial would be."""
+    torch.manual_seed(0)
+    model = build_model(TINY["arch"], TINY["encoder"], None)
+    with torch.no_grad():
+        for p in model.segmentation_head.parameters():
+            p.mul_(20.0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fit")
+    prep = make_face_dataset(root / "prep", {"train": 1, "val": 10, "test": 2}, size=64, seed=3)
+    members = [member(TintedPalette(), "tinted", val_f1=0.7), member(_random_smp(), "random", val_f1=0.9),
+               member(DenoisedPalette(), "palette", val_f1=0.8)]
+    opts = FitOptions(manifest=root / "manifest.json", data=prep.root, out=root / "recipe.json",
+                      ensemble=EnsembleConfig(scales=[1.0], batch_size=4, num_workers=0),
+                      candidate_views="flip", resolution=32, progress=False)
+    recipe = fit(opts, members)
+    return recipe, opts, members
+
+
+def test_random_candidate_is_never_selected(fitted):
+    recipe, _, _ = fitted
+    assert "random" not in recipe.members
+    assert recipe.decisions["selection"]["counts"]["random"] == 0
+    trace = recipe.decisions["selection"]["trace"]
+    assert trace[0]["added"] == "palette"  # the best single candidate on val starts the selection
+    assert len(trace) > 2  # the greedy search ran past the start (and may try "random" on the way)
+
+
+def test_fitted_ensemble_scores_at_least_the_best_candidate(fitted):
+    recipe, _, _ = fitted
+    s = recipe.scores
+    assert s["final"]["all"] >= s["best_candidate"]["all"]
+    assert s["final"]["confirm"] >= s["best_candidate"]["confirm"]
+    singles = recipe.decisions["candidates"]
+    assert singles["palette"]["all"] == max(c["all"] for c in singles.values())
+
+
+def test_steps_and_views_that_hurt_on_val_are_dropped(fitted):
+    recipe, _, _ = fitted
+    steps = recipe.decisions["postprocess"]
+    # At 64 px a wide blur wipes out 2-3 px brows and eyes; a narrow one removes pixel noise.
+    hurt = [d for d in steps if d["delta"]["choose"] < 0]
+    assert any(d["option"] == "gaussian(sigma=3)" for d in hurt)
+    assert not any(d["kept"] for d in hurt)
+    for d in steps:
+        if d["kept"]:
+            assert d["delta"]["choose"] > 0 and d["delta"]["confirm"] >= 0
+    kept_sigma = [d["option"] for d in steps if d["stage"] == "smooth" and d["kept"]]
+    expected = "none" if not kept_sigma else "gaussian"
+    assert recipe.postprocess.smooth == expected
+    # The palette rule is not mirror-symmetric (it cannot tell a mirrored left eye from a right
+    # one), so flip TTA hurts here and must not be kept.
+    assert recipe.views == ["identity"]
+    assert recipe.decisions["views"][0]["option"] == "hflip" and not recipe.decisions["views"][0]["kept"]
+
+
+def test_recipe_round_trips_and_is_checked_against_the_manifest(fitted):
+    recipe, opts, members = fitted
+    names = [m.name for m in members]
+    again = read_recipe(opts.out, names)
+    assert again == recipe
+    with pytest.raises(RecipeError, match="not in the manifest"):
+        read_recipe(opts.out, ["palette"] if "tinted" in recipe.members else ["other"])
+    raw = json.loads(opts.out.read_text())
+    raw["members"] = {"palette": -1.0}
+    bad = opts.out.with_name("bad.json")
+    bad.write_text(json.dumps(raw))
+    with pytest.raises(RecipeError, match="positive sum"):
+        read_recipe(bad, names)

@@ -179,6 +179,13 @@ class PostprocessConfig(Section):
     crf: bool = False
 
 
+class CsvConfig(Section):
+    """Leaderboard CSV conventions (DESIGN.md); the defaults follow the seed's submission code."""
+
+    resize: Literal["nearest", "nearest_exact"] = "nearest"  # OpenCV INTER_NEAREST(_EXACT) to 256
+    background: Literal["rle", "zero"] = "rle"  # background row: its run-length code, or "0"
+
+
 class EnsembleConfig(Section):
     tta: Literal["none", "flip", "flip+scale"] = "flip"
     scales: list[Positive] = [0.75, 1.0, 1.25]
@@ -187,6 +194,7 @@ class EnsembleConfig(Section):
     num_workers: Annotated[int, Field(ge=0)] = 2
     viz: Annotated[int, Field(ge=0)] = 60
     postprocess: PostprocessConfig = PostprocessConfig()
+    csv: CsvConfig = CsvConfig()
 
 
 class RunConfig(Section):

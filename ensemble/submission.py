@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from configs import BACKGROUND, CLASSES, NUM_CLASSES, colorize
+from configs.schema import CsvConfig
 from data_prep.atomic import AtomicFile, write_image, write_text
 
 CSV_SIZE = 256
@@ -15,10 +16,11 @@ CSV_HEADER = "ID,Usage,label,segmentation"
 IDS_HEADER = "position,image"
 USAGE = "Public"
 EMPTY = "0"
-# "resized (nearest)" in DESIGN.md. INTER_NEAREST_EXACT samples pixel centres like PIL's and
-# torch's "nearest-exact" and like data_prep's label resizing; plain INTER_NEAREST floors and
-# shifts the mask by up to half a source pixel.
-CSV_INTERPOLATION = cv2.INTER_NEAREST_EXACT
+# The seed's submission code resizes with plain INTER_NEAREST (it floors, shifting the mask by up
+# to half a source pixel); INTER_NEAREST_EXACT samples pixel centres like PIL and data_prep. They
+# disagree enough on 512 px maps (perfect maps score ~0.92 F1 against each other) that the CSV
+# must use the leaderboard's own convention: the seed's is the default (configs.schema.CsvConfig).
+CSV_INTERPOLATION = {"nearest": cv2.INTER_NEAREST, "nearest_exact": cv2.INTER_NEAREST_EXACT}
 
 
 def rle_encode(mask: np.ndarray) -> str:
@@ -47,20 +49,20 @@ def rle_decode(code: str, shape: tuple[int, int] = (CSV_SIZE, CSV_SIZE)) -> np.n
     return flat.reshape(shape)
 
 
-def csv_label_map(labels: np.ndarray) -> np.ndarray:
+def csv_label_map(labels: np.ndarray, csv: CsvConfig = CsvConfig()) -> np.ndarray:
     """A label map at any size -> the 256x256 map the CSV encodes (nearest neighbour)."""
     if labels.shape == (CSV_SIZE, CSV_SIZE):
         return labels
-    return cv2.resize(labels, (CSV_SIZE, CSV_SIZE), interpolation=CSV_INTERPOLATION)
+    return cv2.resize(labels, (CSV_SIZE, CSV_SIZE), interpolation=CSV_INTERPOLATION[csv.resize])
 
 
-def csv_rows(position: int, labels: np.ndarray | None) -> list[str]:
+def csv_rows(position: int, labels: np.ndarray | None, csv: CsvConfig = CsvConfig()) -> list[str]:
     """The 19 CSV lines of the image at a position; labels None (a skipped image) -> all empty."""
-    small = None if labels is None else csv_label_map(labels)
+    small = None if labels is None else csv_label_map(labels, csv)
     rows = []
     for c in range(NUM_CLASSES):
-        if small is None or c == BACKGROUND:
-            code = EMPTY  # the background row is always empty by the leaderboard's rules
+        if small is None or (c == BACKGROUND and csv.background == "zero"):
+            code = EMPTY
         else:
             code = rle_encode(small == c)
         rows.append(f"{position * NUM_CLASSES + c},{USAGE},{CLASSES[c]},{code}")
@@ -70,13 +72,14 @@ def csv_rows(position: int, labels: np.ndarray | None) -> list[str]:
 class SubmissionWriter:
     """Writes submission.csv row by row, in position order; the file appears only when complete."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, csv: CsvConfig = CsvConfig()):
+        self.csv = csv
         self.writer = AtomicFile(path, "w", encoding="utf-8", newline="\n")
         self.writer.write(CSV_HEADER + "\n")
         self.next_position = 0
 
     def add(self, position: int, labels: np.ndarray | None) -> None:
-        self.add_rows(position, csv_rows(position, labels))
+        self.add_rows(position, csv_rows(position, labels, self.csv))
 
     def add_rows(self, position: int, rows: list[str]) -> None:
         """Rows made by csv_rows (e.g. in a worker thread) for the next position."""
@@ -93,9 +96,10 @@ class SubmissionWriter:
         self.writer.__exit__(exc_type, exc, tb)
 
 
-def write_submission(path: str | Path, label_maps: Sequence[np.ndarray | None]) -> None:
+def write_submission(path: str | Path, label_maps: Sequence[np.ndarray | None],
+                     csv: CsvConfig = CsvConfig()) -> None:
     """Whole CSV at once: label_maps[p] is the image at position p (None: skipped, empty rows)."""
-    with SubmissionWriter(path) as sub:
+    with SubmissionWriter(path, csv) as sub:
         for p, labels in enumerate(label_maps):
             sub.add(p, labels)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from configs import CLASSES, CLASS_ID
+from configs.schema import CsvConfig
 from ensemble.inputs import sort_stems
 from ensemble.submission import (CSV_HEADER, SubmissionWriter, read_submission, rle_decode,
                                  rle_encode, write_ids, write_submission)
@@ -42,6 +43,54 @@ def _label_map(h: int, w: int) -> np.ndarray:
     return labels
 
 
+def _seed_mask2csv(labels: np.ndarray) -> list[str]:
+    """The seed's conventions, written independently: each class mask resized to 256 with plain
+    INTER_NEAREST, flattened row-major, runs as 1-based start and length joined by '_', the
+    background encoded like any class, an empty mask '0'."""
+    codes = []
+    for c in range(19):
+        mask = cv2.resize((labels == c).astype(np.uint8), (256, 256), interpolation=cv2.INTER_NEAREST)
+        runs, start = [], None
+        for i, v in enumerate(mask.flatten().tolist() + [0]):
+            if v and start is None:
+                start = i
+            elif not v and start is not None:
+                runs += [str(start + 1), str(i - start)]
+                start = None
+        codes.append("_".join(runs) if runs else "0")
+    return codes
+
+
+def test_csv_follows_the_seed_submission_conventions_on_512px_maps(tmp_path):
+    rng = np.random.default_rng(0)
+    maps = []
+    for _ in range(3):  # 512 px maps with thin, odd-sized parts where the two resizes disagree
+        labels = _label_map(512, 512)
+        for _ in range(40):
+            y, x = rng.integers(0, 509, 2)
+            labels[y:y + rng.integers(1, 4), x:x + rng.integers(1, 4)] = rng.integers(0, 19)
+        maps.append(labels)
+    write_submission(tmp_path / "submission.csv", maps)
+    rows = read_submission(tmp_path / "submission.csv")
+    for p, labels in enumerate(maps):
+        assert [r[3] for r in rows[p * 19:(p + 1) * 19]] == _seed_mask2csv(labels)
+    assert rows[0][3] != "0"  # the background row is the background's run-length code
+
+
+def test_other_csv_conventions_remain_available(tmp_path):
+    labels = _label_map(512, 512)
+    labels[101:104, 201:203] = CLASS_ID["nose"]  # odd offsets: nearest and nearest-exact differ
+    exact = CsvConfig(resize="nearest_exact", background="zero")
+    write_submission(tmp_path / "exact.csv", [labels], exact)
+    write_submission(tmp_path / "seed.csv", [labels])
+    exact_rows, seed_rows = read_submission(tmp_path / "exact.csv"), read_submission(tmp_path / "seed.csv")
+    assert exact_rows[0][3] == "0" and seed_rows[0][3] != "0"
+    small = cv2.resize(labels, (256, 256), interpolation=cv2.INTER_NEAREST_EXACT)
+    for c in range(1, 19):
+        np.testing.assert_array_equal(rle_decode(exact_rows[c][3]), small == c, err_msg=CLASSES[c])
+    assert exact_rows[CLASS_ID["nose"]][3] != seed_rows[CLASS_ID["nose"]][3]
+
+
 def test_csv_rows_decode_back_to_the_written_masks(tmp_path):
     maps = [_label_map(300, 200), None, _label_map(64, 64)]  # position 1: a skipped image
     write_submission(tmp_path / "submission.csv", maps)
@@ -53,12 +102,11 @@ def test_csv_rows_decode_back_to_the_written_masks(tmp_path):
     assert {r[1] for r in rows} == {"Public"}
     for p, labels in enumerate(maps):
         block = rows[p * 19:(p + 1) * 19]
-        assert block[0][3] == "0"  # background row is always empty
         if labels is None:
-            assert all(r[3] == "0" for r in block)
+            assert all(r[3] == "0" for r in block)  # a skipped image: every row empty
             continue
-        small = cv2.resize(labels, (256, 256), interpolation=cv2.INTER_NEAREST_EXACT)
-        for c in range(1, 19):
+        small = cv2.resize(labels, (256, 256), interpolation=cv2.INTER_NEAREST)
+        for c in range(19):
             np.testing.assert_array_equal(rle_decode(block[c][3]), small == c, err_msg=CLASSES[c])
         assert block[CLASS_ID["nose"]][3] == "0"  # an absent class is empty
         assert block[CLASS_ID["skin"]][3] != "0"

@@ -189,7 +189,7 @@ class CsvConfig(Section):
 class EnsembleConfig(Section):
     tta: Literal["none", "flip", "flip+scale"] = "flip"
     scales: list[Positive] = [0.75, 1.0, 1.25]
-    member_weights: Literal["uniform", "score", "optimize"] = "uniform"
+    member_weights: Literal["uniform", "score"] = "uniform"  # without a recipe (ensemble fit)
     batch_size: Annotated[int, Field(ge=1)] = 4
     num_workers: Annotated[int, Field(ge=0)] = 2
     viz: Annotated[int, Field(ge=0)] = 60

@@ -7,7 +7,8 @@ from ensemble.postprocess import STEPS, PostprocessError, build_steps, postproce
 from ensemble.predict import Prediction, Timings, predict, predict_probs
 from ensemble.submission import rle_decode, rle_encode, write_submission
 from ensemble.tta import TRANSFORMS, TTA_MODES, TTAError, View, build_views
-from ensemble.weights import WEIGHT_MODES, fit_weights, load_weights
+from ensemble.recipe import Recipe, RecipeError, read_recipe, write_recipe
+from ensemble.weights import WEIGHT_MODES
 
 __all__ = [
     "ImageItem", "ImageSet", "InputError", "discover", "sort_stems",
@@ -17,5 +18,6 @@ __all__ = [
     "Prediction", "Timings", "predict", "predict_probs",
     "rle_decode", "rle_encode", "write_submission",
     "TRANSFORMS", "TTA_MODES", "TTAError", "View", "build_views",
-    "WEIGHT_MODES", "fit_weights", "load_weights",
+    "Recipe", "RecipeError", "read_recipe", "write_recipe",
+    "WEIGHT_MODES",
 ]

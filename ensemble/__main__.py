@@ -8,6 +8,7 @@ import sys
 # subcommand -> module exposing add_arguments(parser) and main(args) -> int
 COMMANDS = {
     "run": ("ensemble.cli_run", "make a leaderboard submission (CSV, masks, report) with an ensemble"),
+    "fit": ("ensemble.cli_fit", "choose members, weights, views and post-processing on validation data"),
 }
 
 

@@ -18,14 +18,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from configs import NUM_CLASSES
 from data_prep.layout import read_label_map
+from ensemble.inputs import ImageItem
 from ensemble.members import Member
-from ensemble.predict import ImageItem, _ForwardTimer, _to_device, distinct_specs, grouped_view_probs, \
-    make_loader, resize_probs
-from ensemble.predict import Timings
+from ensemble.predict import candidate_view_probs
 from ensemble.tta import View
 
 
@@ -63,19 +61,9 @@ def build_cache(members: Sequence[Member], items: Sequence[ImageItem], gt_paths:
                 views: Sequence[View], resolution: int, device: torch.device, batch_size: int = 4,
                 num_workers: int = 0, progress: bool = True) -> ProbabilityCache:
     """One pass of every member over the images, every view kept apart, at resolution r."""
+    probs = candidate_view_probs(members, items, views, resolution, device, batch_size, num_workers,
+                                 progress)
     r = resolution
-    probs = torch.zeros(len(members), len(views), len(items), NUM_CLASSES, r, r, dtype=torch.float16)
-    specs, spec_of = distinct_specs(members)
-    timer = _ForwardTimer(device, Timings())
-    loader = make_loader(items, specs, batch_size, num_workers, device)
-    with torch.inference_mode():
-        for index, _, inputs in tqdm(loader, desc="caching candidates' val probabilities",
-                                     unit="batch", disable=not progress):
-            inputs = [_to_device(x, device) for x in inputs]
-            for m, member in enumerate(members):
-                for v, p in grouped_view_probs(member, inputs[spec_of[m]], views, timer):
-                    probs[m, v, index] = resize_probs(p, (r, r)).half().cpu()
-            timer.flush()
     labels = torch.from_numpy(np.stack([
         cv2.resize(read_label_map(p), (r, r), interpolation=cv2.INTER_NEAREST_EXACT) for p in gt_paths]))
     return ProbabilityCache(probs, labels, [m.name for m in members], [v.name for v in views], r)

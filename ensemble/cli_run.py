@@ -12,9 +12,6 @@ from ensemble.report import compact_table
 from ensemble.tta import TTA_MODES
 from ensemble.weights import WEIGHT_MODES
 
-# --weights takes a mode or the path of a member_weights.json written by an earlier optimize run.
-WEIGHTS_CHOICES = (*WEIGHT_MODES, "optimize")
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", type=Path, required=True, help="models/NAME/manifest.json")
@@ -26,9 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="RunConfig YAML whose ensemble section gives the defaults")
     p.add_argument("--tta", choices=list(TTA_MODES), help="test-time augmentation (default: the config's)")
     p.add_argument("--scales", type=float, nargs="+", help="scales for --tta flip+scale")
-    p.add_argument("--weights", help="member weights: uniform | score | optimize | a member_weights.json")
-    p.add_argument("--weights-split", default="val", help="split to fit --weights optimize on (default val)")
-    p.add_argument("--weights-data", type=Path, help="prepared dataset to fit weights on (default --images)")
+    p.add_argument("--recipe", type=Path,
+                   help="recipe from python -m ensemble fit (default: recipe.json beside the manifest, "
+                        "when present); flags below override what it chose")
+    p.add_argument("--no-recipe", action="store_true", help="ignore recipe.json beside the manifest")
+    p.add_argument("--weights", choices=list(WEIGHT_MODES),
+                   help="member weights instead of the recipe's (default without a recipe: the config's)")
     p.add_argument("--smooth", choices=["none", "gaussian"], help="smoothing of the averaged probabilities")
     p.add_argument("--sigma", type=float, help="Gaussian sigma in output pixels")
     p.add_argument("--min-component-fraction", type=float,
@@ -38,6 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grabcut", action="store_true", help="GrabCut refinement of the face boundary")
     p.add_argument("--crf", action="store_true", help="dense CRF (needs pip install '.[crf]')")
     p.add_argument("--no-postprocess", action="store_true", help="plain argmax: no smoothing or clean-up")
+    p.add_argument("--csv-resize", choices=["nearest", "nearest_exact"],
+                   help="resize to 256 for the CSV (default nearest, as the seed's submission code)")
+    p.add_argument("--csv-background", choices=["rle", "zero"],
+                   help="background row: its run-length code (default, as the seed) or 0")
     p.add_argument("--viz", type=int, help="comparison panels to draw")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="where the members run (auto: cuda when available)")
@@ -48,38 +52,54 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def explicit_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The ensemble settings given as flags (they beat a recipe): weights, views, postprocess.*."""
+    given: dict[str, object] = {}
+    if args.weights is not None:
+        given["weights"] = args.weights
+    if args.tta is not None or args.scales is not None:
+        given["views"] = True
+    for key, value in (("smooth", args.smooth), ("sigma", args.sigma),
+                       ("min_component_fraction", args.min_component_fraction)):
+        if value is not None:
+            given[f"postprocess.{key}"] = value
+    for key, off in (("remove_small", args.no_remove_small), ("fill_holes", args.no_fill_holes)):
+        if off:
+            given[f"postprocess.{key}"] = False
+    for key, on in (("grabcut", args.grabcut), ("crf", args.crf)):
+        if on:
+            given[f"postprocess.{key}"] = True
+    if args.no_postprocess:
+        given.update({"postprocess.smooth": "none", "postprocess.remove_small": False,
+                      "postprocess.fill_holes": False, "postprocess.grabcut": False,
+                      "postprocess.crf": False})
+    return given
+
+
 def ensemble_config(args: argparse.Namespace) -> EnsembleConfig:
     """EnsembleConfig from --config (or defaults) with the command-line flags applied."""
     base = load_config(args.config).ensemble if args.config else EnsembleConfig()
     raw = base.model_dump()
-    post = raw["postprocess"]
     for key, value in (("tta", args.tta), ("scales", args.scales), ("viz", args.viz),
-                       ("batch_size", args.batch_size), ("num_workers", args.workers)):
+                       ("batch_size", args.batch_size), ("num_workers", args.workers),
+                       ("member_weights", args.weights)):
         if value is not None:
             raw[key] = value
-    if args.weights in WEIGHTS_CHOICES:
-        raw["member_weights"] = args.weights
-    for key, value in (("smooth", args.smooth), ("sigma", args.sigma),
-                       ("min_component_fraction", args.min_component_fraction)):
+    for key, value in (("resize", args.csv_resize), ("background", args.csv_background)):
         if value is not None:
-            post[key] = value
-    post["remove_small"] &= not args.no_remove_small
-    post["fill_holes"] &= not args.no_fill_holes
-    post["grabcut"] |= args.grabcut
-    post["crf"] |= args.crf
-    if args.no_postprocess:
-        post.update(smooth="none", remove_small=False, fill_holes=False, grabcut=False, crf=False)
+            raw["csv"][key] = value
+    for key, value in explicit_settings(args).items():
+        if key.startswith("postprocess."):
+            raw["postprocess"][key.split(".", 1)[1]] = value
     return parse_config({"ensemble": raw}, source="options").ensemble
 
 
 def run_options(args: argparse.Namespace, ens: EnsembleConfig) -> RunOptions:
-    """RunOptions from parsed flags; --weights is a mode or else a member_weights.json path."""
-    mode = args.weights if args.weights in WEIGHTS_CHOICES else None
-    weights_file = Path(args.weights) if args.weights is not None and mode is None else None
+    """RunOptions from parsed flags."""
     return RunOptions(manifest=args.manifest, images=args.images, out=args.out, split=args.split,
-                      gt=args.gt, ensemble=ens, weights_mode=mode, weights_file=weights_file,
-                      weights_split=args.weights_split, weights_data=args.weights_data,
-                      device=args.device, skip_bad=args.skip_bad, progress=not args.quiet)
+                      gt=args.gt, ensemble=ens, recipe=args.recipe, use_recipe=not args.no_recipe,
+                      explicit=explicit_settings(args), device=args.device, skip_bad=args.skip_bad,
+                      progress=not args.quiet)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -24,13 +24,13 @@ from configs import NUM_CLASSES
 from configs.schema import EnsembleConfig, PostprocessConfig
 from data_prep.layout import read_label_map
 from ensemble.cache import build_cache, images_within, subset
-from ensemble.inputs import InputError, discover, validate
+from ensemble.inputs import discover, validate
 from ensemble.members import Member, load_manifest, resolve_device
 from ensemble.postprocess import build_steps, postprocess
 from ensemble.predict import predict
 from ensemble.recipe import Recipe, write_recipe
 from ensemble.report import image_confusion
-from ensemble.selection import Decision, Scorer, Scores, select_members, select_options, select_views, \
+from ensemble.selection import Scorer, Scores, select_members, select_options, select_views, \
     split_halves
 from ensemble.tta import View, build_views
 from tuning.metrics import scores_from_confusion

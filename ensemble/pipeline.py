@@ -6,28 +6,29 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from configs.schema import ConfigError, EnsembleConfig
 from data_prep.atomic import write_image
 from data_prep.layout import DatasetError, read_label_map, read_rgb
-from ensemble.inputs import ImageSet, InputError, discover, is_prepared, validate
+from ensemble.inputs import ImageSet, InputError, discover, validate
 from ensemble.members import ManifestError, Member, load_manifest, resolve_device
 from ensemble.postprocess import PostprocessError, Step, argmax_labels, build_steps, postprocess
 from ensemble.predict import Prediction, Timings, predict
+from ensemble.recipe import Recipe, RecipeError, check_members, default_recipe_path, read_recipe
 from ensemble.report import StageScores, image_confusion, write_report
 from ensemble.submission import SubmissionWriter, csv_rows, write_ids, write_masks
-from ensemble.tta import TTAError, View, build_views
+from ensemble.tta import TTAError, View, build_views, view_from_name
 from ensemble.viz import comparison_panel, plot_confusion
-from ensemble.weights import WEIGHT_MODES, WeightsError, fit_weights, load_weights, save_weights
+from ensemble.weights import WEIGHT_MODES, WeightsError
 
 ENSEMBLE_STAGE = "ensemble"
 # Bad input (files, manifest, config, options) raises these; any other exception is a bug and
 # propagates with its traceback instead of being reported as bad input.
 INPUT_ERRORS = (InputError, DatasetError, ManifestError, WeightsError, PostprocessError, TTAError,
-                ConfigError)
+                ConfigError, RecipeError)
 
 
 class RunError(Exception):
@@ -46,10 +47,12 @@ class RunOptions:
     split: str = "test"
     gt: Path | None = None
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
-    weights_mode: Literal["uniform", "score", "optimize"] | None = None  # None: ensemble.member_weights
-    weights_file: Path | None = None  # a member_weights.json from an earlier run; beats weights_mode
-    weights_split: str = "val"
-    weights_data: Path | None = None  # prepared dataset to fit weights on; None: --images if prepared
+    # A recipe (python -m ensemble fit) sets members, weights, views and post-processing; None:
+    # recipe.json beside the manifest when present, unless use_recipe is False.
+    recipe: Path | None = None
+    use_recipe: bool = True
+    # Settings given as flags, which beat the recipe: "weights", "views", "postprocess.<field>".
+    explicit: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
     skip_bad: bool = False
     progress: bool = True
@@ -67,7 +70,8 @@ class _Plan:
     device: Any
     weights: dict[str, float]
     weights_mode: str
-    fit_set: ImageSet | None = None  # labelled split to fit member weights on
+    recipe: Recipe | None = None
+    recipe_path: Path | None = None
 
 
 def run(opts: RunOptions) -> dict[str, Any]:
@@ -79,19 +83,8 @@ def run(opts: RunOptions) -> dict[str, Any]:
         raise RunError(str(err).splitlines()) from None
     validate_s = time.perf_counter() - t0
     ens = opts.ensemble
-    t1 = time.perf_counter()
-    fit = None
-    if plan.fit_set is not None:
-        fit = fit_weights(plan.members, plan.fit_set.items, plan.fit_set.gt_paths, plan.views,
-                          plan.device, ens.batch_size, ens.num_workers, progress=opts.progress)
-        fit.info = {"data": str(opts.weights_data or opts.images), "split": opts.weights_split}
-        plan.weights = fit.weights
-    weights_s = time.perf_counter() - t1
-
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    if fit is not None:
-        save_weights(out / "member_weights.json", fit)
     t2 = time.perf_counter()
     timings = Timings()
     scores = _predict_and_write(opts, plan, out, timings)
@@ -100,8 +93,6 @@ def run(opts: RunOptions) -> dict[str, Any]:
     outputs = {"submission": out / "submission.csv", "ids": out / "submission_ids.csv",
                "masks": out / "masks", "color": out / "color", "viz": out / "viz",
                "report": out / "report.md"}
-    if fit is not None:
-        outputs["member_weights"] = out / "member_weights.json"
     if scores:
         plot_confusion(scores.matrices[scores.final], out / "confusion.png",
                        f"final stage ({scores.final}): confusion, row-normalised")
@@ -110,10 +101,12 @@ def run(opts: RunOptions) -> dict[str, Any]:
     report = {
         "manifest": str(opts.manifest), "source": plan.test_set.source,
         "images": len(plan.test_set.items), "predicted": n,
-        "device": str(plan.device), "tta": ens.tta, "views": [v.name for v in plan.views],
+        "device": str(plan.device), "views": [v.name for v in plan.views],
         "postprocess": [s.label for s in plan.steps],
         "weights_mode": plan.weights_mode,
-        "weight_fit": fit.to_json() if fit is not None else None,
+        "recipe": str(plan.recipe_path) if plan.recipe_path else None,
+        "decisions": plan.recipe.model_dump(mode="json") if plan.recipe else None,
+        "csv": ens.csv.model_dump(),
         "members": [{"name": m.name, "arch": m.arch, "encoder": m.encoder,
                      "image_size": m.image_size, "val_f1": m.val_f1, "trial_id": m.trial_id,
                      "weight": plan.weights[m.name]} for m in plan.members],
@@ -121,7 +114,7 @@ def run(opts: RunOptions) -> dict[str, Any]:
         "stages": scores.table() if scores else None,
         "skipped": [{"file": str(p), "reason": r} for p, r in plan.bad.items()],
         "ignored": plan.test_set.ignored,
-        "timings": {"validate_s": validate_s, "weights_s": weights_s, "run_s": run_s,
+        "timings": {"validate_s": validate_s, "run_s": run_s,
                     "per_image_s": run_s / n if n else 0.0,
                     "forward_s": dict(timings.forward_s),
                     "forward_total_s": timings.forward_total_s,
@@ -144,35 +137,35 @@ def _plan(opts: RunOptions) -> _Plan:
         raise RunError([b.line() for b in bad_images]
                        + [f"{len(bad_images)} unreadable image(s); nothing was written "
                           f"(--skip-bad writes empty rows for them instead)"])
+    recipe_path = opts.recipe
+    if recipe_path is None and opts.use_recipe and default_recipe_path(opts.manifest).is_file():
+        recipe_path = default_recipe_path(opts.manifest)
+    post = ens.postprocess
     views = build_views(ens.tta, ens.scales)
-    steps = build_steps(ens.postprocess)  # before loading models: a missing extra fails fast
+    recipe = None
+    if recipe_path is not None:
+        recipe = read_recipe(recipe_path)
+        post = recipe.postprocess
+        if "views" not in opts.explicit:
+            views = [view_from_name(v) for v in recipe.views]
+    post = post.model_copy(update={k.split(".", 1)[1]: v for k, v in opts.explicit.items()
+                                   if k.startswith("postprocess.")})
+    steps = build_steps(post)  # before loading models: a missing extra fails fast
     device = resolve_device(opts.device)
     members = load_manifest(opts.manifest, device).members
-    mode = opts.weights_mode or ens.member_weights
+    mode = opts.explicit.get("weights")
+    if recipe is not None:
+        check_members(recipe, [m.name for m in members], recipe_path)
+        members = [m for m in members if m.name in recipe.members]
     plan = _Plan(test_set=test_set, bad={b.path: b.reason for b in bad_images}, views=views,
-                 steps=steps, members=members, device=device, weights={}, weights_mode=mode)
-    if opts.weights_file is not None:
-        plan.weights = load_weights(opts.weights_file, members)
-        plan.weights_mode = f"from {opts.weights_file}"
-    elif mode in WEIGHT_MODES:
-        plan.weights = WEIGHT_MODES[mode](members)
-    elif mode == "optimize":
-        data = opts.weights_data or (opts.images if is_prepared(opts.images) else None)
-        if data is None or not is_prepared(data):
-            raise WeightsError("--weights optimize needs a labelled prepared dataset: pass "
-                               "--weights-data PREP (or --images PREP)")
-        fit_set = discover(data, opts.weights_split)
-        if fit_set.gt_paths is None:
-            raise WeightsError(f"{data}: split {opts.weights_split!r} has no masks to fit weights on")
-        bad_fit, bad_fit_masks = validate(fit_set, check_workers, opts.progress)
-        if bad_fit or bad_fit_masks:
-            raise RunError([b.line() for b in bad_fit + bad_fit_masks]
-                           + ["bad files in the split used to fit member weights; nothing was written"])
-        plan.fit_set = fit_set
-        plan.weights = {m.name: 1.0 / len(members) for m in members}  # replaced by the fit
+                 steps=steps, members=members, device=device, weights={},
+                 weights_mode=mode or ("recipe" if recipe else ens.member_weights),
+                 recipe=recipe, recipe_path=recipe_path)
+    if mode is None and recipe is not None:
+        total = sum(recipe.members.values())
+        plan.weights = {m.name: recipe.members[m.name] / total for m in members}
     else:
-        raise WeightsError(f"unknown member weights mode {mode!r}; expected one of "
-                           f"{[*WEIGHT_MODES, 'optimize']} or a member_weights.json")
+        plan.weights = WEIGHT_MODES[mode or ens.member_weights](members)
     return plan
 
 
@@ -193,7 +186,7 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
     track = gt_paths is not None
     viz_positions = set(good[:ens.viz])
     scores = StageScores()
-    tta_stage = f"+tta({ens.tta})" if len(plan.views) > 1 else None
+    tta_stage = f"+tta({'+'.join(v.name for v in plan.views[1:])})" if len(plan.views) > 1 else None
 
     def postprocess_write_score(pred: Prediction, position: int) -> _ImageResult:
         stages: dict[str, np.ndarray] = dict(pred.stage_labels)
@@ -207,12 +200,12 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
             panel = comparison_panel(read_rgb(pred.path), labels, gt)
             write_image(out / "viz" / f"{pred.stem}.png", panel)
         confusions = {name: image_confusion(lab, gt) for name, lab in stages.items()} if track else None
-        return _ImageResult(csv_rows(position, labels), confusions)
+        return _ImageResult(csv_rows(position, labels, ens.csv), confusions)
 
     weights = [plan.weights[m.name] for m in plan.members]
     workers = max(1, ens.num_workers)
     pending: deque[tuple[int, Future]] = deque()
-    with SubmissionWriter(out / "submission.csv") as sub, ThreadPoolExecutor(workers) as pool:
+    with SubmissionWriter(out / "submission.csv", ens.csv) as sub, ThreadPoolExecutor(workers) as pool:
 
         def drain(keep: int) -> None:
             while len(pending) > keep:

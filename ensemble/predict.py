@@ -246,28 +246,26 @@ def predict_probs(members: Sequence[Member], weights: Sequence[float], items: Se
         yield pred.stem, pred.probs
 
 
-def member_probs(members: Sequence[Member], items: Sequence[ImageItem], views: Sequence[View],
-                 resolution: int, device: torch.device | str = "cpu", batch_size: int = 4,
-                 num_workers: int = 0, progress: bool = True) -> torch.Tensor:
-    """Each member's view-averaged probabilities at resolution x resolution, (M, N, C, r, r) on CPU.
+def candidate_view_probs(members: Sequence[Member], items: Sequence[ImageItem], views: Sequence[View],
+                         resolution: int, device: torch.device | str = "cpu", batch_size: int = 4,
+                         num_workers: int = 0, progress: bool = True) -> torch.Tensor:
+    """Every member's probabilities under every view at resolution r: (M, V, N, C, r, r) float16, CPU.
 
-    Used to fit member weights: one pass over a labelled split, then weight candidates are
-    scored without running the models again.
+    One pass over a labelled split; selection then scores combinations without running models
+    (ensemble.cache states the memory this takes).
     """
     device = torch.device(device)
+    r = resolution
     specs, spec_of = distinct_specs(members)
     timer = _ForwardTimer(device, Timings())
-    out = torch.zeros(len(members), len(items), NUM_CLASSES, resolution, resolution)
+    out = torch.zeros(len(members), len(views), len(items), NUM_CLASSES, r, r, dtype=torch.float16)
     loader = make_loader(items, specs, batch_size, num_workers, device)
     with torch.inference_mode():
-        for index, _, inputs in tqdm(loader, desc="member probabilities", unit="batch",
+        for index, _, inputs in tqdm(loader, desc="candidates' probabilities", unit="batch",
                                      disable=not progress):
             inputs = [_to_device(x, device) for x in inputs]
             for m, member in enumerate(members):
-                x = inputs[spec_of[m]]
-                acc = torch.zeros(len(index), NUM_CLASSES, resolution, resolution, device=device)
-                for _, p in grouped_view_probs(member, x, views, timer):
-                    acc += resize_bilinear(p, (resolution, resolution))
-                out[m, index] = (acc / len(views)).cpu()
+                for v, p in grouped_view_probs(member, inputs[spec_of[m]], views, timer):
+                    out[m, v, index] = resize_bilinear(p, (r, r)).half().cpu()
             timer.flush()
     return out

@@ -47,8 +47,8 @@ def write_recipe(path: str | Path, recipe: Recipe) -> None:
     write_json(path, recipe.model_dump(mode="json"))
 
 
-def read_recipe(path: str | Path, member_names: list[str]) -> Recipe:
-    """Read and check a recipe against the manifest's member names."""
+def read_recipe(path: str | Path, member_names: list[str] | None = None) -> Recipe:
+    """Read and check a recipe (against the manifest's member names when given)."""
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"{path}: recipe not found (make one with python -m ensemble fit)")
@@ -62,11 +62,16 @@ def read_recipe(path: str | Path, member_names: list[str]) -> Recipe:
         raise RecipeError(f"{path}: {where}: {first['msg']}") from None
     if recipe.format != RECIPE_FORMAT:
         raise RecipeError(f"{path}: recipe format {recipe.format}, this version reads {RECIPE_FORMAT}")
+    weights = recipe.members.values()
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise RecipeError(f"{path}: member weights must be >= 0 with a positive sum")
+    if member_names is not None:
+        check_members(recipe, member_names, path)
+    return recipe
+
+
+def check_members(recipe: Recipe, member_names: list[str], path: str | Path) -> None:
     unknown = sorted(set(recipe.members) - set(member_names))
     if unknown:
         raise RecipeError(f"{path}: members {unknown} are not in the manifest ({member_names}); "
                           f"was the recipe fit for another manifest?")
-    weights = recipe.members.values()
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise RecipeError(f"{path}: member weights must be >= 0 with a positive sum")
-    return recipe

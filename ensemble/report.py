@@ -11,6 +11,7 @@ import torch
 
 from configs import CLASSES, NUM_CLASSES
 from data_prep.atomic import write_json, write_text
+from ensemble.decisions import decisions_markdown
 from tuning.metrics import confusion_matrix, scores_from_confusion
 
 MEMBER_PREFIX = "member:"
@@ -87,20 +88,19 @@ def render_markdown(report: dict[str, Any]) -> str:
               f"- images: {report['images']} from `{report['source']}` "
               f"({report['predicted']} predicted, {len(report['skipped'])} skipped)",
               f"- device: {report['device']}",
-              f"- TTA: {report['tta']} (views: {', '.join(report['views'])})",
-              f"- post-processing: {', '.join(report['postprocess']) or 'none'}", ""]
+              f"- TTA views: {', '.join(report['views'])}",
+              f"- post-processing: {', '.join(report['postprocess']) or 'none'}",
+              f"- recipe: `{report['recipe']}`" if report.get("recipe") else "- recipe: none (settings from config and flags)",
+              f"- CSV: resize `{report['csv']['resize']}` to 256, background row "
+              f"`{report['csv']['background']}`", ""]
     lines += ["## Members", "", "| member | arch | encoder | image size | val F1 | weight |",
               "|---|---|---|---|---|---|"]
     for m in report["members"]:
         lines.append(f"| {m['name']} | {m['arch']} | {m['encoder']} | {m['image_size']} | "
                      f"{_f(m['val_f1'])} | {m['weight']:.4f} |")
-    lines += ["", f"Member weights: {report['weights_mode']}."]
-    fit = report.get("weight_fit")
-    if fit:
-        lines.append(f"Fitted on {fit['images']} images of {fit.get('data', '?')} split "
-                     f"{fit.get('split', '?')} at {fit['resolution']} px: mean F1 "
-                     f"{_f(fit['f1_uniform'])} (uniform) -> {_f(fit['f1_fitted'])} (fitted).")
-    lines.append("")
+    lines += ["", f"Member weights: {report['weights_mode']}.", ""]
+    if report.get("decisions"):
+        lines += decisions_markdown(report["decisions"]) + [""]
     stages = report.get("stages")
     if stages:
         lines += ["## Scores", "", f"Ground truth: `{report['gt']}`. Mean F1 over the 18 face "
@@ -121,7 +121,6 @@ def render_markdown(report: dict[str, Any]) -> str:
     t = report["timings"]
     lines += ["## Timings", "", "| what | seconds |", "|---|---|",
               f"| input check | {t['validate_s']:.2f} |",
-              f"| weight fitting | {t['weights_s']:.2f} |",
               f"| prediction + post-processing + writing | {t['run_s']:.2f} |",
               f"| per image | {t['per_image_s']:.4f} |",
               f"| members' bare forward passes (sum) | {t['forward_total_s']:.2f} |"]

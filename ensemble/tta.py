@@ -157,3 +157,21 @@ def build_views(mode: str, scales: Sequence[float] = (0.75, 1.0, 1.25)) -> list[
     if not views:
         raise TTAError(f"TTA mode {mode!r} with scales {list(scales)} gives no views")
     return views
+
+
+def view_from_name(name: str) -> View:
+    """The inverse of View.name: "identity", "hflip", "scale0.75", "scale1.25+hflip", ..."""
+    steps: list[Transform] = []
+    for part in name.split("+"):
+        if part == "identity":
+            continue
+        if part == "hflip":
+            steps.append(HFlip())
+        elif part.startswith("scale"):
+            try:
+                steps.append(Scale(float(part[len("scale"):])))
+            except ValueError:
+                raise TTAError(f"bad view {name!r}: {part!r} is not scale<factor>") from None
+        else:
+            raise TTAError(f"unknown view {name!r}; views are identity, hflip, scale<f> joined by '+'")
+    return View(tuple(steps))

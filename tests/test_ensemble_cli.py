@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Every flag of `run`, with a value where it takes one.
 ALL_RUN_FLAGS = ["--manifest", "m.json", "--images", "imgs", "--out", "out", "--split", "val",
                  "--gt", "gt", "--config", "c.yaml", "--tta", "flip+scale", "--scales", "1", "1.5",
-                 "--weights", "optimize", "--weights-split", "train", "--weights-data", "prep",
+                 "--recipe", "r.json", "--no-recipe", "--weights", "score",
+                 "--csv-resize", "nearest_exact", "--csv-background", "zero",
                  "--smooth", "none", "--sigma", "2", "--min-component-fraction", "0.3",
                  "--no-remove-small", "--no-fill-holes", "--grabcut", "--crf", "--no-postprocess",
                  "--viz", "3", "--device", "cpu", "--batch-size", "2", "--workers", "0",
@@ -74,16 +75,15 @@ def test_every_flag_of_every_subcommand_has_help(command):
     assert not missing, f"{command}: flags without help: {missing}"
 
 
-def test_weights_flag_is_a_mode_or_else_a_file():
+def test_flags_given_are_recorded_as_explicit_so_they_beat_a_recipe():
     parser = run_ensemble.build_parser()
     base = ["--manifest", "m.json", "--images", "imgs", "--out", "out"]
-    for mode in ("uniform", "score", "optimize"):
-        args = parser.parse_args(base + ["--weights", mode])
-        opts = cli_run.run_options(args, cli_run.ensemble_config(args))
-        assert (opts.weights_mode, opts.weights_file) == (mode, None)
-        assert opts.ensemble.member_weights == mode
-    args = parser.parse_args(base + ["--weights", "runs/member_weights.json"])
-    opts = cli_run.run_options(args, cli_run.ensemble_config(args))
-    assert (opts.weights_mode, opts.weights_file) == (None, Path("runs/member_weights.json"))
     args = parser.parse_args(base)
-    assert cli_run.run_options(args, cli_run.ensemble_config(args)).weights_file is None
+    opts = cli_run.run_options(args, cli_run.ensemble_config(args))
+    assert opts.explicit == {} and opts.use_recipe and opts.recipe is None
+    args = parser.parse_args(base + ["--weights", "score", "--tta", "none", "--sigma", "2",
+                                     "--no-fill-holes", "--csv-background", "zero"])
+    opts = cli_run.run_options(args, cli_run.ensemble_config(args))
+    assert opts.explicit == {"weights": "score", "views": True, "postprocess.sigma": 2.0,
+                             "postprocess.fill_holes": False}
+    assert opts.ensemble.member_weights == "score" and opts.ensemble.csv.background == "zero"

@@ -10,7 +10,9 @@ from configs import CLASS_ID
 from configs.schema import EnsembleConfig
 from ensemble.fit import FitOptions, fit
 from ensemble.recipe import RecipeError, read_recipe
-from ensemble_fixtures import TINY, PaletteModel, make_face_dataset, member
+from ensemble.__main__ import main as ensemble_main
+from ensemble_fixtures import TINY, PaletteModel, make_face_dataset, member, write_manifest
+from run_ensemble import main as run_main
 from tuning.models import build_model
 
 
@@ -109,3 +111,33 @@ def test_recipe_round_trips_and_is_checked_against_the_manifest(fitted):
     bad.write_text(json.dumps(raw))
     with pytest.raises(RecipeError, match="positive sum"):
         read_recipe(bad, names)
+
+
+def test_run_with_the_recipe_reproduces_the_fit_val_score(tmp_path, capsys):
+    prep = make_face_dataset(tmp_path / "prep", {"val": 6, "test": 2}, size=64, seed=5)
+    manifest = write_manifest(tmp_path / "models", [{}, {}, {}])
+    assert ensemble_main(["fit", "--manifest", str(manifest), "--data", str(prep.root), "--views", "flip",
+                          "--resolution", "32", "--quiet"]) == 0
+    recipe_path = manifest.parent / "recipe.json"
+    assert (manifest.parent / "fit_report.md").read_text().count("| step |") == 1
+    assert (manifest.parent / "selection_trace.png").stat().st_size > 0
+    recipe = read_recipe(recipe_path)
+    out = tmp_path / "out"
+    # recipe.json beside the manifest is used without being named
+    assert run_main(["--manifest", str(manifest), "--images", str(prep.root), "--split", "val",
+                     "--out", str(out), "--workers", "0", "--viz", "0", "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["recipe"] == str(recipe_path)
+    assert report["views"] == recipe.views
+    assert {m["name"] for m in report["members"]} == set(recipe.members)
+    assert report["stages"][-1]["f1"] == pytest.approx(recipe.scores["final"]["all"], abs=1e-6)
+    assert "## Decisions" in (out / "report.md").read_text()
+    # A flag beats the recipe; --no-recipe ignores it.
+    flagged = tmp_path / "flagged"
+    assert run_main(["--manifest", str(manifest), "--images", str(prep.root), "--out", str(flagged),
+                     "--tta", "none", "--workers", "0", "--viz", "0", "--quiet"]) == 0
+    assert json.loads((flagged / "report.json").read_text())["views"] == ["identity"]
+    plain = tmp_path / "plain"
+    assert run_main(["--manifest", str(manifest), "--images", str(prep.root), "--out", str(plain),
+                     "--no-recipe", "--workers", "0", "--viz", "0", "--quiet"]) == 0
+    assert json.loads((plain / "report.json").read_text())["recipe"] is None

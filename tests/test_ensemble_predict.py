@@ -6,15 +6,13 @@ import pytest
 import torch
 
 from configs import FLIP_PERMUTATION
-from data_prep.layout import read_label_map, read_rgb
+from data_prep.layout import read_rgb
 from ensemble.members import load_manifest
 from ensemble.inputs import ImageItem
 from ensemble.predict import predict, predict_probs
 from ensemble.tta import build_views
-from ensemble.weights import (WeightsError, fit_weights, load_weights, save_weights, score_weights,
-                              uniform_weights)
-from ensemble_fixtures import PaletteModel, make_image_folder, make_face_dataset, member, write_manifest
-from tuning.metrics import confusion_matrix, scores_from_confusion
+from ensemble.weights import WeightsError, score_weights, uniform_weights
+from ensemble_fixtures import PaletteModel, make_image_folder, member, write_manifest
 
 
 @pytest.fixture(scope="module")
@@ -88,35 +86,6 @@ def test_score_weights_follow_validation_f1(two_members):
             score_weights(two_members)
     finally:
         two_members[0].val_f1 = saved
-
-
-def _mean_f1(members, weights, items, gts) -> float:
-    cm = sum(confusion_matrix(torch.from_numpy(p.argmax(0)), torch.from_numpy(g))
-             for (_, p), g in zip(predict_probs(members, weights, items, build_views("none"), progress=False), gts))
-    return scores_from_confusion(cm.numpy())["f1"]
-
-
-def test_optimized_weights_not_worse_than_uniform_on_the_split_they_were_fitted_on(two_members, tmp_path):
-    prep = make_face_dataset(tmp_path / "prep", {"val": 4}, size=64)
-    ids = prep.split_ids("val")
-    items = [ImageItem(i, prep.image_path(i)) for i in ids]
-    masks = [prep.mask_path(i) for i in ids]
-    # One good parser among two random ones: uniform weights let the random ones spoil it.
-    members = [two_members[0], member(PaletteModel(), "palette"), two_members[1]]
-    fit = fit_weights(members, items, masks, build_views("none"), resolution=64, progress=False)
-    assert fit.f1_fitted >= fit.f1_uniform
-    assert fit.weights["palette"] > max(fit.weights["m0"], fit.weights["m1"])
-    assert sum(fit.weights.values()) == pytest.approx(1.0)
-    gts = [read_label_map(p) for p in masks]
-    fitted = [fit.weights[m.name] for m in members]
-    f1_fitted, f1_uniform = _mean_f1(members, fitted, items, gts), _mean_f1(members, [1, 1, 1], items, gts)
-    assert f1_fitted >= f1_uniform
-    assert f1_fitted == pytest.approx(fit.f1_fitted, abs=1e-6)  # same resolution: same score
-
-    save_weights(tmp_path / "member_weights.json", fit)
-    assert load_weights(tmp_path / "member_weights.json", members) == pytest.approx(fit.weights)
-    with pytest.raises(WeightsError, match="the manifest has"):
-        load_weights(tmp_path / "member_weights.json", members[:2])
 
 
 def test_stages_run_the_plain_view_even_when_tta_leaves_it_out(two_members, tmp_path):

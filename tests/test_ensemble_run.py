@@ -142,22 +142,6 @@ def test_prepared_dataset_split_brings_its_own_ground_truth(manifest, tmp_path):
     assert report["postprocess"] == []
 
 
-def test_optimize_weights_are_saved_and_reusable(manifest, tmp_path):
-    prep = make_face_dataset(tmp_path / "prep", {"val": 2, "test": 2}, size=64)
-    out = tmp_path / "out"
-    assert main(["--manifest", str(manifest), "--images", str(prep.root), "--out", str(out),
-                 "--weights", "optimize", "--tta", "none", *FAST]) == 0
-    saved = json.loads((out / "member_weights.json").read_text())
-    assert saved["split"] == "val" and saved["f1_fitted"] >= saved["f1_uniform"]
-    report = json.loads((out / "report.json").read_text())
-    assert {m["name"]: m["weight"] for m in report["members"]} == pytest.approx(saved["weights"])
-    again = tmp_path / "again"
-    assert main(["--manifest", str(manifest), "--images", str(prep.root), "--out", str(again),
-                 "--weights", str(out / "member_weights.json"), "--tta", "none", *FAST]) == 0
-    reused = json.loads((again / "report.json").read_text())
-    assert {m["name"]: m["weight"] for m in reused["members"]} == pytest.approx(saved["weights"])
-
-
 def test_pickled_weights_stop_the_run_with_nothing_written(tmp_path, folder, capsys):
     images, _, _ = folder
     manifest = write_manifest(tmp_path / "models")

@@ -1,8 +1,12 @@
 """Synthetic face generator: determinism, raw CelebAMask-HQ layout, part sanity, CLI."""
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -11,15 +15,22 @@ import pytest
 
 from configs import CLASS_ID, CLASSES, DEFAULT_PAINT_ORDER, FLIP_LUT
 from data_prep.__main__ import main as data_prep_main
-from data_prep.synth import (ANNO_DIR, IMAGE_DIR, MAPPING_FILE, PARTS, generate, mask_path,
-                             render_face, write_face)
+from data_prep.layout import RAW_ANNO_DIR, RAW_IDS_PER_FOLDER, RAW_IMAGE_DIR, RAW_MAPPING_FILE, raw_mask_path
+from data_prep.synth import generate, render_face, write_face
+from data_prep.synth import rates
 
 REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO / "tests" / "data" / "synth_sha256.json"
 ACCESSORIES = ("eye_g", "hat", "ear_r", "neck_l")
 
 
 def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _sha256_tree(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def _stack(masks: dict[str, np.ndarray]) -> np.ndarray:
@@ -52,8 +63,8 @@ def test_same_seed_gives_identical_files(small_set, tmp_path):
 def test_different_seed_gives_different_images(small_set, tmp_path):
     other = generate(tmp_path / "other", 5, size=64, seed=4, progress=False)
     for i in range(5):
-        a = (small_set / IMAGE_DIR / f"{i}.jpg").read_bytes()
-        assert a != (other / IMAGE_DIR / f"{i}.jpg").read_bytes()
+        a = (small_set / RAW_IMAGE_DIR / f"{i}.jpg").read_bytes()
+        assert a != (other / RAW_IMAGE_DIR / f"{i}.jpg").read_bytes()
 
 
 def test_worker_count_does_not_change_output(small_set, tmp_path):
@@ -64,19 +75,20 @@ def test_worker_count_does_not_change_output(small_set, tmp_path):
 def test_face_depends_only_on_seed_and_index(small_set, tmp_path):
     fewer = generate(tmp_path / "fewer", 3, size=64, seed=3, progress=False)
     for i in range(3):
-        assert (fewer / IMAGE_DIR / f"{i}.jpg").read_bytes() == (small_set / IMAGE_DIR / f"{i}.jpg").read_bytes()
+        name = f"{i}.jpg"
+        assert (fewer / RAW_IMAGE_DIR / name).read_bytes() == (small_set / RAW_IMAGE_DIR / name).read_bytes()
 
 
 def test_layout_sizes_and_binary_single_channel_masks(small_set):
-    images = sorted(p.name for p in (small_set / IMAGE_DIR).iterdir())
+    images = sorted(p.name for p in (small_set / RAW_IMAGE_DIR).iterdir())
     assert images == [f"{i}.jpg" for i in range(5)]
-    assert [p.name for p in (small_set / ANNO_DIR).iterdir()] == ["0"]
+    assert [p.name for p in (small_set / RAW_ANNO_DIR).iterdir()] == ["0"]
     for i in range(5):
-        image = cv2.imread(str(small_set / IMAGE_DIR / f"{i}.jpg"), cv2.IMREAD_UNCHANGED)
+        image = cv2.imread(str(small_set / RAW_IMAGE_DIR / f"{i}.jpg"), cv2.IMREAD_UNCHANGED)
         assert image.shape == (64, 64, 3)
-        files = sorted((small_set / ANNO_DIR / "0").glob(f"{i:05d}_*.png"))
+        files = sorted((small_set / RAW_ANNO_DIR / "0").glob(f"{i:05d}_*.png"))
         parts = {f.stem.split("_", 1)[1] for f in files}
-        assert {"skin", "nose", "l_eye", "r_eye"} <= parts <= set(PARTS)
+        assert {"skin", "nose", "l_eye", "r_eye"} <= parts <= set(CLASSES[1:])
         for f in files:
             mask = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
             assert mask.shape == (32, 32), f  # single channel, half the image size
@@ -85,35 +97,93 @@ def test_layout_sizes_and_binary_single_channel_masks(small_set):
 
 def test_written_masks_are_the_downsampled_render(small_set):
     image, masks = render_face(np.random.default_rng([3, 2]), 64)
-    written = {f.stem.split("_", 1)[1] for f in (small_set / ANNO_DIR / "0").glob("00002_*.png")}
+    written = {f.stem.split("_", 1)[1] for f in (small_set / RAW_ANNO_DIR / "0").glob("00002_*.png")}
     assert written == {p for p, m in masks.items()
                        if cv2.resize(m.astype(np.uint8) * 255, (32, 32), interpolation=cv2.INTER_AREA).max() > 127}
-    skin = cv2.imread(str(mask_path(small_set, 2, "skin")), cv2.IMREAD_UNCHANGED) > 0
+    skin = cv2.imread(str(raw_mask_path(small_set, 2, "skin")), cv2.IMREAD_UNCHANGED) > 0
     full = cv2.resize(masks["skin"].astype(np.uint8), (32, 32), interpolation=cv2.INTER_NEAREST) > 0
     assert (skin != full).mean() < 0.05
 
 
 def test_mapping_file_lists_every_face(small_set):
-    lines = (small_set / MAPPING_FILE).read_text().splitlines()
+    lines = (small_set / RAW_MAPPING_FILE).read_text().splitlines()
     assert lines[0].split() == ["idx", "orig_idx", "orig_file"]
     assert [line.split() for line in lines[1:]] == [[str(i), str(i), f"synth_{i:06d}.jpg"] for i in range(5)]
 
 
 def test_anno_folder_is_index_div_2000(tmp_path):
-    assert mask_path(tmp_path, 4001, "skin") == tmp_path / ANNO_DIR / "2" / "04001_skin.png"
+    assert raw_mask_path(tmp_path, 4001, "skin") == tmp_path / RAW_ANNO_DIR / "2" / "04001_skin.png"
     write_face(2001, tmp_path, 64, 0)
-    assert (tmp_path / ANNO_DIR / "1" / "02001_skin.png").is_file()
-    assert (tmp_path / IMAGE_DIR / "2001.jpg").is_file()
+    assert (tmp_path / RAW_ANNO_DIR / "1" / "02001_skin.png").is_file()
+    assert (tmp_path / RAW_IMAGE_DIR / "2001.jpg").is_file()
 
 
 def test_rerun_with_fewer_faces_removes_stale_ones(tmp_path):
     generate(tmp_path, 4, size=64, seed=1, progress=False)
     generate(tmp_path, 2, size=64, seed=2, progress=False)
-    assert sorted(p.name for p in (tmp_path / IMAGE_DIR).iterdir()) == ["0.jpg", "1.jpg"]
-    left = {f.name[:5] for f in (tmp_path / ANNO_DIR / "0").iterdir()}
+    assert sorted(p.name for p in (tmp_path / RAW_IMAGE_DIR).iterdir()) == ["0.jpg", "1.jpg"]
+    left = {f.name[:5] for f in (tmp_path / RAW_ANNO_DIR / "0").iterdir()}
     assert left == {"00000", "00001"}
     _, masks = render_face(np.random.default_rng([2, 0]), 64)
-    assert {f.stem[6:] for f in (tmp_path / ANNO_DIR / "0").glob("00000_*.png")} <= set(masks)
+    assert {f.stem[6:] for f in (tmp_path / RAW_ANNO_DIR / "0").glob("00000_*.png")} <= set(masks)
+
+
+@pytest.fixture(scope="module")
+def reference_sets(tmp_path_factory) -> dict[int, Path]:
+    """The faces tests/data/synth_sha256.json describes (20 faces at 128 px per seed), written once."""
+    ref = json.loads(REFERENCE.read_text())
+    root = tmp_path_factory.mktemp("reference")
+    return {seed: generate(root / f"s{seed}", ref["num"], size=ref["size"], seed=seed, progress=False)
+            for seed in ref["seeds"]}
+
+
+def test_output_matches_reference_hashes(reference_sets):
+    """Every file of 20 faces at two seeds is byte-identical to what the generator wrote when the
+    reference was made (tests/data/synth_sha256.json), random number stream included.
+
+    Regenerate the reference only for an intended change of the output:
+    {seed: _sha256_tree(generate(DIR, num, size, seed)) for seed in seeds}, plus the versions.
+    """
+    ref = json.loads(REFERENCE.read_text())
+    assert sorted(reference_sets) == ref["seeds"]
+    for seed, out in reference_sets.items():
+        got = _sha256_tree(out)
+        expected = ref["sha256"][str(seed)]
+        differ = sorted(k for k in expected.keys() | got.keys() if expected.get(k) != got.get(k))
+        assert not differ, (f"seed {seed}: {len(differ)} files differ, first {differ[:5]} (reference made "
+                            f"with opencv {ref['opencv']}, numpy {ref['numpy']})")
+
+
+def test_written_parts_are_known_classes_at_the_generators_rates(reference_sets):
+    """Part files are named after classes and sit in their id's folder; across 40 faces every class is
+    written, core parts always, and accessories/styles about as often as data_prep.synth.rates says.
+
+    Same faces as the reference hashes: this checks what a regenerated reference still promises.
+    Parts that can end up hidden (a small mouth opening, earrings under hidden ears, a necklace
+    under a high neckline) only have an upper bound.
+    """
+    known = set(CLASSES[1:])
+    faces: dict[tuple[int, int], set[str]] = {}
+    for seed, out in reference_sets.items():
+        for f in (out / RAW_ANNO_DIR).rglob("*.png"):
+            index, part = f.stem.split("_", 1)
+            assert part in known and f.parent.name == str(int(index) // RAW_IDS_PER_FOLDER), f
+            faces.setdefault((seed, int(index)), set()).add(part)
+    n = json.loads(REFERENCE.read_text())["num"] * len(reference_sets)
+    assert len(faces) == n
+    written = Counter(part for parts in faces.values() for part in parts)
+    assert set(written) == known
+    assert all(written[part] == n for part in ("skin", "nose", "l_eye", "r_eye", "u_lip", "l_lip"))
+    bald = rates.HAIR_STYLE_P[rates.HAIR_STYLES.index("bald")]
+    expected = {  # part: (rate, always visible when drawn)
+        "eye_g": (rates.P_GLASSES, True), "hat": (rates.P_HAT, True), "cloth": (rates.P_CLOTH, True),
+        "hair": (1 - bald, True), "mouth": (rates.P_MOUTH_OPEN, False), "ear_r": (rates.P_EARRINGS, False),
+        "neck_l": (rates.P_NECKLACE, False)}
+    for part, (rate, always_visible) in expected.items():
+        slack = 4 * math.sqrt(rate * (1 - rate) / n)  # binomial: 4 standard deviations
+        assert written[part] / n <= rate + slack, (part, written[part])
+        if always_visible:
+            assert written[part] / n >= rate - slack, (part, written[part])
 
 
 def test_left_parts_sit_on_the_image_right(upright_faces):
@@ -208,8 +278,8 @@ def test_cli_writes_dataset(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "data_prep", "synth", "--out", str(out), "--num", "2",
                            "--size", "48", "--seed", "5"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in (out / IMAGE_DIR).iterdir()) == ["0.jpg", "1.jpg"]
-    assert cv2.imread(str(mask_path(out, 1, "skin")), cv2.IMREAD_UNCHANGED).shape == (24, 24)
+    assert sorted(p.name for p in (out / RAW_IMAGE_DIR).iterdir()) == ["0.jpg", "1.jpg"]
+    assert cv2.imread(str(raw_mask_path(out, 1, "skin")), cv2.IMREAD_UNCHANGED).shape == (24, 24)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -223,7 +293,3 @@ def test_bad_arguments_give_one_error_line(tmp_path, capsys, args, message):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
     assert not (tmp_path / "x").exists()
-
-
-def test_class_names_cover_every_part():
-    assert PARTS == CLASSES[1:]

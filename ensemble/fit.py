@@ -26,7 +26,7 @@ from data_prep.layout import read_label_map
 from ensemble.cache import build_cache, images_within, subset
 from ensemble.inputs import discover, validate
 from ensemble.members import Member, load_manifest, resolve_device
-from ensemble.postprocess import build_steps, postprocess
+from ensemble.postprocess import argmax_labels, build_steps, postprocess
 from ensemble.predict import predict
 from ensemble.recipe import Recipe, write_recipe
 from ensemble.report import image_confusion
@@ -101,8 +101,8 @@ def _full_resolution(members: Sequence[Member], weights: dict[str, float], views
         gt = read_label_map(gt_paths[pred.index])
         for stage, labels in pred.stage_labels.items():
             halves.add(stage, pred.index, labels, gt)
-        halves.add("tta", pred.index, pred.probs.argmax(0).astype(np.uint8), gt)
-        out.probs.append(pred.probs.astype(np.float16))
+        halves.add("tta", pred.index, argmax_labels(pred.probs), gt)
+        out.probs.append(pred.probs.half().cpu().numpy())
         out.gts.append(gt)
         out.paths.append(pred.path)
     return out
@@ -112,7 +112,7 @@ def _postprocess_scores(full: FullResolution, cfg: PostprocessConfig) -> Scores:
     steps = build_steps(cfg)
     halves = HalfScores(full.halves.choose)
     for i, (probs, gt, path) in enumerate(zip(full.probs, full.gts, full.paths)):
-        halves.add("pp", i, postprocess(probs.astype(np.float32), steps, path), gt)
+        halves.add("pp", i, postprocess(torch.from_numpy(probs).float(), steps, path), gt)
     return halves.scores("pp")
 
 

@@ -15,7 +15,8 @@ from data_prep.atomic import write_image
 from data_prep.layout import DatasetError, read_label_map, read_rgb
 from ensemble.inputs import ImageSet, InputError, discover, validate
 from ensemble.members import ManifestError, Member, load_manifest, resolve_device
-from ensemble.postprocess import PostprocessError, Step, argmax_labels, build_steps, postprocess
+from ensemble.postprocess import (PostprocessError, ProbabilityResult, Step, argmax_labels, build_steps,
+                                  label_stage, probability_stage)
 from ensemble.predict import Prediction, Timings, predict
 from ensemble.recipe import Recipe, RecipeError, check_members, default_recipe_path, read_recipe
 from ensemble.report import StageScores, image_confusion, write_report
@@ -188,12 +189,20 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
     scores = StageScores()
     tta_stage = f"+tta({'+'.join(v.name for v in plan.views[1:])})" if len(plan.views) > 1 else None
 
-    def postprocess_write_score(pred: Prediction, position: int) -> _ImageResult:
+    def on_device(pred: Prediction) -> tuple[dict[str, np.ndarray], ProbabilityResult]:
+        """Argmax and probability steps where the probabilities are; only uint8 maps come back."""
         stages: dict[str, np.ndarray] = dict(pred.stage_labels)
         if track and tta_stage:
             stages[tta_stage] = argmax_labels(pred.probs)
+        result = probability_stage(pred.probs, plan.steps, pred.path, track=track)
+        for step, labels in result.stage_labels:
+            stages[f"+{step.label}"] = labels
+        return stages, result
+
+    def postprocess_write_score(pred: Prediction, position: int, stages: dict[str, np.ndarray],
+                                result: ProbabilityResult) -> _ImageResult:
         record = (lambda step, labels: stages.__setitem__(f"+{step.label}", labels.copy())) if track else None
-        labels = postprocess(pred.probs, plan.steps, pred.path, on_step=record)
+        labels = label_stage(result.context, plan.steps, on_step=record)
         write_masks(out, pred.stem, labels)
         gt = read_label_map(gt_paths[position]) if track else None
         if position in viz_positions:
@@ -223,8 +232,11 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
                             timings=timings, progress=opts.progress)
             for pred in preds:
                 position = good[pred.index]
-                pending.append((position, pool.submit(postprocess_write_score, pred, position)))
-                drain(2 * workers)  # bounded: each pending prediction holds full-size probabilities
+                stages, result = on_device(pred)
+                pred.probs = None  # the (C, H, W) probabilities end here; workers get uint8 maps
+                pending.append((position, pool.submit(postprocess_write_score, pred, position, stages,
+                                                      result)))
+                drain(2 * workers)  # bounded: the CSV is written in order
         drain(0)
         while sub.next_position < len(items):
             sub.add(sub.next_position, None)

@@ -1,7 +1,8 @@
 """Post-processing of averaged probabilities and label maps: a registry of steps, each switchable.
 
-Probability steps (smoothing, dense CRF) run first, then argmax, then label steps (GrabCut,
-stray-component removal, hole filling), always in the order of STEPS.
+Probability steps (smoothing, dense CRF) run first, as torch ops where the probabilities are (a
+GPU keeps them), then argmax; only uint8 maps (and a float map for GrabCut) go to the CPU, where
+the label steps (GrabCut, stray-component removal, hole filling) run, always in STEPS order.
 """
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import math
+
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from configs import CLASS_ID, NUM_CLASSES
 from configs.schema import PostprocessConfig
@@ -39,33 +44,39 @@ MAY_ENCLOSE = {
 
 @dataclass
 class Context:
-    """What the steps work on: probabilities (C, H, W), then labels (H, W) after argmax."""
+    """What the label steps work on: the label map and, computed once on the probabilities'
+    device, only the per-pixel facts the enabled steps need (never the (C, H, W) tensor)."""
 
-    probs: np.ndarray
-    labels: np.ndarray | None = None
+    labels: np.ndarray  # (H, W) uint8, edited in place by the label steps
+    top2: np.ndarray | None = None  # (2, H, W) uint8: best and second-best class per pixel
+    foreground: np.ndarray | None = None  # (H, W) float32: 1 - p(background)
+    face_best: np.ndarray | None = None  # (H, W) uint8: the most likely face class (1..18)
     image_path: Path | None = None
     _image: np.ndarray | None = field(default=None, repr=False)
 
     def image(self) -> np.ndarray:
-        """The RGB input at the probabilities' size (read only when a step needs it)."""
+        """The RGB input at the labels' size (read only when a step needs it)."""
         if self._image is None:
             if self.image_path is None:
                 raise PostprocessError("this post-processing step needs the input image")
             image = read_rgb(self.image_path)
-            h, w = self.probs.shape[1:]
+            h, w = self.labels.shape
             if image.shape[:2] != (h, w):
                 image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
             self._image = image
         return self._image
 
 
-def argmax_labels(probs: np.ndarray) -> np.ndarray:
+def argmax_labels(probs: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(probs, torch.Tensor):
+        return probs.argmax(0).to(torch.uint8).cpu().numpy()
     return probs.argmax(0).astype(np.uint8)
 
 
 class Step:
     name = "step"
-    stage = "labels"  # "probs": changes ctx.probs before argmax; "labels": changes ctx.labels
+    stage = "labels"  # "probs": maps (C, H, W) probabilities (a tensor) before argmax; "labels": edits ctx.labels
+    needs: tuple[str, ...] = ()  # Context fields a label step reads: "top2", "foreground", "face_best"
 
     @property
     def label(self) -> str:
@@ -74,9 +85,17 @@ class Step:
     def __call__(self, ctx: Context) -> None:
         raise NotImplementedError
 
+    def apply(self, probs: torch.Tensor, image_path: Path | None) -> torch.Tensor:
+        """A probability step: new (C, H, W) probabilities on probs' device."""
+        raise NotImplementedError
+
 
 class GaussianSmooth(Step):
-    """Gaussian blur of every class's probability map (sigma in output pixels)."""
+    """Gaussian blur of every class's probability map (sigma in output pixels).
+
+    A separable depthwise convolution in torch, on whatever device holds the probabilities:
+    on a GPU the (C, H, W) maps never leave it. Borders reflect (without repeating the edge).
+    """
 
     name = "gaussian"
     stage = "probs"
@@ -88,17 +107,26 @@ class GaussianSmooth(Step):
     def label(self) -> str:
         return f"gaussian(sigma={self.sigma:g})"
 
-    def __call__(self, ctx: Context) -> None:
+    def apply(self, probs: torch.Tensor, image_path: Path | None = None) -> torch.Tensor:
         if self.sigma <= 0:
-            return
-        out = np.empty_like(ctx.probs)
-        for c in range(ctx.probs.shape[0]):
-            cv2.GaussianBlur(ctx.probs[c], (0, 0), self.sigma, dst=out[c], borderType=cv2.BORDER_REFLECT)
-        ctx.probs = out
+            return probs
+        c, h, w = probs.shape
+        radius = max(1, math.ceil(4 * self.sigma))
+        x = torch.arange(-radius, radius + 1, dtype=probs.dtype, device=probs.device)
+        kernel = torch.exp(-0.5 * (x / self.sigma) ** 2)
+        kernel = kernel / kernel.sum()
+        out = probs.unsqueeze(0)
+        # Reflect needs the pad to be smaller than the side; tiny maps fall back to replicate.
+        mode = "reflect" if radius < min(h, w) else "replicate"
+        out = F.pad(out, (radius, radius, 0, 0), mode=mode)
+        out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+        out = F.pad(out, (0, 0, radius, radius), mode=mode)
+        out = F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+        return out[0]
 
 
 class DenseCRF(Step):
-    """Fully connected CRF (Kraehenbuehl & Koltun) on the probabilities; optional extra."""
+    """Fully connected CRF (Kraehenbuehl & Koltun) on the probabilities; optional extra (CPU only)."""
 
     name = "crf"
     stage = "probs"
@@ -112,25 +140,29 @@ class DenseCRF(Step):
                                    "pip install '.[crf]' (or turn crf off)") from None
         self.dcrf, self.unary_from_softmax, self.iterations = dcrf, unary_from_softmax, iterations
 
-    def __call__(self, ctx: Context) -> None:
-        c, h, w = ctx.probs.shape
+    def apply(self, probs: torch.Tensor, image_path: Path | None = None) -> torch.Tensor:
+        c, h, w = probs.shape
+        image = Context(labels=np.zeros((h, w), np.uint8), image_path=image_path).image()
+        p = probs.float().cpu().numpy()
         crf = self.dcrf.DenseCRF2D(w, h, c)
-        crf.setUnaryEnergy(np.ascontiguousarray(self.unary_from_softmax(ctx.probs)))
+        crf.setUnaryEnergy(np.ascontiguousarray(self.unary_from_softmax(p)))
         crf.addPairwiseGaussian(sxy=3, compat=3)
-        crf.addPairwiseBilateral(sxy=50, srgb=13, rgbim=np.ascontiguousarray(ctx.image()), compat=5)
-        ctx.probs = np.asarray(crf.inference(self.iterations), dtype=np.float32).reshape(c, h, w)
+        crf.addPairwiseBilateral(sxy=50, srgb=13, rgbim=np.ascontiguousarray(image), compat=5)
+        out = np.asarray(crf.inference(self.iterations), dtype=np.float32).reshape(c, h, w)
+        return torch.from_numpy(out).to(probs.device)
 
 
 class GrabCut(Step):
     """OpenCV GrabCut on the face-vs-background boundary, seeded from the probabilities."""
 
     name = "grabcut"
+    needs = ("foreground", "face_best")
 
     def __init__(self, iterations: int = 3, sure: float = 0.95):
         self.iterations, self.sure = iterations, sure
 
     def __call__(self, ctx: Context) -> None:
-        fg = 1.0 - ctx.probs[0]
+        fg = ctx.foreground
         mask = np.where(fg >= 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
         mask[fg > self.sure] = cv2.GC_FGD
         mask[fg < 1.0 - self.sure] = cv2.GC_BGD
@@ -148,13 +180,14 @@ class GrabCut(Step):
         labels[~is_fg] = 0
         grown = is_fg & (labels == 0)
         if grown.any():
-            labels[grown] = ctx.probs[1:, grown].argmax(0) + 1  # best face class there
+            labels[grown] = ctx.face_best[grown]  # the most likely face class there
 
 
 class RemoveSmall(Step):
     """Keep the largest blob of each single-instance part; relabel blobs under a fraction of it."""
 
     name = "remove_small"
+    needs = ("top2",)
 
     def __init__(self, min_fraction: float = 0.2):
         self.min_fraction = float(min_fraction)
@@ -173,9 +206,8 @@ class RemoveSmall(Step):
             if not drop_ids.size:
                 continue
             drop = np.isin(cc, drop_ids)
-            p = ctx.probs[:, drop]
-            p[c] = -np.inf
-            labels[drop] = p.argmax(0)  # the best other class at each dropped pixel
+            best, second = ctx.top2[0][drop], ctx.top2[1][drop]
+            labels[drop] = np.where(best == c, second, best)  # the best other class there
 
 
 class FillHoles(Step):
@@ -245,17 +277,53 @@ def build_steps(cfg: PostprocessConfig) -> list[Step]:
     return [s for s in steps if s.stage == "probs"] + [s for s in steps if s.stage == "labels"]
 
 
-def postprocess(probs: np.ndarray, steps: list[Step], image_path: Path | None = None,
+@dataclass
+class ProbabilityResult:
+    """What leaves the probabilities' device: the label map and the facts the label steps need."""
+
+    context: Context
+    stage_labels: list[tuple[Step, np.ndarray]]  # labels after each probability step
+
+
+def probability_stage(probs: torch.Tensor, steps: list[Step], image_path: Path | None = None,
+                      track: bool = False) -> ProbabilityResult:
+    """Run the probability steps where probs live (GPU or CPU); return small CPU arrays only."""
+    seen = []
+    for step in steps:
+        if step.stage == "probs":
+            probs = step.apply(probs, image_path)
+            if track:
+                seen.append((step, argmax_labels(probs)))
+    needs = {n for step in steps if step.stage == "labels" for n in step.needs}
+    top2 = probs.topk(2, dim=0).indices.to(torch.uint8) if "top2" in needs else None
+    labels = top2[0] if top2 is not None else probs.argmax(0).to(torch.uint8)
+    ctx = Context(labels=labels.cpu().numpy(), image_path=image_path,
+                  top2=top2.cpu().numpy() if top2 is not None else None)
+    if "foreground" in needs:
+        ctx.foreground = (1.0 - probs[0]).float().cpu().numpy()
+    if "face_best" in needs:
+        ctx.face_best = (probs[1:].argmax(0) + 1).to(torch.uint8).cpu().numpy()
+    return ProbabilityResult(ctx, seen)
+
+
+def label_stage(ctx: Context, steps: list[Step],
+                on_step: Callable[[Step, np.ndarray], None] | None = None) -> np.ndarray:
+    """Run the label steps (CPU: components, holes, GrabCut) on ctx.labels; returns them."""
+    for step in steps:
+        if step.stage == "labels":
+            step(ctx)
+            if on_step is not None:
+                on_step(step, ctx.labels)
+    return ctx.labels
+
+
+def postprocess(probs: np.ndarray | torch.Tensor, steps: list[Step], image_path: Path | None = None,
                 on_step: Callable[[Step, np.ndarray], None] | None = None) -> np.ndarray:
     """Run the steps on (C, H, W) probabilities; returns the label map (H, W) uint8.
 
     on_step(step, labels) is called after each step with the labels so far (for the report).
     """
-    ctx = Context(probs=probs, image_path=image_path)
-    for step in steps:
-        if step.stage == "labels" and ctx.labels is None:
-            ctx.labels = argmax_labels(ctx.probs)
-        step(ctx)
-        if on_step is not None:
-            on_step(step, ctx.labels if ctx.labels is not None else argmax_labels(ctx.probs))
-    return ctx.labels if ctx.labels is not None else argmax_labels(ctx.probs)
+    result = probability_stage(torch.as_tensor(probs), steps, image_path, track=on_step is not None)
+    for step, labels in result.stage_labels:
+        on_step(step, labels)
+    return label_stage(result.context, steps, on_step)

@@ -38,7 +38,9 @@ class Prediction:
     stem: str
     path: Path
     size: tuple[int, int]  # (H, W) of the original image
-    probs: np.ndarray  # (C, H, W) float32: weighted average over members and views
+    # (C, H, W) float32 on the device that ran the members: weighted average over members and
+    # views at the image's own size. It stays there: post-processing starts on that device.
+    probs: torch.Tensor
     # With track_stages: label maps (H, W) uint8 for "member:NAME" (each alone, no TTA) and
     # "ensemble" (members averaged, no TTA).
     stage_labels: dict[str, np.ndarray] = field(default_factory=dict)
@@ -224,7 +226,7 @@ def _predict_batch(members, w, views, run_views, spec_of, res, track_stages, tim
             stage_labels[i]["ensemble"] = labels
     out = []
     for i, k in enumerate(index):
-        probs = resize_bilinear(acc[i:i + 1], sizes[i])[0].cpu().numpy()
+        probs = resize_bilinear(acc[i:i + 1], sizes[i])[0]
         out.append(Prediction(index=k, stem=items[k].stem, path=items[k].path,
                               size=(int(sizes[i][0]), int(sizes[i][1])), probs=probs,
                               stage_labels=stage_labels[i]))
@@ -243,7 +245,7 @@ def predict_probs(members: Sequence[Member], weights: Sequence[float], items: Se
     """Yield (stem, probabilities (C, H, W) float32 at the image's own size) per item, in order."""
     for pred in predict(members, weights, items, views, device, batch_size, num_workers,
                         progress=progress):
-        yield pred.stem, pred.probs
+        yield pred.stem, pred.probs.cpu().numpy()
 
 
 def candidate_view_probs(members: Sequence[Member], items: Sequence[ImageItem], views: Sequence[View],

@@ -6,13 +6,13 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from configs import CLASS_ID
 from configs.schema import PostprocessConfig
 from data_prep.atomic import write_image
-from ensemble.postprocess import (STEPS, Context, DenseCRF, FillHoles, GaussianSmooth, GrabCut,
-                                  PostprocessError, RemoveSmall, argmax_labels, build_steps,
-                                  postprocess)
+from ensemble.postprocess import (STEPS, DenseCRF, FillHoles, GaussianSmooth, GrabCut, PostprocessError,
+                                  RemoveSmall, argmax_labels, build_steps, postprocess)
 
 SKIN, NOSE, HAIR, BG = CLASS_ID["skin"], CLASS_ID["nose"], CLASS_ID["hair"], 0
 L_EYE, U_LIP, L_LIP, MOUTH = CLASS_ID["l_eye"], CLASS_ID["u_lip"], CLASS_ID["l_lip"], CLASS_ID["mouth"]
@@ -28,10 +28,9 @@ def probs_for(labels: np.ndarray, second: int = SKIN, confidence: float = 0.7) -
 
 
 def run_step(step, labels, probs=None, image_path=None):
-    ctx = Context(probs=probs if probs is not None else probs_for(labels), image_path=image_path)
-    ctx.labels = labels.copy()
-    step(ctx)
-    return ctx.labels
+    probs = probs if probs is not None else probs_for(labels)
+    assert (argmax_labels(probs) == labels).all()
+    return postprocess(probs, [step], image_path)
 
 
 def test_remove_small_drops_a_stray_nose_blob_and_keeps_the_nose():
@@ -84,11 +83,17 @@ def test_gaussian_smoothing_removes_a_one_pixel_speckle():
     probs = probs_for(labels, second=NOSE, confidence=0.6)
     probs[NOSE, 16, 16], probs[SKIN, 16, 16] = 0.6, 0.2  # one pixel flips to nose
     assert argmax_labels(probs)[16, 16] == NOSE
-    ctx = Context(probs=probs)
-    GaussianSmooth(1.0)(ctx)
-    assert (argmax_labels(ctx.probs) == SKIN).all()
-    np.testing.assert_allclose(ctx.probs.sum(0), probs.sum(0), atol=1e-5)  # mass kept
+    smoothed = GaussianSmooth(1.0).apply(torch.from_numpy(probs))
+    assert (argmax_labels(smoothed) == SKIN).all()
+    np.testing.assert_allclose(smoothed.sum(0).numpy(), probs.sum(0), atol=1e-5)  # mass kept
     assert argmax_labels(probs)[16, 16] == NOSE  # the input is not modified
+
+
+def test_gaussian_smoothing_matches_opencv_away_from_the_border():
+    probs = np.random.default_rng(0).random((19, 40, 40)).astype(np.float32)
+    ours = GaussianSmooth(1.5).apply(torch.from_numpy(probs)).numpy()
+    theirs = np.stack([cv2.GaussianBlur(p, (13, 13), 1.5, borderType=cv2.BORDER_REFLECT_101) for p in probs])
+    np.testing.assert_allclose(ours, theirs, atol=2e-3)
 
 
 def test_grabcut_snaps_an_uncertain_face_boundary_to_the_image(tmp_path):

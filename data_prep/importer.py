@@ -23,9 +23,10 @@ split, write dataset.json and print the one-line summary. What a dataset supplie
                   the pixel counts of all 256 label values and the tally of sample_stat
     sample_stat   optional module-level function of a finished label map, tallied over samples
 
-The CLI flags every importer takes come from add_common_arguments; common_options(args) turns them
-into prepare_dataset's and the split's keywords. A new layout is then about 100 lines: a file
-pattern in find_samples, a reader in convert_sample (tests/test_importer.py has a 30-line one).
+The CLI flags every importer takes come from add_common_arguments, and common_options(args) hands
+them to the dataset's prepare(root, out, **options), which builds its Importer and calls
+prepare_dataset. A new layout is then about 100 lines: a file pattern in find_samples, a reader in
+convert_sample, its flags (tests/test_importer.py holds a 40-line one).
 """
 from __future__ import annotations
 

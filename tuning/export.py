@@ -12,11 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from configs import CLASSES
-from data_prep.atomic import write_bytes, write_json, write_text
+from data_prep.atomic import write_bytes, write_text
+from tuning.manifest import ManifestEntry, ManifestFile, write_manifest
 from tuning.space import trial_overrides
-
-MANIFEST_FORMAT = 1
 
 
 @dataclass
@@ -90,7 +88,7 @@ def rank(trials: list[TrialSummary], top_k: int, max_per_arch: int | None) -> li
     return chosen
 
 
-def export_members(members: list[TrialSummary], out: Path) -> dict:
+def export_members(members: list[TrialSummary], out: Path) -> ManifestFile:
     """Copy each member's best weights to out/m{i}.safetensors and write manifest.json last."""
     out.mkdir(parents=True, exist_ok=True)
     entries = []
@@ -99,16 +97,11 @@ def export_members(members: list[TrialSummary], out: Path) -> dict:
             meta = json.loads((Path(ckpt_dir) / "meta.json").read_text())
             weights = f"m{i}.safetensors"
             write_bytes(out / weights, (Path(ckpt_dir) / "model.safetensors").read_bytes())
-        entries.append({
-            "name": f"m{i}-{meta['arch']}-{meta['encoder']}",
-            "arch": meta["arch"], "encoder": meta["encoder"],
-            "image_size": meta["image_size"], "mean": meta["mean"], "std": meta["std"],
-            "weights": weights, "val_f1": meta["val_f1"], "epoch": meta["epoch"],
-            "trial_id": t.trial_id, "config": meta["config"],
-        })
-    manifest = {"format": MANIFEST_FORMAT, "classes": list(CLASSES), "members": entries}
-    write_json(out / "manifest.json", manifest)  # last: a manifest only names finished files
-    return manifest
+        entries.append(ManifestEntry(
+            name=f"m{i}-{meta['arch']}-{meta['encoder']}", arch=meta["arch"], encoder=meta["encoder"],
+            image_size=meta["image_size"], mean=meta["mean"], std=meta["std"], weights=weights,
+            val_f1=meta["val_f1"], epoch=meta["epoch"], trial_id=t.trial_id, config=meta["config"]))
+    return write_manifest(out, entries)
 
 
 def trials_frame(trials: list[TrialSummary]) -> pd.DataFrame:

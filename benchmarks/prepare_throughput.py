@@ -29,15 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from configs import CLASS_ID, DEFAULT_PAINT_ORDER  # noqa: E402
 from data_prep import celebamask  # noqa: E402
-from data_prep.layout import read_label_map  # noqa: E402
+from data_prep.layout import RAW_ANNO_DIR, RAW_IMAGE_DIR, read_label_map  # noqa: E402
 
 
 def pil_prepare(raw: Path, out: Path, size: int) -> int:
     """The straightforward script: PIL everywhere, one process, a Python loop over parts."""
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
-    image_dir = raw / celebamask.IMAGE_DIR
-    anno = raw / celebamask.ANNO_DIR
+    image_dir = raw / RAW_IMAGE_DIR
+    anno = raw / RAW_ANNO_DIR
     count = 0
     for image_path in sorted(image_dir.glob("*.jpg"), key=lambda p: int(p.stem)):
         i = int(image_path.stem)
@@ -122,12 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     work = args.dir or Path(tempfile.mkdtemp(prefix="prepare_bench_"))
     try:
         raw = work / "raw"
-        if not (raw / celebamask.IMAGE_DIR).is_dir():
+        if not (raw / RAW_IMAGE_DIR).is_dir():
             seconds, _, _ = timed(lambda: generate(raw, args.num, size=args.image_size, seed=0,
                                                 workers=2, progress=True))
             print(f"generated {args.num} faces ({args.image_size} px images) in {seconds:.1f} s", file=sys.stderr)
         warm_cache(raw)
-        num = len(list((raw / celebamask.IMAGE_DIR).glob("*.jpg")))
+        num = len(list((raw / RAW_IMAGE_DIR).glob("*.jpg")))
 
         load_before = os.getloadavg()[0]
         rows = []

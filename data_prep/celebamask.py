@@ -9,46 +9,22 @@ import argparse
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from configs import CLASS_ID, CLASSES, DEFAULT_PAINT_ORDER, NUM_CLASSES
+from configs import CLASS_ID, CLASSES, DEFAULT_PAINT_ORDER
 from configs.classes import validate_paint_order
-from data_prep.atomic import write_image
-from data_prep.importer import (check_reuse, discard_outputs, finished_label, positive_int,
-                               print_summary, read_image, remove_stale_temp_files, resize_image,
-                               resize_label_map, run_tasks)
-from data_prep.layout import (RAW_ANNO_DIR, RAW_IDS_PER_FOLDER, RAW_IMAGE_DIR, DatasetError,
-                              PreparedDataset, decode, write_meta, write_splits)
-from data_prep.splits import check_fraction, filter_splits, make_splits, read_split_file
+from data_prep.importer import (Found, Importer, Sample, add_common_arguments, common_options,
+                                prepare_dataset, read_image)
+from data_prep.layout import RAW_ANNO_DIR, RAW_IDS_PER_FOLDER, RAW_IMAGE_DIR, DatasetError, decode
+from data_prep.splits import check_fraction, make_splits, read_split_file
 
 SOURCE = "celebamask-hq"
-IMAGE_DIR = RAW_IMAGE_DIR
-ANNO_DIR = RAW_ANNO_DIR
-IDS_PER_FOLDER = RAW_IDS_PER_FOLDER
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MASK_NAME = re.compile(r"^(\d+)_(.+)\.png$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class SampleTask:
-    """One sample to prepare: its raw files and where its outputs go."""
-    sample_id: str
-    image: Path
-    parts: tuple[tuple[int, Path], ...]  # (class id, part mask file), in paint order
-    out: Path                            # the prepared dataset root
-    size: int
-
-
-@dataclass(frozen=True)
-class SampleResult:
-    sample_id: str
-    counts: np.ndarray | None = None  # per-class pixel counts of the written label map
-    reason: str | None = None         # why the sample was skipped
-    reused: bool = False              # finished by an earlier run, left as it was
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,11 +79,11 @@ def find_images(root: Path) -> dict[int, Path]:
     """Map id -> image file under RAW/CelebA-HQ-img ({id}.jpg; .jpeg/.png also accepted)."""
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: raw dataset root not found (expected a folder holding "
-                                f"{IMAGE_DIR}/ and {ANNO_DIR}/)")
-    image_dir = root / IMAGE_DIR
+                                f"{RAW_IMAGE_DIR}/ and {RAW_ANNO_DIR}/)")
+    image_dir = root / RAW_IMAGE_DIR
     if not image_dir.is_dir():
         raise FileNotFoundError(f"{image_dir}: image folder not found (expected the raw CelebAMask-HQ "
-                                f"layout {IMAGE_DIR}/{{id}}.jpg)")
+                                f"layout {RAW_IMAGE_DIR}/{{id}}.jpg)")
     images: dict[int, Path] = {}
     duplicates: set[int] = set()
     for path in image_dir.iterdir():
@@ -129,16 +105,16 @@ def find_masks(root: Path, ids: Iterable[int]) -> tuple[dict[int, dict[str, Path
 
     One directory listing per anno folder instead of 18 existence checks per id.
     """
-    anno = root / ANNO_DIR
+    anno = root / RAW_ANNO_DIR
     if not anno.is_dir():
-        raise FileNotFoundError(f"{anno}: mask folder not found (expected {ANNO_DIR}/{{id // 2000}}/"
+        raise FileNotFoundError(f"{anno}: mask folder not found (expected {RAW_ANNO_DIR}/{{id // 2000}}/"
                                 f"{{id:05d}}_{{part}}.png)")
     wanted = set(ids)
-    folders = sorted({i // IDS_PER_FOLDER for i in wanted})
+    folders = sorted({i // RAW_IDS_PER_FOLDER for i in wanted})
     present = [k for k in folders if (anno / str(k)).is_dir()]
     if not present:
         raise FileNotFoundError(f"{anno}: none of the mask folders {folders[:5]}... found "
-                                f"(expected {ANNO_DIR}/{{id // {IDS_PER_FOLDER}}}/)")
+                                f"(expected {RAW_ANNO_DIR}/{{id // {RAW_IDS_PER_FOLDER}}}/)")
     masks: dict[int, dict[str, Path]] = {}
     ignored: list[str] = []
     for k in present:
@@ -148,7 +124,7 @@ def find_masks(root: Path, ids: Iterable[int]) -> tuple[dict[int, dict[str, Path
                 ignored.append(entry.name)
                 continue
             sample_id, part = int(match.group(1)), match.group(2)
-            if part not in CLASS_ID or part == CLASSES[0] or sample_id // IDS_PER_FOLDER != k:
+            if part not in CLASS_ID or part == CLASSES[0] or sample_id // RAW_IDS_PER_FOLDER != k:
                 ignored.append(f"{k}/{entry.name}")
                 continue
             if sample_id in wanted:
@@ -156,44 +132,39 @@ def find_masks(root: Path, ids: Iterable[int]) -> tuple[dict[int, dict[str, Path
     warnings = []
     if ignored:
         warnings.append(f"{anno}: ignored {len(ignored)} file(s) that are not {{id:05d}}_{{part}}.png "
-                        f"of a known part in folder id // {IDS_PER_FOLDER} (e.g. {ignored[0]})")
+                        f"of a known part in folder id // {RAW_IDS_PER_FOLDER} (e.g. {ignored[0]})")
     return masks, warnings
 
 
 def _missing_masks_reason(root: Path, sample_id: int) -> str:
-    folder = root / ANNO_DIR / str(sample_id // IDS_PER_FOLDER)
+    folder = root / RAW_ANNO_DIR / str(sample_id // RAW_IDS_PER_FOLDER)
     if not folder.is_dir():
         return f"{folder}: mask folder not found (no part masks for this image)"
     return f"{folder}: no part masks {sample_id:05d}_{{part}}.png for this image"
 
 
-# ---------------------------------------------------------------------------------------------
-# One sample
+def find_samples(root: Path, limit: int | None, order: Sequence[str]) -> Found:
+    """The first `limit` ids with an image, each with its part masks in paint order."""
+    images = find_images(root)
+    ids = sorted(images)[:limit]
+    masks, warnings = find_masks(root, ids)
+    rank = {name: position for position, name in enumerate(order)}
+    samples = [Sample(str(i), images[i], tuple((CLASS_ID[part], path) for part, path
+                                               in sorted(masks[i].items(), key=lambda kv: rank[kv[0]])))
+               for i in ids if i in masks]
+    skipped = {str(i): _missing_masks_reason(root, i) for i in ids if i not in masks}
+    return Found([str(i) for i in ids], samples, skipped, warnings)
 
 
-def process_sample(task: SampleTask) -> SampleResult:
-    """Prepare one sample (image, then label map last) or say why it was skipped."""
-    prep = PreparedDataset(task.out)
-    image_out, mask_out = prep.image_path(task.sample_id), prep.mask_path(task.sample_id)
-    label = finished_label(image_out, mask_out, task.size)
-    if label is not None:
-        return SampleResult(task.sample_id, counts=np.bincount(label.ravel(), minlength=NUM_CLASSES),
-                            reused=True)
-    try:
-        image = read_image(task.image)
-        label = build_label_map(task.parts)
-        (ih, iw), (mh, mw) = image.shape[:2], label.shape
-        if abs(iw / ih - mw / mh) > 0.01:
-            raise DatasetError(f"{task.image}: image is {iw}x{ih} but its masks are {mw}x{mh} "
-                               f"(different aspect ratios)")
-    except DatasetError as err:
-        discard_outputs(image_out, mask_out)
-        return SampleResult(task.sample_id, reason=str(err))
-    image = cv2.cvtColor(resize_image(image, task.size), cv2.COLOR_BGR2RGB)
-    label = resize_label_map(label, task.size)
-    write_image(image_out, image)
-    write_image(mask_out, label)
-    return SampleResult(task.sample_id, counts=np.bincount(label.ravel(), minlength=NUM_CLASSES))
+def convert_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+    """Read one sample's image and stack its part masks (sample.annotation) into a label map."""
+    image = read_image(sample.image)
+    label = build_label_map(sample.annotation)
+    (ih, iw), (mh, mw) = image.shape[:2], label.shape
+    if abs(iw / ih - mw / mh) > 0.01:
+        raise DatasetError(f"{sample.image}: image is {iw}x{ih} but its masks are {mw}x{mh} "
+                           f"(different aspect ratios)")
+    return image, label
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,66 +181,30 @@ def prepare(root: str | Path, out: str | Path, *, size: int = 512, workers: int 
     Re-running over the same output reuses finished samples. test_fraction defaults to 0.1 and
     cannot be given with split_file (ids not listed there are the test split).
     """
-    root, out = Path(root), Path(out)
-    if size < 1:
-        raise ValueError(f"size must be a positive number of pixels, got {size}")
     order = validate_paint_order(paint_order if paint_order is not None else DEFAULT_PAINT_ORDER)
     check_fraction("val_fraction", val_fraction)
     if split_file is not None and test_fraction is not None:
         raise ValueError("give either a split file (unlisted ids are the test split) or a test fraction, not both")
     test_fraction = 0.1 if test_fraction is None else check_fraction("test_fraction", test_fraction)
     train_ids = read_split_file(split_file) if split_file is not None else None
-
-    images = find_images(root)
-    ids = sorted(images)[:limit] if limit is not None else sorted(images)
-    masks, warnings = find_masks(root, ids)
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    if train_ids is not None and not set(train_ids) & set(ids):
-        print(f"warning: {split_file}: none of its ids has an image; every sample goes to test",
-              file=sys.stderr)
-
-    prep = PreparedDataset(out)
-    check_reuse(prep, SOURCE, {"size": size, "paint_order": order})
-    remove_stale_temp_files(prep)
-    rank = {name: position for position, name in enumerate(order)}
-    tasks = [
-        SampleTask(
-            sample_id=str(i), image=images[i], out=out, size=size,
-            parts=tuple((CLASS_ID[part], path)
-                        for part, path in sorted(masks[i].items(), key=lambda kv: rank[kv[0]])),
-        )
-        for i in ids if i in masks
-    ]
-
-    pixel_counts = np.zeros(NUM_CLASSES, dtype=np.int64)
-    done: list[str] = []
-    skipped = [{"id": str(i), "reason": _missing_masks_reason(root, i)} for i in ids if i not in masks]
-    reused = 0
-    for result in run_tasks(process_sample, tasks, workers, progress, desc="celebamask"):
-        if result.reason is not None:
-            skipped.append({"id": result.sample_id, "reason": result.reason})
-            continue
-        done.append(result.sample_id)
-        pixel_counts += result.counts
-        reused += result.reused
-    skipped.sort(key=lambda s: int(s["id"]))
-
-    # Split all candidate ids, then drop the skipped ones: a bad sample must not reshuffle the rest.
-    splits = filter_splits(make_splits(ids, train_ids=train_ids, val_fraction=val_fraction,
-                                       test_fraction=test_fraction, seed=seed), done)
     split_info = {"method": "file" if split_file is not None else "random",
                   "val_fraction": val_fraction, "seed": seed}
     if split_file is not None:
         split_info["split_file"] = str(Path(split_file).resolve())
     else:
         split_info["test_fraction"] = test_fraction
-    write_splits(prep, splits)
-    meta = write_meta(prep, source=SOURCE, size=size, splits=splits, pixel_counts=pixel_counts,
-                      skipped=skipped, extra={"root": str(root.resolve()), "paint_order": list(order),
-                                              "split": split_info})
-    print_summary(SOURCE, root, out, meta, done, skipped, reused)
-    return meta
+
+    def split(ids: list[str]) -> dict[str, list[str]]:
+        if train_ids is not None and not {str(i) for i in train_ids} & set(ids):
+            print(f"warning: {split_file}: none of its ids has an image; every sample goes to test",
+                  file=sys.stderr)
+        return make_splits(ids, train_ids=train_ids, val_fraction=val_fraction,
+                           test_fraction=test_fraction, seed=seed)
+
+    importer = Importer(name="celebamask", source=SOURCE, find_samples=partial(find_samples, order=order),
+                        convert_sample=convert_sample, split=split, settings={"paint_order": order},
+                        meta=lambda tally: {"paint_order": list(order), "split": split_info})
+    return prepare_dataset(importer, root, out, size=size, workers=workers, limit=limit, progress=progress)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,27 +216,19 @@ def _paint_order(text: str) -> tuple[str, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, required=True,
-                        help=f"raw CelebAMask-HQ folder holding {IMAGE_DIR}/ and {ANNO_DIR}/")
-    parser.add_argument("--out", type=Path, required=True, help="prepared dataset folder to write")
-    parser.add_argument("--size", type=positive_int, default=512, help="output side in pixels (default 512)")
-    parser.add_argument("--workers", type=positive_int, default=1, help="processes (default 1)")
+    add_common_arguments(
+        parser, root_help=f"raw CelebAMask-HQ folder holding {RAW_IMAGE_DIR}/ and {RAW_ANNO_DIR}/",
+        val_fraction=(0.1, ("fraction of the training ids (with --split-file) or of all ids -> val "
+                            "(default 0.1)")),
+        test_fraction=(None, "fraction of all ids -> test, without --split-file (default 0.1)"))
     parser.add_argument("--split-file", type=Path, default=None,
                         help="training ids, one int per line: listed -> train, the rest -> test")
-    parser.add_argument("--val-fraction", type=float, default=0.1,
-                        help="fraction of the training ids (with --split-file) or of all ids -> val (default 0.1)")
-    parser.add_argument("--test-fraction", type=float, default=None,
-                        help="fraction of all ids -> test, without --split-file (default 0.1)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random split (default 0)")
     parser.add_argument("--paint-order", type=_paint_order, default=None,
                         help="comma-separated part names, later wins (default: "
                              + ",".join(DEFAULT_PAINT_ORDER) + ")")
-    parser.add_argument("--limit", type=positive_int, default=None,
-                        help="prepare only the first N ids (numeric order)")
 
 
 def main(args: argparse.Namespace) -> int:
-    prepare(args.root, args.out, size=args.size, workers=args.workers, split_file=args.split_file,
-            val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed,
-            paint_order=args.paint_order, limit=args.limit)
+    prepare(args.root, args.out, **common_options(args), split_file=args.split_file,
+            paint_order=args.paint_order)
     return 0

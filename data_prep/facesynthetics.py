@@ -8,19 +8,17 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from configs import CLASS_ID, FLIP_LUT, IGNORE_INDEX, NUM_CLASSES
-from data_prep.atomic import write_image
-from data_prep.importer import (check_reuse, discard_outputs, finished_label, positive_int,
-                               print_summary, read_image, remove_stale_temp_files, resize_image,
-                               resize_label_map, run_tasks)
-from data_prep.layout import DatasetError, PreparedDataset, decode, write_meta, write_splits
-from data_prep.splits import check_fraction, filter_splits, id_sort_key, make_splits, sorted_ids
+from configs import CLASS_ID, FLIP_LUT, IGNORE_INDEX
+from data_prep.importer import (Found, Importer, Sample, Tally, add_common_arguments, common_options,
+                                prepare_dataset, read_image)
+from data_prep.layout import DatasetError, decode
+from data_prep.splits import check_fraction, make_splits, sorted_ids
 
 SOURCE = "facesynthetics"
 IMAGE_NAME = re.compile(r"^(\d+)\.png$", re.IGNORECASE)
@@ -76,7 +74,7 @@ LR_WARN_SHARE = 0.75
 def class_lut(swap_lr: bool = False) -> np.ndarray:
     """256-entry uint8 table: FaceSynthetics label -> our class ID (IGNORE_INDEX for ignored labels).
 
-    Values FaceSynthetics does not define also map to IGNORE_INDEX; process_sample refuses them first.
+    Values FaceSynthetics does not define also map to IGNORE_INDEX; convert_sample refuses them first.
     """
     lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
     for fs_id, fs_name in FS_LABELS.items():
@@ -91,26 +89,6 @@ def label_mapping(swap_lr: bool = False) -> dict[str, str]:
     lut = class_lut(swap_lr)
     names = {CLASS_ID[n]: n for n in CLASS_ID} | {IGNORE_INDEX: "ignore"}
     return {fs_name: names[int(lut[fs_id])] for fs_id, fs_name in FS_LABELS.items()}
-
-
-@dataclass(frozen=True)
-class SampleTask:
-    """One sample to prepare: its raw files and where its outputs go."""
-    sample_id: str
-    image: Path
-    seg: Path
-    out: Path  # the prepared dataset root
-    size: int
-    swap_lr: bool
-
-
-@dataclass(frozen=True)
-class SampleResult:
-    sample_id: str
-    counts: np.ndarray | None = None  # (256,) pixel counts of the written label map (255 = ignore)
-    lr_vote: int = 0                  # +1 r_eye on the image's left, -1 on its right, 0 undecided
-    reason: str | None = None         # why the sample was skipped
-    reused: bool = False              # finished by an earlier run, left as it was
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,36 +121,19 @@ def lr_vote(label: np.ndarray) -> int:
     return 1 if xs[0] < xs[1] else -1 if xs[0] > xs[1] else 0
 
 
-def _result(sample_id: str, label: np.ndarray, reused: bool = False) -> SampleResult:
-    return SampleResult(sample_id, counts=np.bincount(label.ravel(), minlength=256),
-                        lr_vote=lr_vote(label), reused=reused)
-
-
-def process_sample(task: SampleTask) -> SampleResult:
-    """Prepare one sample (image, then label map last) or say why it was skipped."""
-    prep = PreparedDataset(task.out)
-    image_out, mask_out = prep.image_path(task.sample_id), prep.mask_path(task.sample_id)
-    label = finished_label(image_out, mask_out, task.size, allow_ignore=True)
-    if label is not None:
-        return _result(task.sample_id, label, reused=True)
-    try:
-        image = read_image(task.image)
-        seg = read_seg(task.seg)
-        if image.shape[:2] != seg.shape:
-            raise DatasetError(f"{task.seg}: segmentation map is {seg.shape[1]}x{seg.shape[0]} but "
-                               f"{task.image.name} is {image.shape[1]}x{image.shape[0]}")
-        present = np.flatnonzero(np.bincount(seg.ravel(), minlength=256))
-        unknown = [int(v) for v in present if int(v) not in FS_LABELS]
-        if unknown:
-            raise DatasetError(f"{task.seg}: label value(s) {unknown[:10]} are not FaceSynthetics "
-                               f"labels (expected 0..18 or 255)")
-    except DatasetError as err:
-        discard_outputs(image_out, mask_out)
-        return SampleResult(task.sample_id, reason=str(err))
-    label = resize_label_map(class_lut(task.swap_lr)[seg], task.size)
-    write_image(image_out, cv2.cvtColor(resize_image(image, task.size), cv2.COLOR_BGR2RGB))
-    write_image(mask_out, label)
-    return _result(task.sample_id, label)
+def convert_sample(sample: Sample, swap_lr: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Read one sample's image and segmentation map (sample.annotation) -> (image, our label map)."""
+    image = read_image(sample.image)
+    seg = read_seg(sample.annotation)
+    if image.shape[:2] != seg.shape:
+        raise DatasetError(f"{sample.annotation}: segmentation map is {seg.shape[1]}x{seg.shape[0]} but "
+                           f"{sample.image.name} is {image.shape[1]}x{image.shape[0]}")
+    present = np.flatnonzero(np.bincount(seg.ravel(), minlength=256))
+    unknown = [int(v) for v in present if int(v) not in FS_LABELS]
+    if unknown:
+        raise DatasetError(f"{sample.annotation}: label value(s) {unknown[:10]} are not FaceSynthetics "
+                           f"labels (expected 0..18 or 255)")
+    return image, class_lut(swap_lr)[seg]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,7 +152,7 @@ def _scan(folder: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     return images, segs
 
 
-def find_samples(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+def _find_files(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     """Map id -> {id}.png and id -> {id}_seg.png in ROOT (ids keep their zero padding)."""
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: FaceSynthetics folder not found (expected the unzipped "
@@ -205,6 +166,19 @@ def find_samples(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     raise ValueError(f"{root}: no FaceSynthetics files {{id:06d}}.png / {{id:06d}}_seg.png found{hint}")
 
 
+def find_samples(root: Path, limit: int | None) -> Found:
+    """The first `limit` ids with an image or a segmentation map; those without both are skipped."""
+    images, segs = _find_files(root)
+    ids = sorted_ids(images.keys() | segs.keys())[:limit]
+    skipped = {}
+    for i in ids:
+        if i not in segs:
+            skipped[i] = f"{images[i]}: no segmentation map {i}_seg.png beside it"
+        elif i not in images:
+            skipped[i] = f"{segs[i]}: no image {i}.png beside it"
+    return Found(ids, [Sample(i, images[i], segs[i]) for i in ids if i in images and i in segs], skipped)
+
+
 def prepare(root: str | Path, out: str | Path, *, size: int = 512, workers: int = 1,
             val_fraction: float = 0.0, test_fraction: float = 0.0, seed: int = 0,
             limit: int | None = None, swap_lr: bool = False, progress: bool = True) -> dict:
@@ -214,67 +188,36 @@ def prepare(root: str | Path, out: str | Path, *, size: int = 512, workers: int 
     train): the dataset is meant as extra training data, and a val split of it would mix synthetic
     faces into the validation score of a model mixed with real ones.
     """
-    root, out = Path(root), Path(out)
-    if size < 1:
-        raise ValueError(f"size must be a positive number of pixels, got {size}")
     check_fraction("val_fraction", val_fraction)
     check_fraction("test_fraction", test_fraction)
     if val_fraction + test_fraction >= 1.0:
         raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}")
 
-    images, segs = find_samples(root)
-    ids = sorted_ids(images.keys() | segs.keys())
-    ids = ids[:limit] if limit is not None else ids
-    skipped = []
-    for i in ids:
-        if i not in segs:
-            skipped.append({"id": i, "reason": f"{images[i]}: no segmentation map {i}_seg.png beside it"})
-        elif i not in images:
-            skipped.append({"id": i, "reason": f"{segs[i]}: no image {i}.png beside it"})
+    def meta(tally: Tally) -> dict:
+        votes = tally.stats
+        return {"swap_lr": swap_lr, "label_map": label_mapping(swap_lr),
+                "ignore_pixels": int(tally.pixel_counts[IGNORE_INDEX]),
+                "left_right_check": {"r_eye_on_image_left": votes[1], "r_eye_on_image_right": votes[-1],
+                                     "undecided": votes[0]},
+                "split": {"method": "random", "val_fraction": val_fraction,
+                          "test_fraction": test_fraction, "seed": seed}}
 
-    prep = PreparedDataset(out)
-    check_reuse(prep, SOURCE, {"size": size, "swap_lr": swap_lr})
-    remove_stale_temp_files(prep)
-    tasks = [SampleTask(i, images[i], segs[i], out, size, swap_lr)
-             for i in ids if i in images and i in segs]
-
-    pixel_counts = np.zeros(256, dtype=np.int64)
-    done: list[str] = []
-    votes = {1: 0, -1: 0, 0: 0}
-    reused = 0
-    for result in run_tasks(process_sample, tasks, workers, progress, desc=SOURCE):
-        if result.reason is not None:
-            skipped.append({"id": result.sample_id, "reason": result.reason})
-            continue
-        done.append(result.sample_id)
-        pixel_counts += result.counts
-        votes[result.lr_vote] += 1
-        reused += result.reused
-    skipped.sort(key=lambda s: id_sort_key(s["id"]))
-
-    # Split all candidate ids, then drop the skipped ones: a bad sample must not reshuffle the rest.
-    splits = filter_splits(make_splits(ids, val_fraction=val_fraction, test_fraction=test_fraction,
-                                       seed=seed), done)
-    lr_check = {"r_eye_on_image_left": votes[1], "r_eye_on_image_right": votes[-1],
-                "undecided": votes[0]}
-    write_splits(prep, splits)
-    # Frequencies over the 19 classes only: ignored pixels (IGNORE, FACEWEAR) carry no label.
-    meta = write_meta(prep, source=SOURCE, size=size, splits=splits,
-                      pixel_counts=pixel_counts[:NUM_CLASSES], skipped=skipped,
-                      extra={"root": str(root.resolve()), "swap_lr": swap_lr,
-                             "label_map": label_mapping(swap_lr),
-                             "ignore_pixels": int(pixel_counts[IGNORE_INDEX]),
-                             "left_right_check": lr_check,
-                             "split": {"method": "random", "val_fraction": val_fraction,
-                                       "test_fraction": test_fraction, "seed": seed}})
-    print_summary(SOURCE, root, out, meta, done, skipped, reused)
+    importer = Importer(name=SOURCE, source=SOURCE, find_samples=find_samples,
+                        convert_sample=partial(convert_sample, swap_lr=swap_lr),
+                        split=partial(make_splits, val_fraction=val_fraction, test_fraction=test_fraction,
+                                      seed=seed),
+                        settings={"swap_lr": swap_lr}, meta=meta, sample_stat=lr_vote, allow_ignore=True)
+    result = prepare_dataset(importer, root, out, size=size, workers=workers, limit=limit, progress=progress)
+    check = result["left_right_check"]
+    mirrored = check["r_eye_on_image_right"]
+    decided = mirrored + check["r_eye_on_image_left"]
     # Real faces vote nearly all one way; only a clear majority is worth a warning.
-    if votes[-1] > LR_WARN_SHARE * (votes[1] + votes[-1]):
-        print(f"warning: in {votes[-1]} of {votes[1] + votes[-1]} samples r_eye lies on the image's "
+    if mirrored > LR_WARN_SHARE * decided:
+        print(f"warning: in {mirrored} of {decided} samples r_eye lies on the image's "
               f"right, i.e. the labels look mirrored against CelebAMask-HQ's convention (r_* = the "
               f"subject's right); prepare again into a new --out "
               f"{'without' if swap_lr else 'with'} --swap-lr", file=sys.stderr)
-    return meta
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,25 +225,15 @@ def prepare(root: str | Path, out: str | Path, *, size: int = 512, workers: int 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, required=True,
-                        help="unzipped FaceSynthetics folder holding {id:06d}.png and {id:06d}_seg.png")
-    parser.add_argument("--out", type=Path, required=True, help="prepared dataset folder to write")
-    parser.add_argument("--size", type=positive_int, default=512, help="output side in pixels (default 512)")
-    parser.add_argument("--workers", type=positive_int, default=1, help="processes (default 1)")
-    parser.add_argument("--val-fraction", type=float, default=0.0,
-                        help="fraction of all ids -> val (default 0: extra training data only)")
-    parser.add_argument("--test-fraction", type=float, default=0.0,
-                        help="fraction of all ids -> test (default 0)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random split (default 0)")
-    parser.add_argument("--limit", type=positive_int, default=None,
-                        help="prepare only the first N ids (numeric order)")
+    add_common_arguments(
+        parser, root_help="unzipped FaceSynthetics folder holding {id:06d}.png and {id:06d}_seg.png",
+        val_fraction=(0.0, "fraction of all ids -> val (default 0: extra training data only)"),
+        test_fraction=(0.0, "fraction of all ids -> test (default 0)"))
     parser.add_argument("--swap-lr", action="store_true",
                         help="map RIGHT_* to l_* and LEFT_* to r_* (if the labels turn out to be the "
                              "viewer's right; see left_right_check in dataset.json)")
 
 
 def main(args: argparse.Namespace) -> int:
-    prepare(args.root, args.out, size=args.size, workers=args.workers,
-            val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed,
-            limit=args.limit, swap_lr=args.swap_lr)
+    prepare(args.root, args.out, **common_options(args), swap_lr=args.swap_lr)
     return 0

@@ -1,10 +1,42 @@
-"""What every raw-dataset importer shares: reading raw files, resizing, the worker pool, re-run checks."""
+"""The importer pipeline: one raw dataset -> the prepared layout (data_prep.layout), written once here.
+
+A dataset module supplies an `Importer`, and `prepare_dataset` does the rest: find the samples,
+refuse a re-run with other settings, remove a killed run's temp files, convert each sample in worker
+processes (reusing the ones an earlier run finished, skipping and reporting the ones that fail),
+split, write dataset.json and print the one-line summary. What a dataset supplies:
+
+    find_samples(root, limit) -> Found   where its files are: Found(ids, samples, skipped, warnings)
+        ids      every candidate id in numeric order (the first `limit`); splits are made over all
+                 of them, so a sample skipped later does not move the others between splits
+        samples  Sample(sample_id, image, annotation) for each id that can be converted
+        skipped  {id: reason} of candidates it already knows are unusable (e.g. no label file)
+        warnings lines printed as "warning: ..." (e.g. files it ignored)
+        A root that is missing or not this dataset: raise FileNotFoundError / ValueError.
+    convert_sample(sample) -> (image, label)   one sample at its raw size: uint8 BGR image (read_image)
+        and uint8 label map of class IDs (IGNORE_INDEX only with allow_ignore); raise DatasetError
+        to skip it. Runs in spawned workers, so it must pickle: a module-level function, or a
+        functools.partial of one binding the dataset's options. Resizing and writing are done here.
+    split(ids) -> {"train": [...], "val": [...], "test": [...]}   its split policy (data_prep.splits)
+    settings      options that change a sample's files, recorded in dataset.json (--size always is);
+                  a re-run into the same --out with other values is refused
+    meta(tally)   its dataset.json keys after "root" (options, "split": how it split); tally holds
+                  the pixel counts of all 256 label values and the tally of sample_stat
+    sample_stat   optional module-level function of a finished label map, tallied over samples
+
+The CLI flags every importer takes come from add_common_arguments, and common_options(args) hands
+them to the dataset's prepare(root, out, **options), which builds its Importer and calls
+prepare_dataset. A new layout is then about 100 lines: a file pattern in find_samples, a reader in
+convert_sample, its flags (tests/test_importer.py holds a 40-line one).
+"""
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import sys
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,8 +44,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from configs import IGNORE_INDEX, NUM_CLASSES
-from data_prep.layout import DatasetError, PreparedDataset, decode, read_label_map
+from configs import NUM_CLASSES
+from data_prep.atomic import write_image
+from data_prep.layout import DatasetError, PreparedDataset, decode, write_meta, write_splits
+from data_prep.rerun import check_reuse, discard_outputs, finished_label, remove_stale_temp_files
+from data_prep.splits import filter_splits, id_sort_key
 
 Task = TypeVar("Task")
 Result = TypeVar("Result")
@@ -23,6 +58,48 @@ Result = TypeVar("Result")
 # of a download cut short. 0xFFD9 cannot occur inside entropy-coded data (0xFF is always stuffed).
 JPEG_SOI, JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
 JPEG_TAIL = 4096
+
+
+# ---------------------------------------------------------------------------------------------
+# What a dataset supplies
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sample to convert: its id (the prepared file stem), its raw image and its annotation."""
+    sample_id: str
+    image: Path
+    annotation: Any  # whatever convert_sample builds the label map from (a file, part files); must pickle
+
+
+@dataclass
+class Found:
+    """What find_samples found (see the module docstring)."""
+    ids: list[str]
+    samples: list[Sample]
+    skipped: dict[str, str] = field(default_factory=dict)  # id -> reason
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Totals over the finished samples, for an importer's dataset.json keys."""
+    pixel_counts: np.ndarray  # (256,) pixels per label value (IGNORE_INDEX included)
+    stats: Counter            # sample_stat value -> number of samples
+
+
+@dataclass(frozen=True)
+class Importer:
+    """One raw dataset's part of the pipeline (see the module docstring)."""
+    name: str    # the progress bar's label (its CLI subcommand)
+    source: str  # dataset.json "source" and the summary's first word
+    find_samples: Callable[[Path, int | None], Found]
+    convert_sample: Callable[[Sample], tuple[np.ndarray, np.ndarray]]
+    split: Callable[[list[str]], dict[str, list[str]]]
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    meta: Callable[[Tally], dict] = lambda tally: {}
+    sample_stat: Callable[[np.ndarray], Hashable] | None = None
+    allow_ignore: bool = False  # IGNORE_INDEX is a label value it writes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,86 +135,92 @@ def resize_label_map(label: np.ndarray, size: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# One sample's outputs
+# One sample
 
 
-def finished_label(image_out: Path, mask_out: Path, size: int, *,
-                   allow_ignore: bool = False) -> np.ndarray | None:
-    """The label map of a sample an earlier run finished, or None if it must be prepared (again).
+@dataclass(frozen=True)
+class SampleResult:
+    sample_id: str
+    counts: np.ndarray | None = None  # (256,) pixel counts of the written label map
+    stat: Hashable = None             # sample_stat of the written label map
+    reason: str | None = None         # why the sample was skipped
+    reused: bool = False              # finished by an earlier run, left as it was
 
-    allow_ignore: IGNORE_INDEX is a valid value (an importer that writes it); otherwise it means redo.
-    """
-    # Every file is written atomically and the mask last, so both existing = finished.
-    if not (image_out.exists() and mask_out.exists()):
-        return None
+
+def _finished(sample_id: str, label: np.ndarray, stat: Callable[[np.ndarray], Hashable] | None,
+              reused: bool = False) -> SampleResult:
+    return SampleResult(sample_id, counts=np.bincount(label.ravel(), minlength=256),
+                        stat=stat(label) if stat is not None else None, reused=reused)
+
+
+def process_sample(sample: Sample, *, convert: Callable[[Sample], tuple[np.ndarray, np.ndarray]],
+                   out: Path, size: int, allow_ignore: bool,
+                   stat: Callable[[np.ndarray], Hashable] | None) -> SampleResult:
+    """Prepare one sample (image, then label map last) or say why it was skipped."""
+    prep = PreparedDataset(out)
+    image_out, mask_out = prep.image_path(sample.sample_id), prep.mask_path(sample.sample_id)
+    label = finished_label(image_out, mask_out, size, allow_ignore=allow_ignore)
+    if label is not None:
+        return _finished(sample.sample_id, label, stat, reused=True)
     try:
-        label = read_label_map(mask_out)
-    except DatasetError:
-        return None  # not a label map of ours: prepare it again
-    if label.shape != (size, size):
-        return None  # written for another --size: prepare it again
-    counts = np.bincount(label.ravel(), minlength=256)
-    if allow_ignore:
-        counts[IGNORE_INDEX] = 0
-    if counts[NUM_CLASSES:].any():
-        return None
-    return label
-
-
-def discard_outputs(*paths: Path) -> None:
-    """Remove a skipped sample's outputs: an image left by a killed run must not outlive its sample."""
-    for path in paths:
-        path.unlink(missing_ok=True)
+        image, label = convert(sample)
+    except DatasetError as err:
+        discard_outputs(image_out, mask_out)
+        return SampleResult(sample.sample_id, reason=str(err))
+    label = resize_label_map(label, size)
+    write_image(image_out, cv2.cvtColor(resize_image(image, size), cv2.COLOR_BGR2RGB))
+    write_image(mask_out, label)
+    return _finished(sample.sample_id, label, stat)
 
 
 # ---------------------------------------------------------------------------------------------
 # The whole dataset
 
 
-def check_reuse(prep: PreparedDataset, source: str, settings: Mapping[str, Any]) -> None:
-    """Refuse a re-run into a folder that source prepared with other settings (e.g. {"size": 512}).
+def prepare_dataset(importer: Importer, root: str | Path, out: str | Path, *, size: int = 512,
+                    workers: int = 1, limit: int | None = None, progress: bool = True) -> dict:
+    """Prepare a raw dataset with importer into out; returns dataset.json's content.
 
-    A re-run reuses finished samples as they are, so a folder written with another --size (or any
-    setting that changes a sample's files) would end up holding both. A setting dataset.json does
-    not record counts as different.
+    Re-running over the same output reuses finished samples.
     """
-    if not prep.meta_path.is_file():
-        return
-    try:
-        meta = json.loads(prep.meta_path.read_text())
-    except (OSError, ValueError):
-        return  # unreadable: it is rewritten at the end
-    if meta.get("source") != source:
-        return
-    # Through JSON, so a tuple compares equal to the list dataset.json holds.
-    wanted = json.loads(json.dumps(dict(settings)))
-    changed = [key for key, value in wanted.items() if meta.get(key) != value]
-    if changed:
-        was = ", ".join(f"{_flag(key)} {_show(meta.get(key))} (now {_show(wanted[key])})" for key in changed)
-        raise ValueError(f"{prep.meta_path}: this folder was prepared with {was}; its finished "
-                         f"samples would be reused as they are, so use a new --out")
+    root, out = Path(root), Path(out)
+    if size < 1:
+        raise ValueError(f"size must be a positive number of pixels, got {size}")
+    found = importer.find_samples(root, limit)
+    for warning in found.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    # Split all candidate ids, then drop the skipped ones: a bad sample must not reshuffle the rest.
+    splits = importer.split(found.ids)
 
+    prep = PreparedDataset(out)
+    check_reuse(prep, importer.source, {"size": size, **importer.settings})
+    remove_stale_temp_files(prep)
+    convert = partial(process_sample, convert=importer.convert_sample, out=out, size=size,
+                      allow_ignore=importer.allow_ignore, stat=importer.sample_stat)
 
-def _flag(key: str) -> str:
-    return "--" + key.replace("_", "-")
+    pixel_counts = np.zeros(256, dtype=np.int64)
+    done: list[str] = []
+    skipped = [{"id": i, "reason": reason} for i, reason in found.skipped.items()]
+    stats: Counter = Counter()
+    reused = 0
+    for result in run_tasks(convert, found.samples, workers, progress, desc=importer.name):
+        if result.reason is not None:
+            skipped.append({"id": result.sample_id, "reason": result.reason})
+            continue
+        done.append(result.sample_id)
+        pixel_counts += result.counts
+        stats[result.stat] += 1
+        reused += result.reused
+    skipped.sort(key=lambda s: id_sort_key(s["id"]))
 
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "unrecorded"
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, list):
-        return ",".join(map(str, value))
-    return str(value)
-
-
-def remove_stale_temp_files(prep: PreparedDataset) -> None:
-    """Temp files of a killed run's atomic writes (data_prep.atomic names them .NAME.*.tmp)."""
-    for folder in (prep.images, prep.masks):
-        if folder.is_dir():
-            for tmp in folder.glob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
+    splits = filter_splits(splits, done)
+    write_splits(prep, splits)
+    # Frequencies over the 19 classes only: ignored pixels carry no label.
+    meta = write_meta(prep, source=importer.source, size=size, splits=splits,
+                      pixel_counts=pixel_counts[:NUM_CLASSES], skipped=skipped,
+                      extra={"root": str(root.resolve()), **importer.meta(Tally(pixel_counts, stats))})
+    print_summary(importer.source, root, out, meta, done, skipped, reused)
+    return meta
 
 
 def print_summary(source: str, root: Path, out: Path, meta: dict, done: Sequence[str],
@@ -191,3 +274,27 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *, root_help: str,
+                         val_fraction: tuple[float | None, str],
+                         test_fraction: tuple[float | None, str]) -> None:
+    """Add the flags every importer takes: --root, --out, --size, --workers, the split, --seed, --limit.
+
+    val_fraction, test_fraction: (default, help) as the dataset's split policy has them.
+    """
+    parser.add_argument("--root", type=Path, required=True, help=root_help)
+    parser.add_argument("--out", type=Path, required=True, help="prepared dataset folder to write")
+    parser.add_argument("--size", type=positive_int, default=512, help="output side in pixels (default 512)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="processes (default 1)")
+    parser.add_argument("--val-fraction", type=float, default=val_fraction[0], help=val_fraction[1])
+    parser.add_argument("--test-fraction", type=float, default=test_fraction[0], help=test_fraction[1])
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random split (default 0)")
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="prepare only the first N ids (numeric order)")
+
+
+def common_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The add_common_arguments flags other than --root/--out, as keywords of a dataset's prepare()."""
+    return {"size": args.size, "workers": args.workers, "val_fraction": args.val_fraction,
+            "test_fraction": args.test_fraction, "seed": args.seed, "limit": args.limit}

@@ -1,8 +1,6 @@
-"""Ensemble members: read and check a manifest, load each model from its safetensors weights."""
+"""Ensemble members: build each model of a checked manifest (tuning.manifest) from its safetensors weights."""
 from __future__ import annotations
 
-import hashlib
-import json
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,18 +8,12 @@ from typing import Any
 
 import torch
 
-from configs import CLASSES
 from tuning import models
+from tuning.manifest import ManifestEntry, ManifestError, ManifestFile, check_sha256, read_manifest
 from tuning.models import build_model
 
-MANIFEST_FORMAT = 1
-REQUIRED_KEYS = ("name", "arch", "encoder", "image_size", "mean", "std", "weights")
 # safetensors files start with a little-endian u64 header length, then that many bytes of JSON.
 _MAX_HEADER = 100 * 1024 * 1024
-
-
-class ManifestError(ValueError):
-    """A manifest or weights file that is missing, malformed, tampered with or not safetensors."""
 
 
 @dataclass
@@ -63,77 +55,34 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def load_manifest(path: str | Path, device: str | torch.device = "cpu") -> Manifest:
     """Check a manifest and every weights file, then build each member in eval mode on device."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "manifest.json"
-    if not path.is_file():
-        raise ManifestError(f"{path}: manifest not found")
-    try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ManifestError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(raw, dict):
-        raise ManifestError(f"{path}: expected a JSON object with format, classes and members")
-    if raw.get("format") != MANIFEST_FORMAT:
-        raise ManifestError(f"{path}: format {raw.get('format')!r} is not supported; expected {MANIFEST_FORMAT}")
-    if list(raw.get("classes") or []) != list(CLASSES):
-        raise ManifestError(f"{path}: classes {raw.get('classes')!r} differ from the class table; "
-                            f"expected the {len(CLASSES)} names {list(CLASSES)}")
-    entries = raw.get("members")
-    if not isinstance(entries, list) or not entries:
-        raise ManifestError(f"{path}: 'members' must be a non-empty list")
-    names = [e.get("name") if isinstance(e, dict) else None for e in entries]
-    dupes = sorted({n for n in names if n is not None and names.count(n) > 1})
-    if dupes:
-        raise ManifestError(f"{path}: member names must be unique; repeated: {dupes}")
+    manifest = read_manifest(path)
     device = resolve_device(device)
-    members = [_load_member(path, i, e, device) for i, e in enumerate(entries)]
-    return Manifest(path=path, classes=list(raw["classes"]), members=members)
+    members = [_load_member(manifest, entry, device) for entry in manifest.members]
+    return Manifest(path=manifest.path, classes=list(manifest.classes), members=members)
 
 
-def _load_member(manifest: Path, index: int, entry: Any, device: torch.device) -> Member:
-    where = f"{manifest}: members[{index}]"
-    if not isinstance(entry, dict):
-        raise ManifestError(f"{where}: expected an object")
-    missing = [k for k in REQUIRED_KEYS if k not in entry]
-    if missing:
-        raise ManifestError(f"{where}: missing key(s) {missing}")
-    name = str(entry["name"])
-    where = f"{manifest}: member {name!r}"
-    size = entry["image_size"]
-    if not isinstance(size, int) or size < 32 or size % 32:
-        raise ManifestError(f"{where}: image_size must be a multiple of 32 (>= 32), got {size!r}")
-    mean, std = _triple(entry["mean"], where, "mean"), _triple(entry["std"], where, "std")
-    if min(std) <= 0:
-        raise ManifestError(f"{where}: std must be positive, got {std}")
-    weights_path = manifest.parent / str(entry["weights"])
-    state = read_safetensors(weights_path, name, expected_sha256=entry.get("sha256"))
+def _load_member(manifest: ManifestFile, entry: ManifestEntry, device: torch.device) -> Member:
+    where = f"{manifest.path}: member {entry.name!r}"
+    weights_path = manifest.weights_path(entry)
+    state = read_safetensors(weights_path, entry.name)
     try:
-        model = build_model(entry["arch"], entry["encoder"], None)
+        model = build_model(entry.arch, entry.encoder, None)
     except (ValueError, KeyError) as err:
-        raise ManifestError(f"{where}: cannot build arch {entry['arch']!r} / encoder "
-                            f"{entry['encoder']!r}: {err}") from None
+        raise ManifestError(f"{where}: cannot build arch {entry.arch!r} / encoder "
+                            f"{entry.encoder!r}: {err}") from None
     check_state_dict(model, state, f"{where} ({weights_path.name})")
+    # Last: a file that is truncated or of another model gets the more telling error above.
+    check_sha256(weights_path, entry, manifest.path)
     model.load_state_dict(state, strict=True)
     model.eval().to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    val_f1 = entry.get("val_f1")
-    return Member(name=name, arch=entry["arch"], encoder=entry["encoder"], image_size=size,
-                  mean=mean, std=std, model=model,
-                  val_f1=float(val_f1) if isinstance(val_f1, (int, float)) else None,
-                  trial_id=None if entry.get("trial_id") is None else str(entry["trial_id"]),
-                  config=entry.get("config") or {}, weights_path=weights_path)
+    return Member(name=entry.name, arch=entry.arch, encoder=entry.encoder, image_size=entry.image_size,
+                  mean=entry.mean, std=entry.std, model=model, val_f1=entry.val_f1,
+                  trial_id=entry.trial_id, config=dict(entry.config), weights_path=weights_path)
 
 
-def _triple(value: Any, where: str, key: str) -> tuple[float, float, float]:
-    if (not isinstance(value, (list, tuple)) or len(value) != 3
-            or not all(isinstance(v, (int, float)) for v in value)):
-        raise ManifestError(f"{where}: {key} must be 3 numbers (RGB), got {value!r}")
-    return tuple(float(v) for v in value)  # type: ignore[return-value]
-
-
-def read_safetensors(path: Path, member: str, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
+def read_safetensors(path: Path, member: str) -> dict[str, torch.Tensor]:
     """Load a state dict from a safetensors file; anything else (pickles, torch.save zips) is refused.
 
     The format is sniffed before loading so a pickle renamed .safetensors gets a clear error; a
@@ -161,11 +110,6 @@ def read_safetensors(path: Path, member: str, expected_sha256: str | None = None
     if header_len > min(_MAX_HEADER, size - 8) or head[8:9] != b"{":
         raise ManifestError(f"{where}: not a safetensors file (bad header: length {header_len}, "
                             f"file {size} bytes); it may be truncated or tampered with")
-    if expected_sha256:
-        digest = _sha256(path)
-        if digest != expected_sha256:
-            raise ManifestError(f"{where}: sha256 {digest[:12]}... does not match the manifest's "
-                                f"{expected_sha256[:12]}...; the file was changed")
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
@@ -193,11 +137,3 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], whe
         problems.append(f"{len(shapes)} shape mismatch(es) e.g. {shapes[:3]}")
     if problems:
         raise ManifestError(f"{where}: weights do not match the architecture: " + "; ".join(problems))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

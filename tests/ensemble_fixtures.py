@@ -1,7 +1,6 @@
 """Helpers for the ensemble tests: tiny manifests, synthetic face images/masks, hand-made models."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
@@ -9,7 +8,8 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from configs import CLASS_ID, CLASSES, NUM_CLASSES, PALETTE
+import tuning.manifest
+from configs import CLASS_ID, NUM_CLASSES, PALETTE
 from data_prep.atomic import write_image
 from data_prep.layout import PreparedDataset, write_meta, write_splits
 from ensemble.members import Member
@@ -39,10 +39,7 @@ def write_manifest(folder: Path, members: list[dict] | None = None, seed: int = 
                     p.mul_(20.0)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / entry["weights"]))
         entries.append(entry)
-    manifest = {"format": 1, "classes": list(CLASSES), "members": entries}
-    path = folder / "manifest.json"
-    path.write_text(json.dumps(manifest, indent=2))
-    return path
+    return tuning.manifest.write_manifest(folder, entries).path
 
 
 def face_label_map(h: int, w: int, rng: np.random.Generator) -> np.ndarray:

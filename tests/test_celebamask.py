@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from configs import CLASS_ID, CLASSES, DEFAULT_PAINT_ORDER, NUM_CLASSES
-from data_prep import celebamask
+from data_prep import celebamask, importer
 import data_prep.__main__ as data_prep_cli
 from data_prep.layout import PreparedDataset, read_label_map, read_rgb
 
@@ -256,8 +256,8 @@ def test_rerun_rewrites_nothing_and_gives_identical_files(tmp_path, monkeypatch)
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} | {p: p.stat().st_mtime_ns for p in out.rglob("*.jpg")}
 
     writes = []
-    real_write = celebamask.write_image
-    monkeypatch.setattr(celebamask, "write_image", lambda path, *a, **k: (writes.append(path), real_write(path, *a, **k)))
+    real_write = importer.write_image
+    monkeypatch.setattr(importer, "write_image", lambda path, *a, **k: (writes.append(path), real_write(path, *a, **k)))
     second_meta = prepare(raw, out)
 
     assert writes == []

@@ -98,7 +98,8 @@ def test_weights_with_wrong_shapes_are_refused(manifest):
 
 def test_changed_weight_bytes_fail_the_manifest_checksum(manifest):
     weights = manifest.parent / "m0.safetensors"
-    _edit(manifest, member_sha256=hashlib.sha256(weights.read_bytes()).hexdigest())
+    recorded = json.loads(manifest.read_text())["members"][0]["sha256"]
+    assert recorded == hashlib.sha256(weights.read_bytes()).hexdigest()  # the writer records it
     load_manifest(manifest)  # intact: loads
     data = bytearray(weights.read_bytes())
     data[-100:-96] = b"\x11\x22\x33\x44"  # inside the tensor data: the header still parses
@@ -109,7 +110,7 @@ def test_changed_weight_bytes_fail_the_manifest_checksum(manifest):
 
 def test_manifest_checks_format_classes_and_files(manifest):
     _edit(manifest, format=2)
-    with pytest.raises(ManifestError, match="format 2 is not supported"):
+    with pytest.raises(ManifestError, match="format: 2 is not supported"):
         load_manifest(manifest)
     _edit(manifest, format=1, classes=list(reversed(CLASSES)))
     with pytest.raises(ManifestError, match="differ from the class table"):

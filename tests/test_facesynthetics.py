@@ -10,7 +10,7 @@ import torch
 
 from configs import CLASS_ID, NUM_CLASSES
 from configs.schema import parse_config
-from data_prep import facesynthetics
+from data_prep import facesynthetics, importer
 import data_prep.__main__ as data_prep_cli
 from data_prep.dataset import FaceParsingDataset, build_datasets
 from data_prep.layout import PreparedDataset, read_label_map, read_rgb
@@ -205,8 +205,8 @@ def test_rerun_rewrites_nothing_and_gives_identical_files(tmp_path, monkeypatch)
     before = all_files(out)
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix in (".png", ".jpg")}
     writes = []
-    real_write = facesynthetics.write_image
-    monkeypatch.setattr(facesynthetics, "write_image",
+    real_write = importer.write_image
+    monkeypatch.setattr(importer, "write_image",
                         lambda path, *a, **k: (writes.append(path), real_write(path, *a, **k)))
     second = prepare(raw, out, val_fraction=0.25)
     assert writes == []

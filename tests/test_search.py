@@ -1,6 +1,7 @@
 """The Ray layer: search space, top-k export, checkpoint retention, resume, cluster, dashboard."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -23,9 +24,11 @@ from configs import load_config, parse_config
 from configs.schema import SearchConfig
 from data_prep.dataset import FaceParsingDataset
 from data_prep.transforms import build_val_transform
+from tuning.__main__ import COMMANDS, apply_cli, build_parser
 from tuning.__main__ import main as tuning_main
+from tuning.manifest import read_manifest
 from tuning.models import build_model
-from tuning.search import check_paths_visible, connect
+from tuning.search import can_restore, check_paths_visible, connect, experiment_path
 from tuning.space import define_space, trial_overrides
 from tuning.train import evaluate
 
@@ -92,10 +95,20 @@ def test_three_trial_search_exports_two_member_manifest(tmp_path, tiny_prepared)
     assert manifest["format"] == 1 and len(manifest["classes"]) == 19
     assert len(members) == 2
     assert [m["val_f1"] for m in members] == sorted((m["val_f1"] for m in members), reverse=True)
+    assert [m.sha256 for m in read_manifest(out).members] == [m["sha256"] for m in members]
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == 3 and set(trials["status"]) <= {"completed", "stopped early"}
     assert members[0]["val_f1"] == pytest.approx(trials["best_val_f1"].max())
+    # Ray's time_total_s covers the training function plus reporting: both measured, in order
+    assert (trials["train_s"] > 0).all() and (trials["wall_s"] >= trials["train_s"]).all()
     assert (out / "trials.png").stat().st_size > 5000
+
+    # the export subcommand re-reads the finished search from storage alone (no running Ray)
+    again = tmp_path / "again"
+    assert tuning_main(["export", "--config", str(config), "--experiment", str(tmp_path / "ray" / "t3"),
+                        "--out", str(again), "--top-k", "1"]) == 0
+    assert [m.trial_id for m in read_manifest(again).members] == [members[0]["trial_id"]]
+    assert (again / "m0.safetensors").read_bytes() == (out / "m0.safetensors").read_bytes()
 
     # weights load into fresh models and reproduce the reported val_f1
     from safetensors.torch import load_file
@@ -208,38 +221,37 @@ def test_dashboard_listens_on_loopback_only_with_token_auth(tmp_path):
 
 
 def test_relative_storage_becomes_an_absolute_experiment_path(tmp_path, monkeypatch):
-    from tuning.search import experiment_path
-
     monkeypatch.chdir(tmp_path)
     cfg = parse_config({"resources": {"storage": "runs/ray"}})
     assert experiment_path(cfg, "demo") == str(tmp_path / "runs" / "ray" / "demo")
-    assert ray.tune.Tuner.can_restore(experiment_path(cfg, "demo")) is False
+    assert can_restore(experiment_path(cfg, "demo")) is False
     cfg = parse_config({"resources": {"storage": "s3://bucket/runs/"}})
     assert experiment_path(cfg, "demo") == "s3://bucket/runs/demo"
 
 
 def test_cli_makes_local_paths_absolute_for_trials_in_their_own_directories(tmp_path, monkeypatch):
-    from tuning.__main__ import _search_parser, apply_cli
-
     monkeypatch.chdir(tmp_path)
-    args = _search_parser().parse_args(["--config", "x.yaml", "--data", "prep", "--storage", "runs/ray"])
+    parser = build_parser()
+    args = parser.parse_args(["search", "--config", "x.yaml", "--data", "prep", "--storage", "runs/ray"])
     cfg = apply_cli(parse_config({}), args)
     assert cfg.resources.storage == str(tmp_path / "runs" / "ray")
     assert [d.path for d in cfg.data.datasets] == [tmp_path / "prep"]
-    args = _search_parser().parse_args(["--config", "x.yaml", "--storage", "s3://b/runs"])
+    args = parser.parse_args(["search", "--config", "x.yaml", "--storage", "s3://b/runs"])
     assert apply_cli(parse_config({}), args).resources.storage == "s3://b/runs"
 
 
-def test_top_k_is_ranked_by_val_f1_and_capped_per_architecture():
-    from tuning.export import TrialSummary, rank
-
-    def t(i, arch, f1, ckpt=True):
-        return TrialSummary(trial_id=str(i), arch=arch, encoder="e", params={}, status="completed",
-                            epochs=1, best_val_f1=f1, best_checkpoint=object() if ckpt else None)
-
-    trials = [t(0, "Unet", 0.9), t(1, "Unet", 0.8), t(2, "Unet", 0.7), t(3, "FPN", 0.6),
-              t(4, "FPN", float("nan")), t(5, "FPN", 0.95, ckpt=False)]
-    assert [m.trial_id for m in rank(trials, top_k=3, max_per_arch=None)] == ["0", "1", "2"]
-    # at most two Unets: the FPN moves up; trials without a score or checkpoint never count
-    assert [m.trial_id for m in rank(trials, top_k=3, max_per_arch=2)] == ["0", "1", "3"]
-    assert [m.trial_id for m in rank(trials, top_k=5, max_per_arch=1)] == ["0", "3"]
+def test_cli_runs_search_by_default_and_every_flag_has_help(tmp_path, capsys):
+    missing = str(tmp_path / "missing.yaml")
+    assert tuning_main(["--config", missing]) == 2  # no subcommand: search, as DESIGN.md shows
+    assert tuning_main(["search", "--config", missing]) == 2
+    assert f"error: {missing}: config file not found" in capsys.readouterr().err
+    assert tuning_main(["export", "--config", missing, "--experiment", "x", "--out", "y"]) == 2
+    assert "config file not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tuning_main(["--help"])
+    usage = capsys.readouterr().out
+    assert all(name in usage for name in COMMANDS)
+    for name, (add_arguments, _, _) in COMMANDS.items():
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        assert [a.dest for a in parser._actions if not a.help] == [], name

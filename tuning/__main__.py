@@ -1,21 +1,25 @@
-"""python -m tuning --config FILE ...          Ray Tune + Optuna search, then top-k export
-python -m tuning prefetch-weights --config FILE  fill the weights cache for every encoder
-python -m tuning export --experiment PATH ...    (re-)export top-k from a finished search"""
+"""python -m tuning {search,prefetch-weights,export} ...: search architectures and hyperparameters,
+export the top-k members. `search` is the default: `python -m tuning --config F ...` runs it."""
 from __future__ import annotations
 
 import argparse
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from configs import ConfigError, load_config
 from configs.schema import RunConfig
+from tuning import export
+from tuning.checkpoint import CheckpointError
+from tuning.export import TrialSummary
+from tuning.manifest import ManifestError
+
+DEFAULT_COMMAND = "search"
 
 
-def _search_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tuning", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, type=Path, help="YAML run config (configs/*.yaml)")
     p.add_argument("--data", nargs="+", type=Path, help="prepared dataset(s); replaces data.datasets")
     p.add_argument("--num-samples", type=int, help="number of trials (search.num_samples)")
@@ -34,7 +38,6 @@ def _search_parser() -> argparse.ArgumentParser:
     p.add_argument("--dashboard-host", help="resources.dashboard_host (default 127.0.0.1)")
     p.add_argument("--dashboard-port", type=int, help="resources.dashboard_port")
     p.add_argument("--seed", type=int, help="search seed (search.seed)")
-    return p
 
 
 def apply_cli(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
@@ -70,45 +73,30 @@ def run_search(args: argparse.Namespace) -> int:
     exp_path = search.experiment_path(cfg, name)
     if not search.is_uri(cfg.resources.storage):
         Path(cfg.resources.storage).mkdir(parents=True, exist_ok=True)
-        from ray import tune
-
-        if not args.resume and tune.Tuner.can_restore(exp_path):
+        if not args.resume and search.can_restore(exp_path):
             raise ConfigError(f"{exp_path} already holds a search: pass --resume to continue it, "
                               f"or --name NEW to start another")
     if not args.address:
         search.check_paths_visible(cfg)  # fail here, before starting Ray, on a single machine
 
-    url = search.connect(cfg, args.address)
-    if url:
-        print(f"Ray dashboard: {url}  (token: ~/.ray/auth_token; from your laptop: "
-              f"ssh -L {cfg.resources.dashboard_port}:127.0.0.1:{cfg.resources.dashboard_port} HEAD)",
-              flush=True)
-    import ray
-
-    try:
-        timer = search.TrialTimer()
+    with search.ray_session(cfg, args.address) as url, tempfile.TemporaryDirectory() as staging:
+        if url:
+            port = cfg.resources.dashboard_port
+            print(f"Ray dashboard: {url}  (token: ~/.ray/auth_token; from your laptop: "
+                  f"ssh -L {port}:127.0.0.1:{port} HEAD)", flush=True)
         started = time.time()
-        if args.resume:
-            tuner = search.restore_tuner(cfg, exp_path, callbacks=[timer])
-        else:
-            tuner = search.build_tuner(cfg, name, callbacks=[timer])
-        results = tuner.fit()
+        outcome = search.fit(cfg, name, resume=args.resume, staging=Path(staging))
         wall = time.time() - started
-        if len(results) < cfg.search.num_samples or \
-                results.num_terminated + results.num_errors < len(results):
+        if not outcome.finished:
             # Ctrl-C (or a lost driver): Tune saved its state; export only a finished search.
             print(f"\nsearch interrupted after {wall:.0f} s: nothing exported. Continue it with "
                   f"the same command plus --resume ({exp_path})", file=sys.stderr)
             return 130
-        return finish(cfg, results, out, timer.wall, wall, exp_path)
-    finally:
-        ray.shutdown()
+        return finish(cfg, outcome.trials, out, wall, exp_path)
 
 
-def finish(cfg: RunConfig, results, out: Path, trial_wall: dict, wall: float, exp_path: str) -> int:
-    from tuning import export
-
-    trials = export.summarize(results, cfg.train.epochs, trial_wall)
+def finish(cfg: RunConfig, trials: list[TrialSummary], out: Path, wall: float, exp_path: str) -> int:
+    """Rank, write trials.csv + plot, export the top-k members and say where everything went."""
     members = export.rank(trials, cfg.search.top_k, cfg.search.max_per_arch)
     out.mkdir(parents=True, exist_ok=True)
     df = export.write_trials_csv(trials, out / "trials.csv")
@@ -118,57 +106,80 @@ def finish(cfg: RunConfig, results, out: Path, trial_wall: dict, wall: float, ex
         print(f"\nerror: no trial produced a checkpoint; see {out / 'trials.csv'} and {exp_path}",
               file=sys.stderr)
         return 1
-    export.export_members(members, out)
+    manifest = export.export_members(members, out)
     overhead = df["overhead_s"].dropna()
-    print(f"\nsearch wall time {wall:.1f} s, {len(trials)} trials"
-          + (f", Ray overhead per trial {overhead.mean():.1f} s (median {overhead.median():.1f} s)"
-             if len(overhead) else ""))
-    print(f"manifest: {out / 'manifest.json'} ({len(members)} members)")
+    summary = f"{len(trials)} trials"
+    if not math.isnan(wall):
+        summary = f"search wall time {wall:.1f} s, {summary}"
+    if len(overhead):
+        summary += f", Ray overhead per trial {overhead.mean():.1f} s (median {overhead.median():.1f} s)"
+    print("\n" + summary)
+    print(f"manifest: {manifest.path} ({len(members)} members)")
     print(f"trials:   {out / 'trials.csv'}, plot {out / 'trials.png'}")
     print(f"search:   {exp_path} (resume with --resume)")
     return 0
 
 
-def run_export(argv: list[str]) -> int:
-    import ray.tune
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, type=Path, help="the YAML run config the search ran with")
+    p.add_argument("--experiment", required=True, help="experiment path of the search (STORAGE/NAME)")
+    p.add_argument("--out", required=True, type=Path, help="folder for the manifest, weights, trials.csv")
+    p.add_argument("--top-k", type=int, help="members to export (default search.top_k)")
+    p.add_argument("--max-per-arch", type=int, help="cap members per architecture (search.max_per_arch)")
 
-    p = argparse.ArgumentParser(prog="python -m tuning export",
-                                description="(re-)export the top-k members of a finished search")
-    p.add_argument("--config", required=True, type=Path)
-    p.add_argument("--experiment", required=True, help="experiment path (STORAGE/NAME)")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--max-per-arch", type=int)
-    args = p.parse_args(argv)
+
+def run_export(args: argparse.Namespace) -> int:
+    from tuning import search
+
     cfg = load_config(args.config)
     over = {k: v for k, v in {"search.top_k": args.top_k, "search.max_per_arch": args.max_per_arch}.items()
             if v is not None}
     cfg = cfg.with_overrides(over) if over else cfg
-    analysis = ray.tune.ExperimentAnalysis(args.experiment, default_metric="val_f1", default_mode="max")
-    return finish(cfg, ray.tune.ResultGrid(analysis), args.out, {}, math.nan, args.experiment)
+    with tempfile.TemporaryDirectory() as staging:
+        trials = search.load_trials(cfg, args.experiment, Path(staging))
+        return finish(cfg, trials, args.out, math.nan, args.experiment)
 
 
-def run_prefetch(argv: list[str]) -> int:
+def add_prefetch_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, type=Path,
+                   help="YAML run config: every encoder of search.archs is fetched")
+
+
+def run_prefetch(args: argparse.Namespace) -> int:
     from tuning.models import prefetch_weights
 
-    p = argparse.ArgumentParser(prog="python -m tuning prefetch-weights",
-                                description="download the encoder weights of a search space into the cache")
-    p.add_argument("--config", required=True, type=Path)
-    args = p.parse_args(argv)
     fetched = prefetch_weights(load_config(args.config))
     print("cached:", ", ".join(fetched) if fetched else "nothing to fetch (encoder_weights is null)")
     return 0
 
 
+# subcommand -> (add_arguments(parser), main(args) -> int, help)
+COMMANDS = {
+    "search": (add_search_arguments, run_search,
+               "Ray Tune + Optuna search, then top-k export (the default subcommand)"),
+    "prefetch-weights": (add_prefetch_arguments, run_prefetch,
+                         "download the encoder weights of a search space into the cache"),
+    "export": (add_export_arguments, run_export, "(re-)export the top-k members of a finished search"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tuning", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add_arguments, _, help_text) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv = [DEFAULT_COMMAND, *argv]  # `python -m tuning --config F` as DESIGN.md shows it
+    args = build_parser().parse_args(argv)
     try:
-        if argv and argv[0] == "prefetch-weights":
-            return run_prefetch(argv[1:])
-        if argv and argv[0] == "export":
-            return run_export(argv[1:])
-        return run_search(_search_parser().parse_args(argv))
-    except (ConfigError, FileNotFoundError) as err:
+        return COMMANDS[args.command][1](args)
+    except (ConfigError, ManifestError, CheckpointError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

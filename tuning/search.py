@@ -1,15 +1,24 @@
-"""The thin Ray layer: Tuner + OptunaSearch (TPE) + ASHA over the plain training function."""
+"""The thin Ray layer: Tuner + OptunaSearch (TPE) + ASHA over the plain training function.
+
+The only module that imports Ray: it starts or joins the cluster, runs or resumes the search and
+turns Ray's results into plain TrialSummary records (tuning.export), so nothing after it needs Ray.
+"""
 from __future__ import annotations
 
+import math
 import os
 import socket
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
+import pyarrow.fs
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
@@ -17,11 +26,15 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from configs.schema import RunConfig, parse_config
-from tuning.space import define_space, trial_overrides
+from tuning.export import TrialSummary
 from tuning.models import resolve_device
+from tuning.space import define_space, trial_overrides
 from tuning.train import train
 
-METRIC, MODE = "val_f1", "max"
+MODE = "max"  # every search.metric is a score: higher is better
+# Reported each epoch: seconds inside the training function since the previous report. Summed
+# over a trial's rows it survives a resume, like Ray's own time_total_s it is compared with.
+TRAIN_TIME = "train_fn_time_this_iter_s"
 
 
 def is_uri(storage: str) -> bool:
@@ -64,17 +77,14 @@ def trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
     check_paths_visible(cfg)
     node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
     device = resolve_device(cfg.train.device).type
-    started = time.perf_counter()
-    reporting = 0.0  # time spent inside tune.report (copying checkpoints to storage)
+    since = time.perf_counter()  # trial start, then the end of each tune.report (it copies checkpoints)
 
     def on_epoch(metrics: dict, checkpoint_dir: Path) -> None:
-        nonlocal reporting
-        t0 = time.perf_counter()
+        nonlocal since
         flat = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
-        flat.update(node=node, device=device,
-                    train_fn_seconds=t0 - started - reporting)
+        flat.update(node=node, device=device, **{TRAIN_TIME: time.perf_counter() - since})
         tune.report(flat, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
-        reporting += time.perf_counter() - t0
+        since = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="faceparse-trial-") as work:
         resume_from = None
@@ -100,7 +110,7 @@ def connect(cfg: RunConfig, address: str | None) -> str | None:
     return f"http://{url}" if url and not url.startswith("http") else url
 
 
-def build_tuner(cfg: RunConfig, name: str, *, callbacks: list | None = None):
+def build_tuner(cfg: RunConfig, name: str):
     """A Tuner with OptunaSearch (TPE, multivariate, seeded), ASHA, checkpoint and failure config."""
     s = cfg.search
     with warnings.catch_warnings():
@@ -109,9 +119,9 @@ def build_tuner(cfg: RunConfig, name: str, *, callbacks: list | None = None):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(seed=s.seed, multivariate=True, group=True)
     searcher = ConcurrencyLimiter(
-        OptunaSearch(space=define_space(s), metric=METRIC, mode=MODE, sampler=sampler),
+        OptunaSearch(space=define_space(s), metric=s.metric, mode=MODE, sampler=sampler),
         max_concurrent=s.max_concurrent)
-    scheduler = ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode=MODE,
+    scheduler = ASHAScheduler(time_attr="training_iteration", metric=s.metric, mode=MODE,
                               max_t=cfg.train.epochs, grace_period=min(s.asha.grace_period, cfg.train.epochs),
                               reduction_factor=s.asha.reduction_factor)
     storage = cfg.resources.storage
@@ -123,10 +133,9 @@ def build_tuner(cfg: RunConfig, name: str, *, callbacks: list | None = None):
             name=name,
             storage_path=storage if is_uri(storage) else str(Path(storage).resolve()),
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=s.num_to_keep, checkpoint_score_attribute=METRIC,
+                num_to_keep=s.num_to_keep, checkpoint_score_attribute=s.metric,
                 checkpoint_score_order=MODE),
             failure_config=tune.FailureConfig(max_failures=s.max_failures),
-            callbacks=callbacks or [],
         ),
     )
 
@@ -137,32 +146,81 @@ def resourced_trainable(cfg: RunConfig):
         tune.with_parameters(trainable, base=cfg.model_dump(mode="json")), res)
 
 
-def restore_tuner(cfg: RunConfig, path: str, *, callbacks: list | None = None):
+def restore_tuner(cfg: RunConfig, path: str):
     """Tuner.restore: finishes unfinished trials and resumes errored ones from their checkpoints."""
-    tuner = tune.Tuner.restore(path, trainable=resourced_trainable(cfg),
-                               resume_unfinished=True, resume_errored=True)
-    if callbacks:
-        # Callbacks are not part of the restored state; Tuner.restore takes no RunConfig.
-        tuner._local_tuner.get_run_config().callbacks = list(callbacks)
-    return tuner
+    return tune.Tuner.restore(path, trainable=resourced_trainable(cfg),
+                              resume_unfinished=True, resume_errored=True)
 
 
-class TrialTimer(tune.Callback):
-    """Records each trial's wall time as the driver sees it (actor start to completion)."""
+def can_restore(path: str) -> bool:
+    """Whether path already holds a search (one Tuner.restore can continue)."""
+    return tune.Tuner.can_restore(path)
 
-    def __init__(self):
-        self.started: dict[str, float] = {}
-        self.wall: dict[str, float] = {}
 
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self.started.setdefault(trial.trial_id, time.time())
+@contextmanager
+def ray_session(cfg: RunConfig, address: str | None) -> Iterator[str | None]:
+    """connect() for the duration of a with-block (yields the dashboard URL), then shut Ray down."""
+    try:
+        yield connect(cfg, address)
+    finally:
+        ray.shutdown()
 
-    def _end(self, trial):
-        if trial.trial_id in self.started:
-            self.wall[trial.trial_id] = time.time() - self.started.pop(trial.trial_id)
 
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self._end(trial)
+@dataclass
+class SearchOutcome:
+    trials: list[TrialSummary]
+    finished: bool  # False: interrupted (Ctrl-C, lost driver); Tune saved its state for --resume
 
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self._end(trial)
+
+def fit(cfg: RunConfig, name: str, *, resume: bool, staging: Path) -> SearchOutcome:
+    """Run (or resume) the search; inside ray_session. staging: see summarize()."""
+    path = experiment_path(cfg, name)
+    tuner = restore_tuner(cfg, path) if resume else build_tuner(cfg, name)
+    results = tuner.fit()
+    finished = (len(results) >= cfg.search.num_samples
+                and results.num_terminated + results.num_errors >= len(results))
+    return SearchOutcome(summarize(results, cfg, staging) if finished else [], finished)
+
+
+def load_trials(cfg: RunConfig, path: str, staging: Path) -> list[TrialSummary]:
+    """The trials of a finished search from its experiment path (no running Ray needed)."""
+    analysis = tune.ExperimentAnalysis(path, default_metric=cfg.search.metric, default_mode=MODE)
+    return summarize(tune.ResultGrid(analysis), cfg, staging)
+
+
+def summarize(results: tune.ResultGrid, cfg: RunConfig, staging: Path) -> list[TrialSummary]:
+    """One TrialSummary per trial. Best checkpoints on remote storage (s3://...) are downloaded
+    to staging/TRIAL_ID, so every best_checkpoint is a local directory."""
+    return [_summary(result, cfg, staging) for result in results]
+
+
+def _summary(result: tune.Result, cfg: RunConfig, staging: Path) -> TrialSummary:
+    metric = cfg.search.metric
+    config = result.config or {}
+    df = result.metrics_dataframe
+    rows = [] if df is None or metric not in df else df.to_dict("records")
+    epochs = [{k: v for k, v in row.items() if not str(k).startswith("config/")} for row in rows]
+    scores = [row[metric] for row in rows if not _isnan(row[metric])]
+    last = rows[-1] if rows else {}
+    trial_id = str((result.metrics or {}).get("trial_id") or Path(result.path).name)
+    reached = max((int(e["epoch"]) for e in epochs if "epoch" in e), default=0)
+    trial = TrialSummary(
+        trial_id=trial_id, config=trial_overrides(config) if "arch" in config else {},
+        status="error" if result.error else "completed" if reached >= cfg.train.epochs else "stopped early",
+        metric=metric, epochs=epochs, best_score=max(scores) if scores else math.nan,
+        error=str(result.error).splitlines()[0][:300] if result.error else "",
+        node=str(last.get("node", "")), device=str(last.get("device", "")),
+        train_s=sum(r[TRAIN_TIME] for r in rows) if rows and TRAIN_TIME in last else math.nan,
+        wall_s=float(last.get("time_total_s", math.nan)),
+    )
+    if result.best_checkpoints:
+        best, _ = max(result.best_checkpoints, key=lambda cm: cm[1].get(metric, -math.inf))
+        if isinstance(best.filesystem, pyarrow.fs.LocalFileSystem):
+            trial.best_checkpoint = Path(best.path)
+        else:
+            trial.best_checkpoint = Path(best.to_directory(str(staging / trial_id)))
+    return trial
+
+
+def _isnan(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))

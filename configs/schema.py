@@ -146,7 +146,14 @@ class SearchConfig(Section):
     num_to_keep: Annotated[int, Field(ge=1)] = 2  # checkpoints kept per trial
     max_failures: Annotated[int, Field(ge=0)] = 1
     top_k: Annotated[int, Field(ge=1)] = 3
+    # Trials exported to the manifest as the candidate library `ensemble fit` selects from
+    # (None: 2 x top_k), best first; max_per_arch caps each architecture's share.
+    candidates: Annotated[int, Field(ge=1)] | None = None
     max_per_arch: Annotated[int, Field(ge=1)] | None = None
+
+    @property
+    def library_size(self) -> int:
+        return self.candidates or 2 * self.top_k
 
     @field_validator("archs")
     @classmethod

@@ -91,3 +91,10 @@ def test_overrides_are_validated_and_leave_the_original_untouched():
         cfg.with_overrides({"train.lr": "fast"})
     with pytest.raises(ConfigError, match="train.nope: no such config key"):
         cfg.with_overrides({"train.nope": 1})
+
+
+def test_candidate_library_defaults_to_twice_the_ensemble_size():
+    assert parse_config({"search": {"top_k": 3}}).search.library_size == 6
+    assert parse_config({"search": {"top_k": 3, "candidates": 4}}).search.library_size == 4
+    with pytest.raises(ConfigError, match="search.candidates"):
+        parse_config({"search": {"candidates": 0}})

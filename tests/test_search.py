@@ -44,7 +44,7 @@ def tiny_config(tmp_path: Path, prepared: Path, **search) -> Path:
         "train": {"epochs": 2, "batch_size": 8, "lr": 3e-3, "amp": "none"},
         "search": {"archs": {"Unet": ["resnet18"], "FPN": ["resnet18"]},
                    "params": {"train.lr": {"low": 1e-3, "high": 5e-3, "log": True}},
-                   "num_samples": 3, "max_concurrent": 2, "num_to_keep": 1, "top_k": 2,
+                   "num_samples": 3, "max_concurrent": 2, "num_to_keep": 1, "top_k": 1, "candidates": 2,
                    "asha": {"grace_period": 2, "reduction_factor": 2}, **search},
         "resources": {"cpu": 1, "gpu": 0, "storage": str(tmp_path / "ray"),
                       "include_dashboard": False},

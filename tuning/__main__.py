@@ -25,7 +25,9 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-samples", type=int, help="number of trials (search.num_samples)")
     p.add_argument("--max-epochs", type=int, help="epochs per trial (train.epochs; ASHA max_t)")
     p.add_argument("--max-concurrent", type=int, help="trials at once (search.max_concurrent)")
-    p.add_argument("--top-k", type=int, help="members to export (search.top_k)")
+    p.add_argument("--top-k", type=int, help="ensemble size the library is sized for (search.top_k)")
+    p.add_argument("--candidates", type=int,
+                   help="trials exported as candidates for ensemble fit (search.candidates; default 2 x top-k)")
     p.add_argument("--max-per-arch", type=int, help="cap members per architecture")
     p.add_argument("--cpus-per-trial", type=float, help="resources.cpu")
     p.add_argument("--gpus-per-trial", type=float, help="resources.gpu (fractions share a card)")
@@ -45,7 +47,8 @@ def apply_cli(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
     flags = {
         "search.num_samples": args.num_samples, "train.epochs": args.max_epochs,
         "search.max_concurrent": args.max_concurrent, "search.top_k": args.top_k,
-        "search.max_per_arch": args.max_per_arch, "resources.cpu": args.cpus_per_trial,
+        "search.candidates": args.candidates, "search.max_per_arch": args.max_per_arch,
+        "resources.cpu": args.cpus_per_trial,
         "resources.gpu": args.gpus_per_trial, "resources.storage": args.storage,
         "resources.dashboard_host": args.dashboard_host,
         "resources.dashboard_port": args.dashboard_port, "search.seed": args.seed,
@@ -92,12 +95,13 @@ def run_search(args: argparse.Namespace) -> int:
             print(f"\nsearch interrupted after {wall:.0f} s: nothing exported. Continue it with "
                   f"the same command plus --resume ({exp_path})", file=sys.stderr)
             return 130
-        return finish(cfg, outcome.trials, out, wall, exp_path)
+        return export_and_summarise(cfg, outcome.trials, out, wall, exp_path)
 
 
-def finish(cfg: RunConfig, trials: list[TrialSummary], out: Path, wall: float, exp_path: str) -> int:
-    """Rank, write trials.csv + plot, export the top-k members and say where everything went."""
-    members = export.rank(trials, cfg.search.top_k, cfg.search.max_per_arch)
+def export_and_summarise(cfg: RunConfig, trials: list[TrialSummary], out: Path, wall: float,
+                         exp_path: str) -> int:
+    """Rank, write trials.csv + plot, export the candidate library and say where everything went."""
+    members = export.rank(trials, cfg.search.library_size, cfg.search.max_per_arch)
     out.mkdir(parents=True, exist_ok=True)
     df = export.write_trials_csv(trials, out / "trials.csv")
     export.plot_trials(trials, out / "trials.png")
@@ -114,7 +118,8 @@ def finish(cfg: RunConfig, trials: list[TrialSummary], out: Path, wall: float, e
     if len(overhead):
         summary += f", Ray overhead per trial {overhead.mean():.1f} s (median {overhead.median():.1f} s)"
     print("\n" + summary)
-    print(f"manifest: {manifest.path} ({len(members)} members)")
+    print(f"manifest: {manifest.path} ({len(members)} candidates; choose the ensemble on val with "
+          f"python -m ensemble fit --manifest {manifest.path} --data PREP)")
     print(f"trials:   {out / 'trials.csv'}, plot {out / 'trials.png'}")
     print(f"search:   {exp_path} (resume with --resume)")
     return 0
@@ -124,7 +129,8 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, type=Path, help="the YAML run config the search ran with")
     p.add_argument("--experiment", required=True, help="experiment path of the search (STORAGE/NAME)")
     p.add_argument("--out", required=True, type=Path, help="folder for the manifest, weights, trials.csv")
-    p.add_argument("--top-k", type=int, help="members to export (default search.top_k)")
+    p.add_argument("--top-k", type=int, help="ensemble size the library is sized for (default search.top_k)")
+    p.add_argument("--candidates", type=int, help="trials to export (default search.candidates, else 2 x top-k)")
     p.add_argument("--max-per-arch", type=int, help="cap members per architecture (search.max_per_arch)")
 
 
@@ -132,12 +138,13 @@ def run_export(args: argparse.Namespace) -> int:
     from tuning import search
 
     cfg = load_config(args.config)
-    over = {k: v for k, v in {"search.top_k": args.top_k, "search.max_per_arch": args.max_per_arch}.items()
-            if v is not None}
+    flags = {"search.top_k": args.top_k, "search.candidates": args.candidates,
+             "search.max_per_arch": args.max_per_arch}
+    over = {k: v for k, v in flags.items() if v is not None}
     cfg = cfg.with_overrides(over) if over else cfg
     with tempfile.TemporaryDirectory() as staging:
         trials = search.load_trials(cfg, args.experiment, Path(staging))
-        return finish(cfg, trials, args.out, math.nan, args.experiment)
+        return export_and_summarise(cfg, trials, args.out, math.nan, args.experiment)
 
 
 def add_prefetch_arguments(p: argparse.ArgumentParser) -> None:

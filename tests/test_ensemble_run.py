@@ -49,16 +49,15 @@ def test_run_writes_csv_masks_at_each_images_size_and_a_report(manifest, folder,
         labels = read_label_map(out / "masks" / f"{stem}.png")
         assert labels.shape == size_of[stem]  # at the image's own size
         assert read_rgb(out / "color" / f"{stem}.png").shape == size_of[stem] + (3,)
-        small = cv2.resize(labels, (256, 256), interpolation=cv2.INTER_NEAREST_EXACT)
-        for c in range(1, 19):
+        small = cv2.resize(labels, (256, 256), interpolation=cv2.INTER_NEAREST)  # the seed's resize
+        for c in range(19):  # background included: the seed encodes it like any class
             np.testing.assert_array_equal(rle_decode(rows[p * 19 + c][3]), small == c)
-        assert rows[p * 19][3] == "0"
     assert sorted(f.name for f in (out / "viz").iterdir()) == ["2.png", "7.png"]
     assert (out / "confusion.png").stat().st_size > 0
 
     report = json.loads((out / "report.json").read_text())
     stages = [s["stage"] for s in report["stages"]]
-    assert stages == ["member:m0", "member:m1", "ensemble", "+tta(flip)", "+gaussian(sigma=1)",
+    assert stages == ["member:m0", "member:m1", "ensemble", "+tta(hflip)", "+gaussian(sigma=1)",
                       "+remove_small", "+fill_holes"]
     for s in report["stages"]:
         assert 0.0 <= s["f1"] <= 1.0 and 0.0 <= s["f1_with_bg"] <= 1.0
@@ -69,9 +68,9 @@ def test_run_writes_csv_masks_at_each_images_size_and_a_report(manifest, folder,
     assert t["forward_total_s"] > 0 and t["per_image_s"] > 0 and t["run_s"] >= t["forward_total_s"]
     assert report["ignored"] == ["notes.txt"]
     md = (out / "report.md").read_text()
-    assert "| +tta(flip) |" in md and "## Timings" in md and "confusion.png" in md
+    assert "| +tta(hflip) |" in md and "## Timings" in md and "confusion.png" in md
     printed = capsys.readouterr().out
-    assert "best member" in printed and "+tta(flip)" in printed and str(out) in printed
+    assert "best member" in printed and "+tta(hflip)" in printed and str(out) in printed
 
 
 def test_the_final_stage_scores_the_written_masks(manifest, folder, tmp_path):

@@ -19,7 +19,7 @@ from data_prep.dataset import build_datasets, class_weights_from, seed_transform
 from tuning.checkpoint import load_checkpoint, save_checkpoint
 from tuning.losses import build_loss
 from tuning.metrics import ConfusionMatrix
-from tuning.models import apply_weights_cache, build_model, resolve_device
+from tuning.models import build_model, resolve_device
 from tuning.schedule import build_scheduler, steps_per_epoch
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -37,7 +37,6 @@ def train(cfg: RunConfig, work_dir: Path, *, resume_from: Path | None = None,
     work_dir = Path(work_dir)
     ckpt_root = work_dir / "checkpoints"
     seed_everything(cfg.seed)
-    apply_weights_cache(cfg.model.weights_cache)
     device = resolve_device(cfg.train.device)
     cuda = device.type == "cuda"
     torch.backends.cudnn.benchmark = True
@@ -64,7 +63,8 @@ def train(cfg: RunConfig, work_dir: Path, *, resume_from: Path | None = None,
     total_steps = cfg.train.epochs * epoch_steps
 
     # ---- model, optimizer, schedule, loss
-    model = build_model(cfg.model.arch, cfg.model.encoder, cfg.model.encoder_weights).to(device)
+    model = build_model(cfg.model.arch, cfg.model.encoder, cfg.model.encoder_weights,
+                        weights_cache=cfg.model.weights_cache).to(device)
     memory_format = torch.channels_last if cuda and cfg.train.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)

@@ -1,7 +1,8 @@
 """Training throughput: model steps per precision/memory format, and the data loader per worker count.
 
-Model: images/s of full training steps (forward, CE+Dice, backward, AdamW) on random batches
-already on the device, for amp none/bf16/fp16 x channels_last off/on (CUDA; CPU: fp32 only).
+Model: images/s of full training steps (tuning.train.train_step: forward, CE+Dice, backward,
+grad clipping, AdamW, LR schedule) on random batches already on the device, for amp
+none/bf16/fp16 x channels_last off/on (CUDA; CPU: fp32 only).
 Loader: images/s of the train DataLoader (JPEG decode + augmentations at --size) over a
 prepared dataset (--data), for each --workers count. Training is input-bound when the loader
 rate is below the model rate. Prints markdown tables; --out writes the numbers as JSON.
@@ -27,9 +28,11 @@ from configs.schema import parse_config  # noqa: E402
 from data_prep.atomic import write_json  # noqa: E402
 from data_prep.dataset import FaceParsingDataset  # noqa: E402
 from data_prep.transforms import build_train_transform  # noqa: E402
+from tuning.loaders import seed_worker  # noqa: E402
 from tuning.losses import build_loss  # noqa: E402
 from tuning.models import build_model  # noqa: E402
-from tuning.train import AMP_DTYPES, _seed_worker  # noqa: E402
+from tuning.schedule import build_scheduler  # noqa: E402
+from tuning.train import AMP_DTYPES, train_step  # noqa: E402
 
 
 def model_rate(args, device: torch.device, amp: str, channels_last: bool) -> float:
@@ -37,7 +40,8 @@ def model_rate(args, device: torch.device, amp: str, channels_last: bool) -> flo
     cfg = parse_config({"train": {"amp": amp}})
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = build_model(args.arch, args.encoder).to(device).to(memory_format=fmt).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    scheduler = build_scheduler(optimizer, args.steps + 3, cfg.train)
     loss_fn = build_loss(cfg.train).to(device)
     dtype = AMP_DTYPES.get(amp)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
@@ -45,13 +49,8 @@ def model_rate(args, device: torch.device, amp: str, channels_last: bool) -> flo
     masks = torch.randint(0, NUM_CLASSES, (args.batch_size, args.size, args.size), device=device)
 
     def step():
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            logits = model(images)
-        loss = loss_fn(logits, masks)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        train_step(model, images, masks, loss_fn, optimizer, scheduler, scaler, amp_dtype=dtype,
+                   grad_clip=cfg.train.grad_clip)
 
     for _ in range(3):  # warm-up: cudnn autotuning, allocator
         step()
@@ -69,7 +68,7 @@ def loader_rate(args, workers: int) -> float:
     dataset = FaceParsingDataset(args.data, "train", build_train_transform(cfg.data))
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=True,
                                          drop_last=True, num_workers=workers,
-                                         worker_init_fn=_seed_worker)
+                                         worker_init_fn=seed_worker)
     batches = min(len(loader), max(2, args.loader_batches))
     it = iter(loader)
     next(it)  # worker start-up is paid once per run (persistent workers), not per batch

@@ -2,20 +2,19 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import huggingface_hub.constants as hf_constants
 import pytest
 import segmentation_models_pytorch as smp
+import timm
 import torch
 from safetensors.torch import save_file
 
 from configs import NUM_CLASSES
 from configs.schema import parse_config
-from tuning import models
-from tuning.models import (WeightsUnavailableError, apply_weights_cache, build_model,
-                           prefetch_weights)
+from tuning import pretrained
+from tuning.models import WeightsUnavailableError, build_model, prefetch_weights
 
 
 def test_build_model_gives_19_channel_logits_at_input_size():
@@ -47,39 +46,41 @@ def test_unknown_weights_name_lists_the_valid_ones():
 
 @pytest.fixture
 def isolated_hub(monkeypatch, tmp_path):
-    """An empty weights cache and an unreachable hub on localhost: no test touches the network.
-
-    Registers every global apply_weights_cache changes with monkeypatch so it is restored.
-    """
-    cache = tmp_path / "weights"
-    for var in ("HF_HOME", "HF_HUB_CACHE", "TORCH_HOME"):
-        monkeypatch.setenv(var, os.environ.get(var, ""))
-    for name in ("HF_HOME", "HF_HUB_CACHE", "HF_ASSETS_CACHE"):
-        monkeypatch.setattr(hf_constants, name, getattr(hf_constants, name))
-    monkeypatch.setattr(torch.hub, "_hub_dir", torch.hub._hub_dir)
+    """An empty weights cache and an unreachable hub on localhost: no test touches the network."""
     monkeypatch.setattr(hf_constants, "ENDPOINT", "http://127.0.0.1:9")  # discard port: refused
-    models.hub_reachable.cache_clear()
-    apply_weights_cache(cache)
-    yield cache
-    models.hub_reachable.cache_clear()
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)  # what HF_HUB_OFFLINE=1 sets at import
+    return tmp_path / "weights"
 
 
 def test_missing_weights_offline_fail_fast_saying_how_to_fix(isolated_hub):
     start = time.monotonic()
     with pytest.raises(WeightsUnavailableError) as err:
-        build_model("Unet", "resnet18", "imagenet")
+        build_model("Unet", "resnet18", "imagenet", weights_cache=isolated_hub)
     assert time.monotonic() - start < 20
     message = str(err.value)
     assert "python -m tuning prefetch-weights --config FILE" in message
     assert "model.weights_cache" in message
+    assert "127.0.0.1:9 is unreachable" in message
     assert str(isolated_hub) in message  # names the cache it looked in
+
+
+def test_hf_hub_offline_fails_without_probing_the_hub(isolated_hub, monkeypatch):
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(pretrained, "hub_reachable", lambda *a, **k: pytest.fail("probed the hub offline"))
+    with pytest.raises(WeightsUnavailableError, match="HF_HUB_OFFLINE is set"):
+        build_model("Unet", "resnet18", "imagenet", weights_cache=isolated_hub)
+
+
+def snapshot_dir(cache, repo_id: str, revision: str):
+    """The folder huggingface_hub caches a repo revision in (models--<org>--<name>/snapshots/<rev>)."""
+    folder = cache / "huggingface" / "hub" / ("models--" + repo_id.replace("/", "--"))
+    return folder / "snapshots" / revision
 
 
 def put_in_cache(cache, encoder: str, weights: str, state: dict) -> None:
     """Lay out smp's hub files the way huggingface_hub caches them (snapshots/<revision>/...)."""
     settings = smp.encoders.encoders[encoder]["pretrained_settings"][weights]
-    folder = "models--" + settings["repo_id"].replace("/", "--")
-    snapshot = cache / "huggingface" / "hub" / folder / "snapshots" / settings["revision"]
+    snapshot = snapshot_dir(cache, settings["repo_id"], settings["revision"])
     snapshot.mkdir(parents=True)
     (snapshot / "config.json").write_text(json.dumps({"mean": [0.5] * 3, "std": [0.5] * 3}))
     save_file({k: v.contiguous() for k, v in state.items()}, str(snapshot / "model.safetensors"))
@@ -89,10 +90,27 @@ def test_cached_weights_load_without_network(isolated_hub):
     torch.manual_seed(123)
     reference = smp.encoders.get_encoder("resnet18").state_dict()
     put_in_cache(isolated_hub, "resnet18", "imagenet", reference)
-    model = build_model("Unet", "resnet18", "imagenet")
+    model = build_model("Unet", "resnet18", "imagenet", weights_cache=isolated_hub)
     loaded = model.encoder.state_dict()
     for key, value in reference.items():
         torch.testing.assert_close(loaded[key], value)
+
+
+def test_cached_timm_weights_load_through_timm(isolated_hub):
+    # timm repos are cached under their main branch: refs/main names the snapshot.
+    torch.manual_seed(7)
+    reference = timm.create_model("resnet10t").state_dict()  # the full classifier, as on the hub
+    repo_id = timm.models.get_pretrained_cfg("resnet10t").hf_hub_id
+    snapshot = snapshot_dir(isolated_hub, repo_id, "0" * 40)
+    snapshot.mkdir(parents=True)
+    save_file(reference, str(snapshot / "model.safetensors"))
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    model = build_model("Unet", "tu-resnet10t", "imagenet", weights_cache=isolated_hub)
+    loaded = model.encoder.model.state_dict()  # timm's features_only model: no classifier
+    assert "conv1.0.weight" in loaded and "fc.weight" not in loaded
+    for key, value in loaded.items():
+        torch.testing.assert_close(value, reference[key], msg=key)
 
 
 def test_prefetch_fills_the_cache_once_per_encoder(isolated_hub):

@@ -15,11 +15,12 @@ from data_prep.dataset import FaceParsingDataset
 from data_prep.layout import PreparedDataset, read_label_map
 from data_prep.transforms import build_val_transform
 from tuning.checkpoint import load_checkpoint, load_model_weights
+from tuning.loaders import loader_workers
 from tuning.losses import build_loss
 from tuning.metrics import confusion_matrix, scores_from_confusion
 from tuning.models import build_model
-from tuning.schedule import lr_at
-from tuning.train import evaluate, loader_workers, train
+from tuning.schedule import build_scheduler, lr_at
+from tuning.train import evaluate, train, train_step
 
 METRIC_KEYS = {"epoch", "train_loss", "val_loss", "val_f1", "val_f1_with_bg", "val_miou",
                "val_pixel_acc", "lr", "epoch_seconds", "val_per_class_f1"}
@@ -170,6 +171,27 @@ def test_data_loader_workers_seed_and_run(tiny_prepared, tmp_path):
     cfg = make_config(tiny_prepared, epochs=1, max_train_batches=2).with_overrides({"data.num_workers": 1})
     result = train(cfg, tmp_path)
     assert result["epoch"] == 1 and np.isfinite(result["train_loss"])
+
+
+def test_train_step_clips_gradients_and_steps_the_schedule():
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(3, len(CLASSES), 1)
+    cfg = TrainConfig(lr=0.1, warmup_fraction=0.5, grad_clip=1e-3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    scheduler = build_scheduler(optimizer, 4, cfg)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    images, masks = torch.randn(2, 3, 8, 8) * 10, torch.randint(0, len(CLASSES), (2, 8, 8))
+    before = [p.detach().clone() for p in model.parameters()]
+    loss, lr = train_step(model, images, masks, build_loss(cfg), optimizer, scheduler, scaler,
+                          grad_clip=cfg.grad_clip)
+    assert loss.requires_grad is False and float(loss) > 0
+    assert lr == pytest.approx(lr_at(0, 4, cfg))  # the lr this step used; the next one is set
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(lr_at(1, 4, cfg))
+    grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()]))
+    assert grad_norm == pytest.approx(cfg.grad_clip, rel=1e-4)  # unclipped it is far larger
+    # Plain SGD: the parameters moved by exactly lr * the clipped gradient.
+    for p, b in zip(model.parameters(), before):
+        torch.testing.assert_close(p.detach(), b - lr * p.grad)
 
 
 def test_loader_workers_come_from_config_or_cpus():

@@ -1,6 +1,7 @@
 # make install: .venv with the project (editable) and its dev tools.
 # make demo:    install + the whole path on generated faces (CPU, minutes).
-# make test:    install + the test suite.
+# make test:    install + lint (ruff) + the whole test suite (what CI runs).
+# make test-fast: the suite without the slow Ray tests, for the edit loop.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -10,7 +11,7 @@ STAMP  := $(VENV)/.installed
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 DEMO   ?= runs/demo
 
-.PHONY: install demo test clean-demo bench
+.PHONY: install demo test test-fast lint clean-demo bench
 
 install: $(STAMP)
 
@@ -24,8 +25,15 @@ $(STAMP): pyproject.toml
 demo: install
 	bash scripts/demo.sh $(DEMO)
 
-test: install
+test: install lint
 	$(PY) -m pytest tests
+
+test-fast: install
+	$(PY) -m pytest tests -m "not slow"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: install
 	$(PY) benchmarks/prepare_throughput.py

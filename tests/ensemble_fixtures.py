@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from safetensors.torch import save_file
@@ -13,6 +12,7 @@ from configs import CLASS_ID, NUM_CLASSES, PALETTE
 from data_prep.atomic import write_image
 from data_prep.layout import PreparedDataset, write_meta, write_splits
 from ensemble.members import Member
+from faces import face_label_map, palette_image
 from tuning.models import build_model
 
 # Small, fast smp pairs (FPN/mobilenet_v2 is ~4M parameters, ~15 ms for 2x64x64 on one core).
@@ -42,34 +42,6 @@ def write_manifest(folder: Path, members: list[dict] | None = None, seed: int = 
     return tuning.manifest.write_manifest(folder, entries).path
 
 
-def face_label_map(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    """A cartoon face label map: skin, hair, eyes, brows, nose, lips, in plausible places."""
-    labels = np.zeros((h, w), np.uint8)
-    cx, cy = w / 2 + rng.uniform(-0.05, 0.05) * w, h / 2 + rng.uniform(-0.05, 0.05) * h
-    s = min(h, w)
-
-    def ell(label: str, dx: float, dy: float, rx: float, ry: float) -> None:
-        cv2.ellipse(labels, (int(cx + dx * s), int(cy + dy * s)),
-                    (max(1, int(rx * s)), max(1, int(ry * s))), 0, 0, 360, CLASS_ID[label], -1)
-
-    ell("hair", 0, -0.08, 0.40, 0.40)
-    ell("skin", 0, 0.03, 0.30, 0.36)
-    # The subject's left eye appears on the image's right.
-    ell("l_brow", 0.12, -0.12, 0.08, 0.02)
-    ell("r_brow", -0.12, -0.12, 0.08, 0.02)
-    ell("l_eye", 0.12, -0.05, 0.06, 0.03)
-    ell("r_eye", -0.12, -0.05, 0.06, 0.03)
-    ell("nose", 0, 0.06, 0.04, 0.07)
-    ell("u_lip", 0, 0.18, 0.09, 0.025)
-    ell("l_lip", 0, 0.22, 0.09, 0.025)
-    return labels
-
-
-def face_image(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    noise = rng.normal(0, 12, labels.shape + (3,))
-    return np.clip(PALETTE[labels].astype(np.float64) * 0.8 + 30 + noise, 0, 255).astype(np.uint8)
-
-
 def make_image_folder(folder: Path, sizes: list[tuple[int, int]], stems: list[str] | None = None,
                       seed: int = 0, masks: Path | None = None, ext: str = ".png") -> list[str]:
     """Write face images (and optionally their masks) of the given (H, W) sizes; returns stems."""
@@ -77,7 +49,7 @@ def make_image_folder(folder: Path, sizes: list[tuple[int, int]], stems: list[st
     stems = stems or [str(i) for i in range(len(sizes))]
     for stem, (h, w) in zip(stems, sizes):
         labels = face_label_map(h, w, rng)
-        write_image(Path(folder) / f"{stem}{ext}", face_image(labels, rng))
+        write_image(Path(folder) / f"{stem}{ext}", palette_image(labels, rng))
         if masks is not None:
             write_image(Path(masks) / f"{stem}.png", labels)
     return stems
@@ -93,7 +65,7 @@ def make_face_dataset(root: Path, counts: dict[str, int], size: int = 64, seed: 
         splits[split] = []
         for _ in range(n):
             labels = face_label_map(size, size, rng)
-            write_image(prep.image_path(str(k)), face_image(labels, rng))
+            write_image(prep.image_path(str(k)), palette_image(labels, rng))
             write_image(prep.mask_path(str(k)), labels)
             pixels += np.bincount(labels.ravel(), minlength=NUM_CLASSES)
             splits[split].append(str(k))
@@ -129,7 +101,7 @@ def member(model: torch.nn.Module, name: str = "m", image_size: int = 64,
 
 
 class PaletteModel(torch.nn.Module):
-    """A good parser for face_image(): the class whose drawing colour is nearest each pixel."""
+    """A good parser for faces.palette_image(): the class whose drawing colour is nearest each pixel."""
 
     def __init__(self, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)):
         super().__init__()

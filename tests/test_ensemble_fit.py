@@ -11,14 +11,14 @@ from configs.schema import EnsembleConfig
 from ensemble.fit import FitOptions, fit
 from ensemble.recipe import RecipeError, read_recipe
 from ensemble.__main__ import main as ensemble_main
+from faces import DRAWN_CLASSES
 from ensemble_fixtures import TINY, PaletteModel, make_face_dataset, member, write_manifest
 from run_ensemble import main as run_main
 from tuning.models import build_model
 
 
-# The classes face_label_map draws; a parser that knows only these makes no stray classes.
-DRAWN = [CLASS_ID[n] for n in ("background", "skin", "nose", "l_eye", "r_eye", "l_brow", "r_brow",
-                               "u_lip", "l_lip", "hair")]
+# A parser that knows only the classes the test faces have makes no stray classes.
+DRAWN = [CLASS_ID[n] for n in DRAWN_CLASSES]
 
 
 class DenoisedPalette(PaletteModel):

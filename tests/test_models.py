@@ -6,6 +6,7 @@ import time
 
 import huggingface_hub.constants as hf_constants
 import pytest
+import yaml
 import segmentation_models_pytorch as smp
 import timm
 import torch
@@ -134,3 +135,14 @@ def test_resolve_device_picks_cpu_here_and_refuses_missing_cuda():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def test_prefetch_command_reports_missing_weights_in_one_line(isolated_hub, tmp_path, capsys):
+    from tuning.__main__ import main as tuning_main
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"model": {"encoder_weights": "imagenet", "weights_cache": str(isolated_hub)},
+                                      "search": {"archs": {"Unet": ["resnet18"]}}}))
+    assert tuning_main(["prefetch-weights", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "resnet18" in err and "Traceback" not in err

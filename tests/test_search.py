@@ -74,6 +74,7 @@ def test_space_gives_each_architecture_its_own_encoder_choices():
     assert cfg.model.arch == over["model.arch"]
 
 
+@pytest.mark.slow  # starts Ray
 def test_missing_data_path_names_path_and_node(tmp_path):
     cfg = parse_config({"data": {"datasets": [{"path": str(tmp_path / "nowhere")}]},
                         "resources": {"storage": str(tmp_path)}})
@@ -85,6 +86,7 @@ def _trial_dirs(storage: Path) -> list[Path]:
     return sorted(p.parent for p in storage.glob("*/*/result.json"))
 
 
+@pytest.mark.slow  # starts Ray
 def test_three_trial_search_exports_two_member_manifest(tmp_path, tiny_prepared):
     config = tiny_config(tmp_path, tiny_prepared)
     out = tmp_path / "models"
@@ -106,7 +108,7 @@ def test_three_trial_search_exports_two_member_manifest(tmp_path, tiny_prepared)
     # the export subcommand re-reads the finished search from storage alone (no running Ray)
     again = tmp_path / "again"
     assert tuning_main(["export", "--config", str(config), "--experiment", str(tmp_path / "ray" / "t3"),
-                        "--out", str(again), "--top-k", "1"]) == 0
+                        "--out", str(again), "--candidates", "1"]) == 0
     assert [m.trial_id for m in read_manifest(again).members] == [members[0]["trial_id"]]
     assert (again / "m0.safetensors").read_bytes() == (out / "m0.safetensors").read_bytes()
 
@@ -131,6 +133,7 @@ def _result_lines(trial_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line]
 
 
+@pytest.mark.slow  # starts Ray
 def test_interrupted_search_resumes_without_retraining_finished_trials(tmp_path, tiny_prepared):
     config = tiny_config(tmp_path, tiny_prepared, num_samples=3, max_concurrent=1,
                          asha={"grace_period": 3, "reduction_factor": 2})
@@ -168,6 +171,7 @@ def test_interrupted_search_resumes_without_retraining_finished_trials(tmp_path,
     assert len(json.loads((tmp_path / "m" / "manifest.json").read_text())["members"]) == 2
 
 
+@pytest.mark.slow  # starts Ray
 def test_trials_run_on_both_nodes_of_a_two_node_cluster_with_fake_gpus(tmp_path, tiny_prepared):
     from ray.cluster_utils import Cluster
 
@@ -189,6 +193,7 @@ def test_trials_run_on_both_nodes_of_a_two_node_cluster_with_fake_gpus(tmp_path,
         cluster.shutdown()
 
 
+@pytest.mark.slow  # starts Ray
 def test_dashboard_listens_on_loopback_only_with_token_auth(tmp_path):
     port = 18265
     cfg = parse_config({"resources": {"dashboard_port": port, "include_dashboard": True}})

@@ -15,6 +15,7 @@ from tuning import export
 from tuning.checkpoint import CheckpointError
 from tuning.export import TrialSummary
 from tuning.manifest import ManifestError
+from tuning.pretrained import WeightsUnavailableError
 
 DEFAULT_COMMAND = "search"
 
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command][1](args)
-    except (ConfigError, ManifestError, CheckpointError, FileNotFoundError) as err:
+    except (ConfigError, ManifestError, CheckpointError, WeightsUnavailableError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -243,20 +243,27 @@ def _check_path(cfg: BaseModel, dotted: str) -> None:
         node = getattr(node, key)
 
 
+def error_message(e: dict) -> str:
+    """One pydantic error as a short phrase: 'missing key', 'unknown key', or the reason (got x)."""
+    if e["type"] == "missing":
+        return "missing key"
+    if e["type"] == "extra_forbidden":
+        return "unknown key"
+    if e["type"] == "value_error":
+        return str(e["ctx"]["error"]) if "ctx" in e else e["msg"]
+    msg = e["msg"]
+    if "input" in e and not isinstance(e["input"], (dict, list)):
+        msg += f" (got {e['input']!r})"
+    return msg
+
+
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
         # drop union tags and validator names pydantic puts in the location
         key = ".".join(str(p) for p in e["loc"] if str(p) not in ("range", "choices")
                        and not str(p).startswith("function-"))
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif e["type"] == "value_error":
-            msg = str(e["ctx"]["error"]) if "ctx" in e else e["msg"]
-        else:
-            msg = e["msg"]
-            if "input" in e and not isinstance(e["input"], (dict, list)):
-                msg += f" (got {e['input']!r})"
+        msg = e["msg"] if e["type"] == "missing" else error_message(e)
         lines.append(f"{source}: {key}: {msg}" if key else f"{source}: {msg}")
     return "\n".join(lines)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from configs.schema import PostprocessConfig
+from configs.schema import PostprocessConfig, error_message
 from data_prep.atomic import write_json
 
 RECIPE_FORMAT = 1
@@ -59,7 +59,7 @@ def read_recipe(path: str | Path, member_names: list[str] | None = None) -> Reci
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise RecipeError(f"{path}: {where}: {first['msg']}") from None
+        raise RecipeError(f"{path}: {where}: {error_message(first)}") from None
     if recipe.format != RECIPE_FORMAT:
         raise RecipeError(f"{path}: recipe format {recipe.format}, this version reads {RECIPE_FORMAT}")
     weights = recipe.members.values()

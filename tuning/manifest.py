@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from configs import CLASSES
+from configs.schema import error_message
 from data_prep.atomic import write_json
 
 MANIFEST_FORMAT = 1
@@ -195,14 +196,5 @@ def _error_line(e: dict[str, Any], raw: dict[str, Any], path: Path) -> str:
         where += f": member {name!r}" if isinstance(name, str) else f": members[{loc[1]}]"
         loc = loc[2:]
     key = ".".join(str(p) for p in loc)
-    if e["type"] == "missing":
-        msg = "missing key"
-    elif e["type"] == "extra_forbidden":
-        msg = "unknown key"
-    elif e["type"] == "value_error":
-        msg = str(e["ctx"]["error"]) if "ctx" in e else e["msg"]
-    else:
-        msg = e["msg"]
-        if "input" in e and not isinstance(e["input"], (dict, list)):
-            msg += f" (got {e['input']!r})"
+    msg = error_message(e)
     return f"{where}: {key}: {msg}" if key else f"{where}: {msg}"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,101 +10,9 @@ from PIL import Image
 
 from configs import CLASS_ID, CLASSES, DEFAULT_PAINT_ORDER, NUM_CLASSES
 from data_prep import celebamask, importer
-import data_prep.__main__ as data_prep_cli
 from data_prep.layout import PreparedDataset, read_label_map, read_rgb
-
-MASK = 16   # part mask side (the real data: 512)
-IMAGE = 32  # raw image side (the real data: 1024)
-
-
-# --- raw fixture helpers ------------------------------------------------------------------------
-
-def anno_path(raw: Path, sample_id: int, part: str) -> Path:
-    return raw / "CelebAMask-HQ-mask-anno" / str(sample_id // 2000) / f"{sample_id:05d}_{part}.png"
-
-
-def write_mask(path: Path, is_set: np.ndarray, mode: str = "L") -> None:
-    """Write a bool part mask as a PNG in the given PIL mode (white on black)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    grey = np.where(is_set, 255, 0).astype(np.uint8)
-    if mode == "L":
-        image = Image.fromarray(grey, "L")
-    elif mode == "1":
-        image = Image.fromarray(grey, "L").convert("1")
-    elif mode == "RGB":
-        image = Image.fromarray(np.stack([grey] * 3, -1), "RGB")
-    elif mode == "RGB_red":  # only one channel set: "any channel > 127" must still count it
-        image = Image.fromarray(np.stack([grey, np.zeros_like(grey), np.zeros_like(grey)], -1), "RGB")
-    elif mode == "RGBA":
-        image = Image.fromarray(np.stack([grey] * 3 + [np.full_like(grey, 255)], -1), "RGBA")
-    elif mode == "LA":  # opaque everywhere: alpha alone must not set pixels
-        image = Image.fromarray(np.stack([grey, np.full_like(grey, 255)], -1), "LA")
-    elif mode == "P":
-        image = Image.fromarray(is_set.astype(np.uint8), "P")
-        image.putpalette([0, 0, 0, 255, 255, 255])
-    elif mode == "I16":
-        image = Image.fromarray(is_set.astype(np.uint16) * 65535)
-    else:
-        raise AssertionError(mode)
-    image.save(path)
-    assert Image.open(path).mode in {"L", "1", "RGB", "RGBA", "LA", "P", "I;16", "I"}
-
-
-def face_image(sample_id: int, side: int = IMAGE) -> np.ndarray:
-    """A smooth RGB image (JPEG-friendly), different per id."""
-    y, x = np.mgrid[0:side, 0:side]
-    r = (x * 255 // side + sample_id * 37) % 256
-    g = (y * 255 // side + sample_id * 11) % 256
-    b = np.full_like(x, (sample_id * 53) % 256)
-    return np.stack([r, g, b], -1).astype(np.uint8)
-
-
-def write_image_file(raw: Path, sample_id: int, image: np.ndarray | None = None, suffix: str = ".jpg") -> Path:
-    path = raw / "CelebA-HQ-img" / f"{sample_id}{suffix}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = face_image(sample_id) if image is None else image
-    assert cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    return path
-
-
-def box(y0: int, y1: int, x0: int, x1: int, side: int = MASK) -> np.ndarray:
-    m = np.zeros((side, side), dtype=bool)
-    m[y0:y1, x0:x1] = True
-    return m
-
-
-def simple_parts(sample_id: int) -> dict[str, np.ndarray]:
-    """Skin, nose, hair boxes that overlap, shifted per id so samples differ."""
-    s = sample_id % 4
-    return {"skin": box(2, 14, 2, 14), "nose": box(6 + s % 2, 10, 6, 10), "hair": box(0, 5, 0, 16 - s)}
-
-
-def expected_label(parts: dict[str, np.ndarray], order=DEFAULT_PAINT_ORDER) -> np.ndarray:
-    label = np.zeros((MASK, MASK), dtype=np.uint8)
-    for name in order:
-        if name in parts:
-            label[parts[name]] = CLASS_ID[name]
-    return label
-
-
-def make_raw(raw: Path, samples: dict[int, dict[str, np.ndarray]], mode: str = "L") -> Path:
-    for sample_id, parts in samples.items():
-        write_image_file(raw, sample_id)
-        for part, is_set in parts.items():
-            write_mask(anno_path(raw, sample_id, part), is_set, mode)
-    return raw
-
-
-def prepare(raw: Path, out: Path, **kwargs) -> dict:
-    kwargs.setdefault("size", MASK)
-    return celebamask.prepare(raw, out, progress=False, **kwargs)
-
-
-def all_files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-# --- stacking and IDs ---------------------------------------------------------------------------
+from raw_celebamask import (IMAGE, MASK, all_files, anno_path, box, expected_label, make_raw,
+                            prepare, simple_parts, write_image_file, write_mask)
 
 def test_later_part_in_paint_order_wins_where_parts_overlap(tmp_path):
     parts = {"skin": box(0, 16, 0, 16), "nose": box(4, 12, 4, 12), "hair": box(0, 6, 0, 16)}
@@ -395,54 +302,6 @@ def test_two_workers_write_the_same_output_as_one(tmp_path):
     assert all_files(tmp_path / "one") == all_files(tmp_path / "two")
     assert one == two and [s["id"] for s in one["skipped"]] == ["600"]
     assert sum(one["counts"].values()) == 21
-
-
-@pytest.fixture
-def cli_main(monkeypatch):
-    """The real `python -m data_prep` entry, registering only this subcommand (no other module needed)."""
-    monkeypatch.setattr(data_prep_cli, "COMMANDS", {"celebamask": data_prep_cli.COMMANDS["celebamask"]})
-    return data_prep_cli.main
-
-
-def test_cli_prepares_a_dataset_and_prints_a_summary(tmp_path, capsys, cli_main):
-    raw = make_raw(tmp_path / "raw", {i: simple_parts(i) for i in range(10)})
-    rc = cli_main(["celebamask", "--root", str(raw), "--out", str(tmp_path / "prep"), "--size", "16",
-                   "--workers", "2", "--seed", "1", "--paint-order", ",".join(reversed(DEFAULT_PAINT_ORDER))])
-    assert rc == 0
-    out = capsys.readouterr().out
-    assert "train 8, val 1, test 1" in out and str(tmp_path / "prep") in out
-    meta = PreparedDataset(tmp_path / "prep").meta()
-    assert meta["source"] == "celebamask-hq" and meta["size"] == 16
-    assert meta["root"] == str(raw.resolve()) and meta["paint_order"][0] == "hat"
-    label = read_label_map(tmp_path / "prep" / "masks" / "1.png")
-    assert label[8, 8] == CLASS_ID["skin"]  # reversed order: skin painted last, over the nose
-
-
-@pytest.mark.parametrize("broken, message", [
-    ("no_root", "raw dataset root not found"),
-    ("no_images_dir", "CelebA-HQ-img: image folder not found"),
-    ("no_images", "no images named"),
-    ("no_anno_dir", "CelebAMask-HQ-mask-anno: mask folder not found"),
-    ("no_anno_folders", "none of the mask folders"),
-])
-def test_cli_gives_a_one_line_error_on_a_bad_root(tmp_path, capsys, cli_main, broken, message):
-    raw = make_raw(tmp_path / "raw", {1: simple_parts(1)})
-    if broken == "no_root":
-        raw = tmp_path / "missing"
-    elif broken == "no_images_dir":
-        (raw / "CelebA-HQ-img" / "1.jpg").unlink()
-        (raw / "CelebA-HQ-img").rmdir()
-    elif broken == "no_images":
-        (raw / "CelebA-HQ-img" / "1.jpg").rename(raw / "CelebA-HQ-img" / "readme.txt")
-    elif broken == "no_anno_dir":
-        (raw / "CelebAMask-HQ-mask-anno").rename(tmp_path / "elsewhere")
-    elif broken == "no_anno_folders":
-        (raw / "CelebAMask-HQ-mask-anno" / "0").rename(raw / "CelebAMask-HQ-mask-anno" / "zero")
-    rc = cli_main(["celebamask", "--root", str(raw), "--out", str(tmp_path / "prep")])
-    err = capsys.readouterr().err.strip()
-    assert rc == 2
-    assert err.startswith("error: ") and "\n" not in err and message in err
-    assert not (tmp_path / "prep" / "dataset.json").exists()
 
 
 def test_every_label_value_is_a_class_id(tmp_path):

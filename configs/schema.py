@@ -215,11 +215,18 @@ class RunConfig(Section):
 
     @model_validator(mode="after")
     def _search_params_exist(self) -> "RunConfig":
-        for dotted in self.search.params:
+        for dotted, spec in self.search.params.items():
             try:
                 _check_path(self, dotted)
             except ConfigError:
                 raise ValueError(f"search.params.{dotted}: not a config key (expected e.g. train.lr)")
+            # Every value the search can sample must be one the field accepts (a train.lr range
+            # reaching below 0 would otherwise fail inside half the trials, after Ray starts).
+            values = spec.choices if isinstance(spec, Choices) else [spec.low, spec.high]
+            for value in values:
+                problem = _field_rejects(self, dotted, value)
+                if problem:
+                    raise ValueError(f"search.params.{dotted}: {value!r} is not a valid {dotted}: {problem}")
         return self
 
     def with_overrides(self, overrides: dict[str, Any]) -> "RunConfig":
@@ -241,6 +248,22 @@ def _check_path(cfg: BaseModel, dotted: str) -> None:
         if not isinstance(node, BaseModel) or key not in type(node).model_fields:
             raise ConfigError(f"{dotted}: no such config key")
         node = getattr(node, key)
+
+
+def _field_rejects(cfg: "RunConfig", dotted: str, value: Any) -> str | None:
+    """Why the field at dotted would reject value (its type, bounds and validators), else None."""
+    *parents, leaf = dotted.split(".")
+    if not parents:
+        return None  # top-level scalars (seed): re-validating RunConfig here would recurse
+    node: Any = cfg
+    for key in parents:
+        node = getattr(node, key)
+    try:
+        setattr(node.model_copy(), leaf, value)  # validate_assignment runs the field's checks
+    except ValidationError as err:
+        e = err.errors()[0]
+        return str(e["ctx"]["error"]) if e["type"] == "value_error" and "ctx" in e else e["msg"]
+    return None
 
 
 def _format_errors(err: ValidationError, source: str) -> str:

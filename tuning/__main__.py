@@ -14,6 +14,7 @@ from configs.schema import RunConfig
 from tuning import export
 from tuning.checkpoint import CheckpointError
 from tuning.export import TrialSummary
+from data_prep.layout import DatasetError
 from tuning.manifest import ManifestError
 
 DEFAULT_COMMAND = "search"
@@ -81,6 +82,7 @@ def run_search(args: argparse.Namespace) -> int:
                               f"or --name NEW to start another")
     if not args.address:
         search.check_paths_visible(cfg)  # fail here, before starting Ray, on a single machine
+    check_before_ray(cfg, args.config)
 
     with search.ray_session(cfg, args.address) as url, tempfile.TemporaryDirectory() as staging:
         if url:
@@ -96,6 +98,19 @@ def run_search(args: argparse.Namespace) -> int:
                   f"the same command plus --resume ({exp_path})", file=sys.stderr)
             return 130
         return export_and_summarise(cfg, outcome.trials, out, wall, exp_path)
+
+
+def check_before_ray(cfg: RunConfig, config_path: Path) -> None:
+    """What would otherwise fail inside every trial: smp names of the space, undecodable data."""
+    from data_prep.check import check_datasets
+    from tuning.models import search_space_errors
+
+    errors = search_space_errors(cfg)
+    if errors:
+        raise ConfigError("\n".join(f"{config_path}: {line}" for line in errors))
+    # On a cluster the driver may not mount the data; the trials then check what they read.
+    visible = [d.path for d in cfg.data.datasets if (d.path / "dataset.json").is_file()]
+    check_datasets(visible)
 
 
 def export_and_summarise(cfg: RunConfig, trials: list[TrialSummary], out: Path, wall: float,
@@ -186,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command][1](args)
-    except (ConfigError, ManifestError, CheckpointError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ConfigError, DatasetError, ManifestError, CheckpointError, FileNotFoundError) as err:
+        for line in str(err).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         return 2
 
 

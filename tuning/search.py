@@ -26,7 +26,7 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from configs.schema import RunConfig, parse_config
-from tuning.export import TrialSummary
+from tuning.export import TrialSummary, error_message
 from tuning.models import resolve_device
 from tuning.space import define_space, trial_overrides
 from tuning.train import train
@@ -208,7 +208,7 @@ def _summary(result: tune.Result, cfg: RunConfig, staging: Path) -> TrialSummary
         trial_id=trial_id, config=trial_overrides(config) if "arch" in config else {},
         status="error" if result.error else "completed" if reached >= cfg.train.epochs else "stopped early",
         metric=metric, epochs=epochs, best_score=max(scores) if scores else math.nan,
-        error=str(result.error).splitlines()[0][:300] if result.error else "",
+        error=error_message(result.error) if result.error else "",
         node=str(last.get("node", "")), device=str(last.get("device", "")),
         train_s=sum(r[TRAIN_TIME] for r in rows) if rows and TRAIN_TIME in last else math.nan,
         wall_s=float(last.get("time_total_s", math.nan)),

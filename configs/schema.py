@@ -200,6 +200,9 @@ class EnsembleConfig(Section):
     batch_size: Annotated[int, Field(ge=1)] = 4
     num_workers: Annotated[int, Field(ge=0)] = 2
     viz: Annotated[int, Field(ge=0)] = 60
+    # Larger images are shrunk (aspect kept) for prediction and their masks scaled back: the
+    # averaged probabilities at full size would take 19 x 4 bytes per pixel (5 GB at 8000x8000).
+    max_pixels: Annotated[int, Field(ge=32 * 32)] = 4096 * 4096
     postprocess: PostprocessConfig = PostprocessConfig()
     csv: CsvConfig = CsvConfig()
 
@@ -229,17 +232,20 @@ class RunConfig(Section):
                     raise ValueError(f"search.params.{dotted}: {value!r} is not a valid {dotted}: {problem}")
         return self
 
-    def with_overrides(self, overrides: dict[str, Any]) -> "RunConfig":
+    def with_overrides(self, overrides: dict[str, Any], source: str = "overrides") -> "RunConfig":
         """A copy with dotted-path overrides applied (``{"train.lr": 1e-3}``), re-validated."""
         raw = self.model_dump(mode="json")
         for dotted, value in overrides.items():
-            _check_path(self, dotted)
+            try:
+                _check_path(self, dotted)
+            except ConfigError as err:
+                raise ConfigError(f"{source}: {err}") from None
             node = raw
             *parents, leaf = dotted.split(".")
             for key in parents:
                 node = node[key]
             node[leaf] = value
-        return parse_config(raw, source="overrides")
+        return parse_config(raw, source=source)
 
 
 def _check_path(cfg: BaseModel, dotted: str) -> None:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -26,7 +27,8 @@ def parse_sets(items: Sequence[str]) -> dict[str, Any]:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted config key, e.g. train.lr=1e-3")
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted config key, "
+                              f"e.g. train.lr=1e-3")
         try:
             value = yaml.safe_load(text) if text.strip() else text
         except yaml.YAMLError as err:

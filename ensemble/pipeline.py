@@ -224,7 +224,8 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
         labels = label_stage(result.context, plan.steps, on_step=record)
         h, w = plan.test_set.sizes.get(pred.path, labels.shape)
         # nearest: a label map scaled back must keep label values (pred.size < (h, w) above max_pixels)
-        full = labels if labels.shape == (h, w) else cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+        full = labels if labels.shape == (h, w) else cv2.resize(labels, (w, h),
+                                                                 interpolation=cv2.INTER_NEAREST)
         write_masks(out, pred.stem, full)
         gt = read_label_map(gt_paths[position]) if track else None
         if gt is not None and gt.shape != labels.shape:  # scored at the size it was predicted at

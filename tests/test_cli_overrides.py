@@ -11,12 +11,13 @@ from configs import ConfigError, RunConfig
 from configs.overrides import apply_sets, parse_sets
 from ensemble.__main__ import COMMANDS as ENSEMBLE_COMMANDS
 from ensemble.__main__ import build_parser as ensemble_parser
-from ensemble_fixtures import make_image_folder, write_manifest
 from run_ensemble import main as run_main
 from tuning import search
 from tuning.__main__ import COMMANDS as TUNING_COMMANDS
 from tuning.__main__ import build_parser as tuning_parser
 from tuning.__main__ import main as tuning_main
+
+from ensemble_fixtures import make_image_folder, write_manifest
 
 
 def test_set_values_are_yaml_and_checked_by_the_schema():
@@ -45,7 +46,8 @@ def test_every_tuning_command_takes_set(command):
 
 @pytest.mark.parametrize("command", list(ENSEMBLE_COMMANDS))
 def test_every_ensemble_command_takes_set(command):
-    required = {"run": ["--manifest", "m", "--images", "i", "--out", "o"], "fit": ["--manifest", "m", "--data", "d"]}
+    required = {"run": ["--manifest", "m", "--images", "i", "--out", "o"],
+                "fit": ["--manifest", "m", "--data", "d"]}
     args = ensemble_parser().parse_args([command, *required.get(command, []), "--set", "ensemble.viz=1"])
     assert args.overrides == ["ensemble.viz=1"]
 
@@ -65,8 +67,8 @@ def test_set_reaches_run_ensemble(tmp_path):
     manifest = write_manifest(tmp_path / "models")
     images, out = tmp_path / "images", tmp_path / "out"
     make_image_folder(images, [(96, 64)], stems=["a"])
-    assert run_main(["--manifest", str(manifest), "--images", str(images), "--out", str(out), "--workers", "0",
-                     "--quiet", "--device", "cpu", "--no-postprocess",
+    assert run_main(["--manifest", str(manifest), "--images", str(images), "--out", str(out),
+                     "--workers", "0", "--quiet", "--device", "cpu", "--no-postprocess",
                      "--set", "ensemble.tta=none", "--set", "ensemble.max_pixels=2048"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["views"] == ["identity"] and report["downscaled"][0]["predicted_at"] == [55, 36]

@@ -12,8 +12,9 @@ from PIL import Image
 
 from data_prep.layout import read_label_map
 from ensemble.submission import read_ids
-from ensemble_fixtures import make_image_folder, write_manifest
 from run_ensemble import main
+
+from ensemble_fixtures import make_image_folder, write_manifest
 
 FAST = ["--workers", "0", "--quiet", "--device", "cpu", "--tta", "none", "--no-postprocess"]
 

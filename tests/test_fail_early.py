@@ -41,12 +41,14 @@ def copy_prepared(src: Path, dst: Path) -> Path:
 
 
 @pytest.mark.parametrize("params, expected", [
-    ({"train.lr": {"low": -1e-3, "high": 1e-2}}, r"search\.params\.train\.lr: -0\.001 is not a valid train\.lr"),
+    ({"train.lr": {"low": -1e-3, "high": 1e-2}},
+     r"search\.params\.train\.lr: -0\.001 is not a valid train\.lr"),
     ({"train.lr": {"low": 0.0, "high": 1e-2}}, r"search\.params\.train\.lr: 0\.0 is not a valid"),
     ({"train.lr": {"low": 1e-2, "high": 1e-3}}, r"low \(0\.01\) must be below high"),
     ({"train.lr": {"low": 0.0, "high": 1e-2, "log": True}}, r"a log range needs low > 0"),
     ({"train.amp": {"choices": ["bf16", "fp8"]}}, r"'fp8' is not a valid train\.amp"),
-    ({"data.image_size": {"choices": [64, 100]}}, r"100 is not a valid data\.image_size: must be a multiple of 32"),
+    ({"data.image_size": {"choices": [64, 100]}},
+     r"100 is not a valid data\.image_size: must be a multiple of 32"),
 ])
 def test_every_sampled_value_is_validated_by_the_schema(params, expected):
     with pytest.raises(ConfigError, match=expected):

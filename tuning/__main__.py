@@ -12,10 +12,10 @@ from pathlib import Path
 from configs import ConfigError
 from configs.overrides import add_set_argument, load_with_sets
 from configs.schema import RunConfig
+from data_prep.layout import DatasetError
 from tuning import export
 from tuning.checkpoint import CheckpointError
 from tuning.export import TrialSummary
-from data_prep.layout import DatasetError
 from tuning.manifest import ManifestError
 
 DEFAULT_COMMAND = "search"

@@ -20,7 +20,6 @@ from data_prep.atomic import write_bytes, write_text
 from tuning.checkpoint import MODEL_FILE, read_meta
 from tuning.manifest import ManifestEntry, ManifestFile, write_manifest
 
-
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)(\(\w+\))?(:|$)")
 ERROR_CHARS = 500

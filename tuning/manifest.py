@@ -125,7 +125,7 @@ class ManifestFile(_Strict):
     @field_validator("members")
     @classmethod
     def _unique_names(cls, v: list[ManifestEntry]) -> list[ManifestEntry]:
-        repeated = sorted(n for n, k in Counter(m.name for m in v).items() if k > 1)
+        repeated = repeated_names(m.name for m in v)
         if repeated:
             raise ValueError(f"names must be unique; repeated: {repeated}")
         return v
@@ -139,6 +139,11 @@ class ManifestFile(_Strict):
 
     def weights_path(self, entry: ManifestEntry) -> Path:
         return self.path.parent / entry.weights
+
+
+def repeated_names(names: Iterable[str]) -> list[str]:
+    """Names that occur more than once, sorted (one counting pass: linear in the member count)."""
+    return sorted(n for n, k in Counter(names).items() if k > 1)
 
 
 def write_manifest(folder: str | Path, entries: Iterable[ManifestEntry | dict[str, Any]]) -> ManifestFile:

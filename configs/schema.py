@@ -200,6 +200,9 @@ class EnsembleConfig(Section):
     batch_size: Annotated[int, Field(ge=1)] = 4
     num_workers: Annotated[int, Field(ge=0)] = 2
     viz: Annotated[int, Field(ge=0)] = 60
+    # Larger images are shrunk (aspect kept) for prediction and their masks scaled back: the
+    # averaged probabilities at full size would take 19 x 4 bytes per pixel (5 GB at 8000x8000).
+    max_pixels: Annotated[int, Field(ge=32 * 32)] = 4096 * 4096
     postprocess: PostprocessConfig = PostprocessConfig()
     csv: CsvConfig = CsvConfig()
 
@@ -215,24 +218,34 @@ class RunConfig(Section):
 
     @model_validator(mode="after")
     def _search_params_exist(self) -> "RunConfig":
-        for dotted in self.search.params:
+        for dotted, spec in self.search.params.items():
             try:
                 _check_path(self, dotted)
             except ConfigError:
                 raise ValueError(f"search.params.{dotted}: not a config key (expected e.g. train.lr)")
+            # Every value the search can sample must be one the field accepts (a train.lr range
+            # reaching below 0 would otherwise fail inside half the trials, after Ray starts).
+            values = spec.choices if isinstance(spec, Choices) else [spec.low, spec.high]
+            for value in values:
+                problem = _field_rejects(self, dotted, value)
+                if problem:
+                    raise ValueError(f"search.params.{dotted}: {value!r} is not a valid {dotted}: {problem}")
         return self
 
-    def with_overrides(self, overrides: dict[str, Any]) -> "RunConfig":
+    def with_overrides(self, overrides: dict[str, Any], source: str = "overrides") -> "RunConfig":
         """A copy with dotted-path overrides applied (``{"train.lr": 1e-3}``), re-validated."""
         raw = self.model_dump(mode="json")
         for dotted, value in overrides.items():
-            _check_path(self, dotted)
+            try:
+                _check_path(self, dotted)
+            except ConfigError as err:
+                raise ConfigError(f"{source}: {err}") from None
             node = raw
             *parents, leaf = dotted.split(".")
             for key in parents:
                 node = node[key]
             node[leaf] = value
-        return parse_config(raw, source="overrides")
+        return parse_config(raw, source=source)
 
 
 def _check_path(cfg: BaseModel, dotted: str) -> None:
@@ -255,6 +268,22 @@ def error_message(e: dict) -> str:
     if "input" in e and not isinstance(e["input"], (dict, list)):
         msg += f" (got {e['input']!r})"
     return msg
+
+
+def _field_rejects(cfg: "RunConfig", dotted: str, value: Any) -> str | None:
+    """Why the field at dotted would reject value (its type, bounds and validators), else None."""
+    *parents, leaf = dotted.split(".")
+    if not parents:
+        return None  # top-level scalars (seed): re-validating RunConfig here would recurse
+    node: Any = cfg
+    for key in parents:
+        node = getattr(node, key)
+    try:
+        setattr(node.model_copy(), leaf, value)  # validate_assignment runs the field's checks
+    except ValidationError as err:
+        e = err.errors()[0]
+        return str(e["ctx"]["error"]) if e["type"] == "value_error" and "ctx" in e else e["msg"]
+    return None
 
 
 def _format_errors(err: ValidationError, source: str) -> str:

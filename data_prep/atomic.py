@@ -11,6 +11,16 @@ import cv2
 import numpy as np
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; outputs get what open() would give them (0666 less the umask).
+FILE_MODE = 0o666 & ~_read_umask()
+
+
 class AtomicFile:
     """A temp file beside path, renamed onto path by close(); abort() or an error in a with-block
     removes it, so path is either absent, the old file, or complete. Streams large outputs."""
@@ -19,6 +29,7 @@ class AtomicFile:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        os.fchmod(fd, FILE_MODE)
         self.file = os.fdopen(fd, mode, **open_kwargs)
 
     def write(self, data: Any) -> None:

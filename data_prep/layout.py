@@ -120,8 +120,11 @@ def decode(path: str | Path, flags: int, what: str) -> tuple[np.ndarray, np.ndar
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Read any image OpenCV decodes as uint8 RGB: grey, RGBA and 16-bit are converted."""
-    image, _ = decode(path, cv2.IMREAD_UNCHANGED, "image")
+    """Read any image OpenCV decodes as uint8 RGB, as displayed: EXIF orientation applied; grey,
+    RGBA and 16-bit converted."""
+    # IMREAD_UNCHANGED would keep the stored pixel order (a phone's portrait photo lying on its
+    # side); ANYDEPTH|ANYCOLOR keeps 16-bit and grey but applies the EXIF orientation.
+    image, _ = decode(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR, "image")
     if image.dtype == np.uint16:
         image = (image // 257).astype(np.uint8)
     elif image.dtype != np.uint8:
@@ -131,6 +134,21 @@ def read_rgb(path: str | Path) -> np.ndarray:
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def fit_pixels(image: np.ndarray, max_pixels: int | None) -> np.ndarray:
+    """The image shrunk (area interpolation, aspect kept) to at most max_pixels pixels; None: as is."""
+    h, w = image.shape[:2]
+    size = scaled_size(h, w, max_pixels)
+    return image if size == (h, w) else cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA)
+
+
+def scaled_size(h: int, w: int, max_pixels: int | None) -> tuple[int, int]:
+    """(H, W) scaled down so H * W <= max_pixels (unchanged when it already fits or max_pixels is None)."""
+    if max_pixels is None or h * w <= max_pixels:
+        return h, w
+    scale = (max_pixels / (h * w)) ** 0.5
+    return max(1, int(h * scale)), max(1, int(w * scale))
 
 
 def read_label_map(path: str | Path) -> np.ndarray:

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from configs.schema import ConfigError, EnsembleConfig, load_config
+from configs.overrides import add_set_argument, load_with_sets
+from configs.schema import ConfigError
 from data_prep.atomic import write_text
 from data_prep.layout import DatasetError
 from ensemble.decisions import decisions_markdown, plot_selection_trace
@@ -41,12 +42,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="where the candidates run (auto: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_set_argument(p)
 
 
 def main(args: argparse.Namespace) -> int:
     out = args.out or default_recipe_path(args.manifest)
     try:
-        ens = load_config(args.config).ensemble if args.config else EnsembleConfig()
+        ens = load_with_sets(args.config, args.overrides).ensemble
         opts = FitOptions(manifest=args.manifest, data=args.data, out=out, split=args.split, ensemble=ens,
                           candidate_views=args.views, resolution=args.resolution,
                           max_images=args.max_images, cache_gb=args.cache_gb, max_steps=args.max_steps,

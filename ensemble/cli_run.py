@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from configs.schema import ConfigError, EnsembleConfig, load_config, parse_config
+from configs.overrides import add_set_argument, load_with_sets
+from configs.schema import ConfigError, EnsembleConfig, parse_config
 from ensemble.pipeline import RunError, RunOptions, run
 from ensemble.report import compact_table
 from ensemble.tta import TTA_MODES
@@ -49,7 +50,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="DataLoader / post-processing workers")
     p.add_argument("--skip-bad", action="store_true",
                    help="write empty rows for unreadable images instead of stopping")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a previous run's outputs in --out (masks/, color/, viz/, submission*.csv, "
+                        "report.*, confusion.png); without it --out must be new or empty")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_set_argument(p)
 
 
 def explicit_settings(args: argparse.Namespace) -> dict[str, object]:
@@ -78,7 +83,7 @@ def explicit_settings(args: argparse.Namespace) -> dict[str, object]:
 
 def ensemble_config(args: argparse.Namespace) -> EnsembleConfig:
     """EnsembleConfig from --config (or defaults) with the command-line flags applied."""
-    base = load_config(args.config).ensemble if args.config else EnsembleConfig()
+    base = load_with_sets(args.config, args.overrides).ensemble  # e.g. --set ensemble.max_pixels=16000000
     raw = base.model_dump()
     for key, value in (("tta", args.tta), ("scales", args.scales), ("viz", args.viz),
                        ("batch_size", args.batch_size), ("num_workers", args.workers),
@@ -99,7 +104,7 @@ def run_options(args: argparse.Namespace, ens: EnsembleConfig) -> RunOptions:
     return RunOptions(manifest=args.manifest, images=args.images, out=args.out, split=args.split,
                       gt=args.gt, ensemble=ens, recipe=args.recipe, use_recipe=not args.no_recipe,
                       explicit=explicit_settings(args), device=args.device, skip_bad=args.skip_bad,
-                      progress=not args.quiet)
+                      progress=not args.quiet, overwrite=args.overwrite)
 
 
 def main(args: argparse.Namespace) -> int:

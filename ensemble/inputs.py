@@ -57,6 +57,7 @@ class ImageSet:
     source: str
     gt_paths: list[Path] | None = None
     ignored: list[str] = field(default_factory=list)  # folder entries that are not images
+    sizes: dict[Path, tuple[int, int]] = field(default_factory=dict)  # (H, W) as decoded, set by validate
 
     @property
     def names(self) -> list[str]:
@@ -155,6 +156,7 @@ def validate(image_set: ImageSet, workers: int = 4,
                             disable=not progress))
         bad_images = [BadFile(item.path, reason)
                       for item, (_, reason) in zip(image_set.items, results) if reason]
+        image_set.sizes = {item.path: size for item, (size, _) in zip(image_set.items, results) if size}
         bad_masks: list[BadFile] = []
         if image_set.gt_paths is not None:
             sizes = [size for size, _ in results]

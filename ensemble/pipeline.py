@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from configs.schema import ConfigError, EnsembleConfig
 from data_prep.atomic import write_image
-from data_prep.layout import DatasetError, read_label_map, read_rgb
+from data_prep.layout import DatasetError, fit_pixels, read_label_map, read_rgb, scaled_size
 from ensemble.inputs import ImageSet, InputError, discover, validate
 from ensemble.members import ManifestError, Member, load_manifest, resolve_device
+from ensemble.outputs import OutputFolderError, check_out_folder, clear_previous
 from ensemble.postprocess import (PostprocessError, ProbabilityResult, Step, argmax_labels, build_steps,
                                   label_stage, probability_stage)
 from ensemble.predict import Prediction, Timings, predict
@@ -29,7 +31,7 @@ ENSEMBLE_STAGE = "ensemble"
 # Bad input (files, manifest, config, options) raises these; any other exception is a bug and
 # propagates with its traceback instead of being reported as bad input.
 INPUT_ERRORS = (InputError, DatasetError, ManifestError, WeightsError, PostprocessError, TTAError,
-                ConfigError, RecipeError)
+                ConfigError, RecipeError, OutputFolderError)
 
 
 class RunError(Exception):
@@ -57,6 +59,7 @@ class RunOptions:
     device: str = "auto"
     skip_bad: bool = False
     progress: bool = True
+    overwrite: bool = False  # replace a previous run's outputs in out (else out must be empty)
 
 
 @dataclass
@@ -78,13 +81,16 @@ class _Plan:
 def run(opts: RunOptions) -> dict[str, Any]:
     """Run the ensemble; returns the report dict. Raises RunError (nothing written) on bad input."""
     t0 = time.perf_counter()
+    out = Path(opts.out)
     try:
+        check_out_folder(out, opts.overwrite)
         plan = _plan(opts)
     except INPUT_ERRORS as err:
         raise RunError(str(err).splitlines()) from None
     validate_s = time.perf_counter() - t0
     ens = opts.ensemble
-    out = Path(opts.out)
+    clear_previous(out)  # only after every check passed: bad input leaves the old run intact
+    downscaled = _announce_downscaled(plan.test_set, ens.max_pixels)
     out.mkdir(parents=True, exist_ok=True)
     t2 = time.perf_counter()
     timings = Timings()
@@ -115,6 +121,7 @@ def run(opts: RunOptions) -> dict[str, Any]:
         "stages": scores.table() if scores else None,
         "skipped": [{"file": str(p), "reason": r} for p, r in plan.bad.items()],
         "ignored": plan.test_set.ignored,
+        "downscaled": downscaled,
         "timings": {"validate_s": validate_s, "run_s": run_s,
                     "per_image_s": run_s / n if n else 0.0,
                     "forward_s": dict(timings.forward_s),
@@ -170,6 +177,18 @@ def _plan(opts: RunOptions) -> _Plan:
     return plan
 
 
+def _announce_downscaled(test_set: ImageSet, max_pixels: int) -> list[dict[str, Any]]:
+    """Say which images are above max_pixels and predicted shrunk (their masks are scaled back)."""
+    listed = []
+    for path, (h, w) in test_set.sizes.items():
+        sh, sw = scaled_size(h, w, max_pixels)
+        if (sh, sw) != (h, w):
+            print(f"{path}: {w}x{h} is above ensemble.max_pixels ({max_pixels} pixels): predicted at "
+                  f"{sw}x{sh}, its mask scaled back to {w}x{h}", flush=True)
+            listed.append({"file": str(path), "size": [h, w], "predicted_at": [sh, sw]})
+    return listed
+
+
 @dataclass
 class _ImageResult:
     """What the ordered CSV writer needs back from an image's worker thread."""
@@ -203,10 +222,16 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
                                 result: ProbabilityResult) -> _ImageResult:
         record = (lambda step, labels: stages.__setitem__(f"+{step.label}", labels.copy())) if track else None
         labels = label_stage(result.context, plan.steps, on_step=record)
-        write_masks(out, pred.stem, labels)
+        h, w = plan.test_set.sizes.get(pred.path, labels.shape)
+        # nearest: a label map scaled back must keep label values (pred.size < (h, w) above max_pixels)
+        full = labels if labels.shape == (h, w) else cv2.resize(labels, (w, h),
+                                                                 interpolation=cv2.INTER_NEAREST)
+        write_masks(out, pred.stem, full)
         gt = read_label_map(gt_paths[position]) if track else None
+        if gt is not None and gt.shape != labels.shape:  # scored at the size it was predicted at
+            gt = cv2.resize(gt, labels.shape[::-1], interpolation=cv2.INTER_NEAREST)
         if position in viz_positions:
-            panel = comparison_panel(read_rgb(pred.path), labels, gt)
+            panel = comparison_panel(fit_pixels(read_rgb(pred.path), ens.max_pixels), labels, gt)
             write_image(out / "viz" / f"{pred.stem}.png", panel)
         confusions = {name: image_confusion(lab, gt) for name, lab in stages.items()} if track else None
         return _ImageResult(csv_rows(position, labels, ens.csv), confusions)
@@ -229,7 +254,7 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
         if good:
             preds = predict(plan.members, weights, [items[p] for p in good], plan.views,
                             plan.device, ens.batch_size, ens.num_workers, track_stages=track,
-                            timings=timings, progress=opts.progress)
+                            timings=timings, progress=opts.progress, max_pixels=ens.max_pixels)
             for pred in preds:
                 position = good[pred.index]
                 stages, result = on_device(pred)

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from configs import NUM_CLASSES
-from data_prep.layout import read_rgb
+from data_prep.layout import fit_pixels, read_rgb
 from ensemble.inputs import ImageItem
 from ensemble.members import Member
 from ensemble.tta import View, resize_bilinear
@@ -74,23 +74,24 @@ def prepare_input(image: np.ndarray, spec: InputSpec) -> torch.Tensor:
 class _ModelInputDataset(Dataset):
     """Decodes each image once and prepares the model input for every distinct member spec."""
 
-    def __init__(self, items: Sequence[ImageItem], specs: Sequence[InputSpec]):
+    def __init__(self, items: Sequence[ImageItem], specs: Sequence[InputSpec], max_pixels: int | None = None):
         self.items = list(items)
         self.specs = list(specs)
+        self.max_pixels = max_pixels
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int):
-        image = read_rgb(self.items[i].path)
+        image = fit_pixels(read_rgb(self.items[i].path), self.max_pixels)
         size = torch.tensor(image.shape[:2], dtype=torch.int64)
         return i, size, tuple(prepare_input(image, spec) for spec in self.specs)
 
 
 def make_loader(items: Sequence[ImageItem], specs: Sequence[InputSpec], batch_size: int,
-                num_workers: int, device: torch.device) -> DataLoader:
+                num_workers: int, device: torch.device, max_pixels: int | None = None) -> DataLoader:
     # No cv2.setNumThreads in the workers: after a fork it waits forever on the parent's pool.
-    return DataLoader(_ModelInputDataset(items, specs), batch_size=batch_size, shuffle=False,
+    return DataLoader(_ModelInputDataset(items, specs, max_pixels), batch_size=batch_size, shuffle=False,
                       num_workers=num_workers, pin_memory=device.type == "cuda")
 
 
@@ -166,11 +167,12 @@ def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 def predict(members: Sequence[Member], weights: Sequence[float], items: Sequence[ImageItem],
             views: Sequence[View], device: torch.device | str = "cpu", batch_size: int = 4,
             num_workers: int = 0, track_stages: bool = False, timings: Timings | None = None,
-            progress: bool = True) -> Iterator[Prediction]:
+            progress: bool = True, max_pixels: int | None = None) -> Iterator[Prediction]:
     """Yield one Prediction per item, in order: probabilities averaged over members and views.
 
     weights: one per member (normalised here). track_stages adds each member's and the
-    no-TTA ensemble's label maps (for the report), computed in the same pass.
+    no-TTA ensemble's label maps (for the report), computed in the same pass. Images above
+    max_pixels are predicted shrunk (data_prep.layout.fit_pixels): size is then the shrunk size.
     """
     device = torch.device(device)
     if len(weights) != len(members):
@@ -189,7 +191,7 @@ def predict(members: Sequence[Member], weights: Sequence[float], items: Sequence
     # views leave it out (flip+scale without 1.0) but keep it out of the TTA average.
     has_identity = any(v.is_identity for v in views)
     run_views = list(views) + ([View()] if track_stages and not has_identity else [])
-    loader = make_loader(items, specs, batch_size, num_workers, device)
+    loader = make_loader(items, specs, batch_size, num_workers, device, max_pixels)
     for index, sizes, inputs in tqdm(loader, desc="ensemble", unit="batch", disable=not progress):
         # Compute the batch under inference_mode, yield outside it: a generator suspended inside
         # the context would leave inference mode switched on in the caller's code.

@@ -1,6 +1,8 @@
 """The leaderboard CSV (run-length codes of 256x256 masks), its ID sidecar, and mask PNGs."""
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 from typing import Sequence
 
@@ -105,8 +107,21 @@ def write_submission(path: str | Path, label_maps: Sequence[np.ndarray | None],
 
 
 def write_ids(path: str | Path, names: Sequence[str]) -> None:
-    """submission_ids.csv: position -> image file name."""
-    write_text(path, "".join([IDS_HEADER + "\n"] + [f"{p},{n}\n" for p, n in enumerate(names)]))
+    """submission_ids.csv: position -> image file name (quoted where a name holds a comma or quote)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(IDS_HEADER.split(","))
+    writer.writerows(enumerate(names))
+    write_text(path, buf.getvalue())
+
+
+def read_ids(path: str | Path) -> list[str]:
+    """submission_ids.csv -> image names by position."""
+    with Path(path).open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows or ",".join(rows[0]) != IDS_HEADER:
+        raise ValueError(f"{path}: expected header {IDS_HEADER!r}")
+    return [name for _, name in rows[1:]]
 
 
 def write_masks(out: str | Path, stem: str, labels: np.ndarray) -> None:

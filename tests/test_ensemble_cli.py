@@ -23,7 +23,7 @@ ALL_RUN_FLAGS = ["--manifest", "m.json", "--images", "imgs", "--out", "out", "--
                  "--smooth", "none", "--sigma", "2", "--min-component-fraction", "0.3",
                  "--no-remove-small", "--no-fill-holes", "--grabcut", "--crf", "--no-postprocess",
                  "--viz", "3", "--device", "cpu", "--batch-size", "2", "--workers", "0",
-                 "--skip-bad", "--quiet"]
+                 "--skip-bad", "--quiet", "--overwrite", "--set", "ensemble.viz=2"]
 
 
 def _cli(*args: str) -> str:

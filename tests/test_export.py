@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 from safetensors.torch import save_file
 
@@ -93,3 +94,20 @@ def test_export_layer_imports_no_ray():
     code = ("import sys, tuning.export, tuning.manifest, ensemble.members; "
             "sys.exit(any(m == 'ray' or m.startswith('ray.') for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO).returncode == 0
+
+
+def test_export_records_sha256_so_a_swapped_member_is_refused(tmp_path):
+    import hashlib
+
+    from tuning.manifest import ManifestError, check_sha256
+
+    trials = [trial(0, "Unet", [0.6], checkpoint(tmp_path / "c0", "Unet", "resnet18", 0.6, 1, seed=0)),
+              trial(1, "Unet", [0.5], checkpoint(tmp_path / "c1", "Unet", "resnet18", 0.5, 1, seed=1))]
+    out = tmp_path / "models"
+    manifest = export_members(rank(trials, top_k=2, max_per_arch=None), out)
+    m0, m1 = manifest.members
+    for m in (m0, m1):
+        assert m.sha256 == hashlib.sha256((out / m.weights).read_bytes()).hexdigest()
+    check_sha256(out / m0.weights, m0, manifest.path)  # intact
+    with pytest.raises(ManifestError, match=r"member 'm0-Unet-resnet18'.*sha256 .* does not match"):
+        check_sha256(out / m1.weights, m0, manifest.path)  # another trial's weights in m0's place

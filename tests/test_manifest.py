@@ -99,3 +99,60 @@ def test_read_manifest_checks_format_and_class_order(folder):
     path.write_text("{not json")
     with pytest.raises(ManifestError, match="not valid JSON"):
         read_manifest(path)
+
+
+@pytest.mark.parametrize("weights, expected", [
+    ("../outside/x.safetensors",
+     r"member 'm0': weights: '\.\./outside/x\.safetensors' leaves the manifest's folder"),
+    ("sub/../../x.safetensors", r"leaves the manifest's folder"),
+    ("..\\x.safetensors", r"leaves the manifest's folder"),
+    ("/etc/x.safetensors", r"member 'm0': weights: '/etc/x\.safetensors' is an absolute path"),
+    ("C:\\models\\x.safetensors", r"is an absolute path"),
+])
+def test_weights_outside_the_manifests_folder_are_refused(tmp_path, folder, weights, expected):
+    outside = tmp_path.parent / "outside"
+    outside.mkdir(exist_ok=True)
+    (outside / "x.safetensors").write_bytes(b"weights elsewhere")  # exists: only the path is at fault
+    path = folder / "manifest.json"
+    path.write_text(json.dumps({"format": MANIFEST_FORMAT, "classes": list(CLASSES),
+                                "members": [entry("m0", weights=weights)]}))
+    with pytest.raises(ManifestError, match=expected):
+        read_manifest(path)
+
+
+def test_a_weights_file_in_a_subfolder_is_allowed(folder):
+    (folder / "sub").mkdir()
+    (folder / "sub" / "m0.safetensors").write_bytes(b"weights zero")
+    assert write_manifest(folder, [entry("m0", weights="sub/m0.safetensors")]).members[0].weights == \
+        "sub/m0.safetensors"
+
+
+def test_a_huge_manifest_fails_fast_with_a_clear_error(folder, monkeypatch):
+    import time
+
+    import tuning.manifest as manifest_module
+    from tuning.manifest import MAX_MEMBERS
+
+    path = folder / "manifest.json"
+    for n in (MAX_MEMBERS + 1, 50_000):
+        path.write_text(json.dumps({"format": MANIFEST_FORMAT, "classes": list(CLASSES),
+                                    "members": [entry(f"m{i}") for i in range(n)]}))
+        t0 = time.perf_counter()
+        with pytest.raises(ManifestError, match=rf"members: {n} members, more than the {MAX_MEMBERS}"):
+            read_manifest(path)
+        assert time.perf_counter() - t0 < 5
+    # 10^6 members would be ~220 MB of JSON: refused by its size before it is parsed
+    monkeypatch.setattr(manifest_module, "MAX_BYTES", path.stat().st_size - 1)
+    with pytest.raises(ManifestError, match=r"MiB, more than a manifest of at most"):
+        read_manifest(path)
+
+
+def test_repeated_names_are_found_in_linear_time():
+    import time
+
+    from tuning.manifest import repeated_names
+
+    names = [f"m{i}" for i in range(10 ** 6)] + ["m7", "m99"]
+    t0 = time.perf_counter()
+    assert repeated_names(names) == ["m7", "m99"]
+    assert time.perf_counter() - t0 < 5  # the quadratic check this replaces takes hours at 10^6 names

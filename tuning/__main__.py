@@ -9,8 +9,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from configs import ConfigError, load_config
+from configs import ConfigError
+from configs.overrides import add_set_argument, load_with_sets
 from configs.schema import RunConfig
+from data_prep.layout import DatasetError
 from tuning import export
 from tuning.checkpoint import CheckpointError
 from tuning.export import TrialSummary
@@ -41,6 +43,7 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dashboard-host", help="resources.dashboard_host (default 127.0.0.1)")
     p.add_argument("--dashboard-port", type=int, help="resources.dashboard_port")
     p.add_argument("--seed", type=int, help="search seed (search.seed)")
+    add_set_argument(p)
 
 
 def apply_cli(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
@@ -69,7 +72,7 @@ def apply_cli(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
 def run_search(args: argparse.Namespace) -> int:
     from tuning import search
 
-    cfg = apply_cli(load_config(args.config), args)
+    cfg = apply_cli(load_with_sets(args.config, args.overrides), args)
     if not cfg.data.datasets:
         raise ConfigError("no training data: set data.datasets in the config or pass --data PREP")
     name = args.name or args.config.stem
@@ -82,10 +85,11 @@ def run_search(args: argparse.Namespace) -> int:
                               f"or --name NEW to start another")
     if not args.address:
         search.check_paths_visible(cfg)  # fail here, before starting Ray, on a single machine
+    check_before_ray(cfg, args.config)
 
     with search.ray_session(cfg, args.address) as url, tempfile.TemporaryDirectory() as staging:
         if url:
-            port = cfg.resources.dashboard_port
+            port = url.rsplit(":", 1)[-1].strip("/")  # the port in use: the configured one may be taken
             print(f"Ray dashboard: {url}  (token: ~/.ray/auth_token; from your laptop: "
                   f"ssh -L {port}:127.0.0.1:{port} HEAD)", flush=True)
         started = time.time()
@@ -97,6 +101,19 @@ def run_search(args: argparse.Namespace) -> int:
                   f"the same command plus --resume ({exp_path})", file=sys.stderr)
             return 130
         return export_and_summarise(cfg, outcome.trials, out, wall, exp_path)
+
+
+def check_before_ray(cfg: RunConfig, config_path: Path) -> None:
+    """What would otherwise fail inside every trial: smp names of the space, undecodable data."""
+    from data_prep.check import check_datasets
+    from tuning.models import search_space_errors
+
+    errors = search_space_errors(cfg)
+    if errors:
+        raise ConfigError("\n".join(f"{config_path}: {line}" for line in errors))
+    # On a cluster the driver may not mount the data; the trials then check what they read.
+    visible = [d.path for d in cfg.data.datasets if (d.path / "dataset.json").is_file()]
+    check_datasets(visible)
 
 
 def export_and_summarise(cfg: RunConfig, trials: list[TrialSummary], out: Path, wall: float,
@@ -133,12 +150,13 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k", type=int, help="ensemble size the library is sized for (default search.top_k)")
     p.add_argument("--candidates", type=int, help="trials to export (default search.candidates, else 2 x top-k)")
     p.add_argument("--max-per-arch", type=int, help="cap members per architecture (search.max_per_arch)")
+    add_set_argument(p)
 
 
 def run_export(args: argparse.Namespace) -> int:
     from tuning import search
 
-    cfg = load_config(args.config)
+    cfg = load_with_sets(args.config, args.overrides)
     flags = {"search.top_k": args.top_k, "search.candidates": args.candidates,
              "search.max_per_arch": args.max_per_arch}
     over = {k: v for k, v in flags.items() if v is not None}
@@ -151,12 +169,13 @@ def run_export(args: argparse.Namespace) -> int:
 def add_prefetch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, type=Path,
                    help="YAML run config: every encoder of search.archs is fetched")
+    add_set_argument(p)
 
 
 def run_prefetch(args: argparse.Namespace) -> int:
     from tuning.models import prefetch_weights
 
-    fetched = prefetch_weights(load_config(args.config))
+    fetched = prefetch_weights(load_with_sets(args.config, args.overrides))
     print("cached:", ", ".join(fetched) if fetched else "nothing to fetch (encoder_weights is null)")
     return 0
 
@@ -187,8 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command][1](args)
-    except (ConfigError, ManifestError, CheckpointError, WeightsUnavailableError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ConfigError, DatasetError, ManifestError, CheckpointError, WeightsUnavailableError,
+            FileNotFoundError) as err:
+        for line in str(err).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         return 2
 
 

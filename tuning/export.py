@@ -7,6 +7,7 @@ reads only those, so it runs (and is tested) without Ray.
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -18,6 +19,28 @@ import pandas as pd
 from data_prep.atomic import write_bytes, write_text
 from tuning.checkpoint import MODEL_FILE, read_meta
 from tuning.manifest import ManifestEntry, ManifestFile, write_manifest
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)(\(\w+\))?(:|$)")
+ERROR_CHARS = 500
+
+
+def error_message(err: BaseException | str) -> str:
+    """The exception's own 'Type: message' on one line, not the coloured Ray header above it.
+
+    A Ray task error carries the original exception as .cause; a restored one only its text, where
+    the last traceback line that names an exception type starts the message.
+    """
+    cause = getattr(err, "cause", None)
+    if isinstance(cause, BaseException):
+        text = f"{type(cause).__name__}: {cause}"
+    else:
+        lines = [ln.rstrip() for ln in _ANSI.sub("", str(err)).splitlines() if ln.strip()]
+        starts = [i for i, ln in enumerate(lines) if _EXCEPTION_LINE.match(ln)]
+        text = "\n".join(lines[starts[-1]:] if starts else lines[-1:])
+        if not starts and isinstance(err, BaseException):
+            text = f"{type(err).__name__}: {text}"
+    return " | ".join(ln.strip() for ln in _ANSI.sub("", text).splitlines() if ln.strip())[:ERROR_CHARS]
 
 
 @dataclass

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
@@ -23,6 +24,10 @@ from data_prep.atomic import write_json
 
 MANIFEST_FORMAT = 1
 MANIFEST_FILE = "manifest.json"
+# Every member is a model in memory at once; far above any useful library (2 x top_k), far below
+# the count where building them exhausts memory and mmap with an unreadable error.
+MAX_MEMBERS = 256
+MAX_BYTES = 64 << 20  # ~100x what MAX_MEMBERS members with their full configs take
 
 
 class ManifestError(ValueError):
@@ -49,6 +54,18 @@ class ManifestEntry(_Strict):
     config: dict[str, Any] = Field(default_factory=dict)  # the trial's full RunConfig
     sha256: str | None = None  # hex digest of the weights file; checked when present
     epoch: int | None = None  # the epoch the weights come from
+
+    @field_validator("weights")
+    @classmethod
+    def _inside_folder(cls, v: str) -> str:
+        # A manifest names files of its own folder: a shared or downloaded manifest must not make
+        # the ensemble read (and report on) files elsewhere.
+        if PurePosixPath(v).is_absolute() or PureWindowsPath(v).is_absolute() or PureWindowsPath(v).drive:
+            raise ValueError(f"{v!r} is an absolute path; weights must be a file name inside the "
+                             f"manifest's folder")
+        if ".." in PureWindowsPath(v).parts:
+            raise ValueError(f"{v!r} leaves the manifest's folder ('..'); weights must stay inside it")
+        return v
 
     @field_validator("mean", "std", mode="before")
     @classmethod
@@ -97,11 +114,19 @@ class ManifestFile(_Strict):
                              f"names {list(CLASSES)}")
         return v
 
+    @field_validator("members", mode="before")
+    @classmethod
+    def _not_too_many(cls, v: Any) -> Any:
+        # Before the entries are validated one by one: a huge list fails at once.
+        if isinstance(v, list) and len(v) > MAX_MEMBERS:
+            raise ValueError(f"{len(v)} members, more than the {MAX_MEMBERS} an ensemble may load; "
+                             f"export fewer candidates (search.candidates)")
+        return v
+
     @field_validator("members")
     @classmethod
     def _unique_names(cls, v: list[ManifestEntry]) -> list[ManifestEntry]:
-        names = [m.name for m in v]
-        repeated = sorted({n for n in names if names.count(n) > 1})
+        repeated = repeated_names(m.name for m in v)
         if repeated:
             raise ValueError(f"names must be unique; repeated: {repeated}")
         return v
@@ -115,6 +140,11 @@ class ManifestFile(_Strict):
 
     def weights_path(self, entry: ManifestEntry) -> Path:
         return self.path.parent / entry.weights
+
+
+def repeated_names(names: Iterable[str]) -> list[str]:
+    """Names that occur more than once, sorted (one counting pass: linear in the member count)."""
+    return sorted(n for n, k in Counter(names).items() if k > 1)
 
 
 def write_manifest(folder: str | Path, entries: Iterable[ManifestEntry | dict[str, Any]]) -> ManifestFile:
@@ -145,6 +175,10 @@ def read_manifest(path: str | Path) -> ManifestFile:
         path = path / MANIFEST_FILE
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise ManifestError(f"{path}: {size / 2**20:.0f} MiB, more than a manifest of at most {MAX_MEMBERS} "
+                            f"members can be ({MAX_BYTES >> 20} MiB)")
     try:
         raw = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from configs import NUM_CLASSES
+from configs.schema import RunConfig
 from tuning.pretrained import (
     WeightsUnavailableError,  # noqa: F401 (re-exported: callers catch it from here)
     fetch_encoder_weights,
@@ -51,6 +52,18 @@ def check_model_names(arch: str, encoder: str, encoder_weights: str | None = Non
         if encoder_weights not in available:
             raise ValueError(f"model.encoder_weights {encoder_weights!r} does not exist for encoder "
                              f"{encoder!r}; expected one of {available} or null")
+
+
+def search_space_errors(cfg: RunConfig) -> list[str]:
+    """One line per architecture, encoder or encoder_weights of search.archs that smp does not know."""
+    errors = []
+    for arch, encoder in ((a, e) for a, encs in cfg.search.archs.items() for e in encs):
+        key = f"search.archs.{arch}"
+        try:
+            check_model_names(arch, encoder, cfg.model.encoder_weights)
+        except ValueError as err:
+            errors.append(f"{key}: {err}")
+    return list(dict.fromkeys(errors))  # an unknown arch is named once, not once per encoder
 
 
 def build_model(arch: str, encoder: str, encoder_weights: str | None = None,

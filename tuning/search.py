@@ -26,7 +26,7 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from configs.schema import RunConfig, parse_config
-from tuning.export import TrialSummary
+from tuning.export import TrialSummary, error_message
 from tuning.models import resolve_device
 from tuning.space import define_space, trial_overrides
 from tuning.train import train
@@ -95,6 +95,24 @@ def trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
               cpus=max(1, int(cfg.resources.cpu)))
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a TCP server could listen on host:port now."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str, preferred: int, tries: int = 100) -> int:
+    """preferred when free, else the next free port above it (a second search on one machine)."""
+    for port in range(preferred, min(preferred + tries, 65536)):
+        if port_is_free(host, port):
+            return port
+    raise OSError(f"no free port for the Ray dashboard on {host} in {preferred}..{preferred + tries - 1}")
+
+
 def connect(cfg: RunConfig, address: str | None) -> str | None:
     """Join a Ray cluster (address / RAY_ADDRESS) or start a local one; returns the dashboard URL."""
     address = address or os.environ.get("RAY_ADDRESS")
@@ -104,8 +122,14 @@ def connect(cfg: RunConfig, address: str | None) -> str | None:
     else:
         # address="local" always starts a fresh Ray here; plain ray.init() would join whatever
         # cluster /tmp/ray/ray_current_cluster names, even a dead one.
+        port = res.dashboard_port
+        if res.include_dashboard:
+            port = free_port(res.dashboard_host, res.dashboard_port)
+            if port != res.dashboard_port:
+                print(f"dashboard port {res.dashboard_port} is taken (another Ray on this machine?): "
+                      f"using {port}", flush=True)
         ctx = ray.init(address="local", include_dashboard=res.include_dashboard,
-                       dashboard_host=res.dashboard_host, dashboard_port=res.dashboard_port)
+                       dashboard_host=res.dashboard_host, dashboard_port=port)
     url = getattr(ctx, "dashboard_url", None)
     return f"http://{url}" if url and not url.startswith("http") else url
 
@@ -208,7 +232,7 @@ def _summary(result: tune.Result, cfg: RunConfig, staging: Path) -> TrialSummary
         trial_id=trial_id, config=trial_overrides(config) if "arch" in config else {},
         status="error" if result.error else "completed" if reached >= cfg.train.epochs else "stopped early",
         metric=metric, epochs=epochs, best_score=max(scores) if scores else math.nan,
-        error=str(result.error).splitlines()[0][:300] if result.error else "",
+        error=error_message(result.error) if result.error else "",
         node=str(last.get("node", "")), device=str(last.get("device", "")),
         train_s=sum(r[TRAIN_TIME] for r in rows) if rows and TRAIN_TIME in last else math.nan,
         wall_s=float(last.get("time_total_s", math.nan)),

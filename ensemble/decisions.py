@@ -66,16 +66,20 @@ def plot_selection_trace(recipe: dict[str, Any], path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    trace = recipe.get("decisions", {}).get("selection", {}).get("trace", [])
-    fig, ax = plt.subplots(figsize=(7, 4))
+    selection = recipe.get("decisions", {}).get("selection", {})
+    trace = selection.get("trace", [])
+    fig, ax = plt.subplots(figsize=(8, 4.5))
     steps = [t["step"] for t in trace]
     for key, style in (("choose", "o-"), ("confirm", "s--"), ("all", "^:")):
         ax.plot(steps, [t[key] for t in trace], style, label=key)
-    for t in trace:
-        ax.annotate(t["added"], (t["step"], t["all"]), fontsize=7, rotation=30,
-                    xytext=(0, 6), textcoords="offset points")
+    kept = sum(selection.get("counts", {}).values())
+    if kept:
+        ax.axvline(kept, color="grey", lw=1, ls="--")
+        ax.annotate(f"kept: steps 1-{kept}", (kept, ax.get_ylim()[1]), fontsize=8, ha="left",
+                    va="top", xytext=(3, -3), textcoords="offset points")
+    ax.set_xticks(steps, [f"{t['step']}\n{t['added']}" for t in trace], fontsize=6, rotation=60, ha="right")
     best = recipe.get("scores", {}).get("best_candidate")
-    ax.set_xlabel("selection step (member added)")
+    ax.set_xlabel("selection step: candidate added")
     ax.set_ylabel("mean face F1 (cached resolution)")
     ax.set_title("Greedy ensemble selection" + (f" — best single at full res {best['all']:.4f}" if best else ""))
     ax.legend()

@@ -6,6 +6,7 @@ on a soft-target training set (tuning.soft_targets) with the distillation loss
 one-member manifest (OUT/manifest.json + OUT/m0.safetensors) that run_ensemble.py, fit and
 predict use like any ensemble, and a teacher-vs-student report (ensemble.distill_report).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ class DistillOptions:
 
 
 def student_config(teacher: Teacher, opts: DistillOptions) -> RunConfig:
-    """The student's RunConfig: --config (or the heaviest member's config) with the distill section applied."""
+    """The student's RunConfig: --config (or the heaviest member's config) + the distill section."""
     if opts.config is not None:
         base = load_config(opts.config)
     else:
@@ -55,20 +56,25 @@ def student_config(teacher: Teacher, opts: DistillOptions) -> RunConfig:
         m = teacher.members[heaviest]
         base = parse_config(m.config, source=f"{teacher.manifest_path}: member {m.name!r} config")
         # The manifest entry, not the trial's config, is the record of how inputs were prepared.
-        base = base.with_overrides({"data.image_size": m.image_size, "data.mean": list(m.mean),
-                                    "data.std": list(m.std)})
+        base = base.with_overrides(
+            {"data.image_size": m.image_size, "data.mean": list(m.mean), "data.std": list(m.std)}
+        )
     d = base.distill
     check_model_names(d.arch, d.encoder, base.model.encoder_weights)
-    return base.with_overrides({
-        "model.arch": d.arch, "model.encoder": d.encoder,
-        "data.datasets": [{"path": str(opts.data)}],
-        "train.epochs": opts.epochs or d.epochs or base.train.epochs,
-        "train.device": opts.device,
-    })
+    return base.with_overrides(
+        {
+            "model.arch": d.arch,
+            "model.encoder": d.encoder,
+            "data.datasets": [{"path": str(opts.data)}],
+            "train.epochs": opts.epochs or d.epochs or base.train.epochs,
+            "train.device": opts.device,
+        }
+    )
 
 
-def training_samples(data: Path, unlabeled: Path | None, progress: bool = True
-                     ) -> tuple[list[ImageItem], list[Path | None]]:
+def training_samples(
+    data: Path, unlabeled: Path | None, progress: bool = True
+) -> tuple[list[ImageItem], list[Path | None]]:
     """The labelled train split of data plus the readable images of unlabeled (mask None)."""
     prep = PreparedDataset(data)
     ids = prep.split_ids("train")
@@ -98,16 +104,18 @@ def choose_teacher_mode(mode: str, samples: int, resolution: int, cache_gb: floa
 
 
 def distill(teacher: Teacher, opts: DistillOptions) -> tuple[ManifestFile, dict, RunConfig]:
-    """Train the student and write OUT/manifest.json + OUT/m0.safetensors; returns (manifest, train result, cfg)."""
+    """Train the student, write OUT/manifest.json + OUT/m0.safetensors; returns (manifest, result, cfg)."""
     cfg = student_config(teacher, opts)
     d = cfg.distill
     device = resolve_device(opts.device)
     items, masks = training_samples(opts.data, opts.unlabeled, opts.progress)
     mode = choose_teacher_mode(opts.teacher_mode, len(items), d.resolution, d.cache_gb)
     gb = cache_bytes(len(items), d.resolution) / 1e9
-    print(f"teacher: {len(teacher.members)} members x {len(teacher.views)} views; {len(items)} samples; "
-          f"cache at {d.resolution}px would take {gb:.2f} GB (limit distill.cache_gb {d.cache_gb:g}): {mode}",
-          flush=True)
+    print(
+        f"teacher: {len(teacher.members)} members x {len(teacher.views)} views; {len(items)} samples; "
+        f"cache at {d.resolution}px would take {gb:.2f} GB (limit distill.cache_gb {d.cache_gb:g}): {mode}",
+        flush=True,
+    )
     if mode == "cache":
         targets = CachedTeacher(teacher.to(device), items, d.resolution, device, progress=opts.progress)
     else:
@@ -119,8 +127,13 @@ def distill(teacher: Teacher, opts: DistillOptions) -> tuple[ManifestFile, dict,
     if opts.resume and resume_from is None:
         print(f"no checkpoint under {work / 'checkpoints'}: starting from scratch", flush=True)
     try:
-        result = train(cfg, work, resume_from=resume_from, train_set=train_set,
-                       loss_fn=build_distill_loss(d, class_weights))
+        result = train(
+            cfg,
+            work,
+            resume_from=resume_from,
+            train_set=train_set,
+            loss_fn=build_distill_loss(d, class_weights),
+        )
     except DatasetError as err:
         raise DistillError(str(err)) from None
     teacher.to(device)
@@ -133,10 +146,19 @@ def write_student(checkpoint: str | Path, out: Path) -> ManifestFile:
     meta = read_meta(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     write_bytes(out / "m0.safetensors", (checkpoint / MODEL_FILE).read_bytes())
-    entry = ManifestEntry(name=f"student-{meta['arch']}-{meta['encoder']}", arch=meta["arch"],
-                          encoder=meta["encoder"], image_size=meta["image_size"], mean=meta["mean"],
-                          std=meta["std"], weights="m0.safetensors", val_f1=meta.get("val_f1"),
-                          epoch=meta["epoch"], trial_id="distill", config=meta["config"])
+    entry = ManifestEntry(
+        name=f"student-{meta['arch']}-{meta['encoder']}",
+        arch=meta["arch"],
+        encoder=meta["encoder"],
+        image_size=meta["image_size"],
+        mean=meta["mean"],
+        std=meta["std"],
+        weights="m0.safetensors",
+        val_f1=meta.get("val_f1"),
+        epoch=meta["epoch"],
+        trial_id="distill",
+        config=meta["config"],
+    )
     return write_manifest(out, [entry])
 
 

@@ -5,6 +5,7 @@ ONNX: input "image" (N, 3, S, S) float32, normalised with the member's mean/std;
 partners and the input spec, so a deployment needs no other file. Weights only in both formats:
 the smp folder is config.json + model.safetensors (+ faceparse.json with the same metadata).
 """
+
 from __future__ import annotations
 
 import json
@@ -65,9 +66,16 @@ def export_onnx(member: Member, path: Path, opset: int = OPSET) -> Path:
             # torch >= 2.9 defaults to the torch.export-based exporter, which needs onnxscript; the
             # TorchScript exporter handles every smp model and warns that it is the legacy path.
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (dummy,), str(raw), dynamo=False, opset_version=opset,
-                              input_names=["image"], output_names=["logits"],
-                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+            torch.onnx.export(
+                model,
+                (dummy,),
+                str(raw),
+                dynamo=False,
+                opset_version=opset,
+                input_names=["image"],
+                output_names=["logits"],
+                dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+            )
         proto = onnx.load(str(raw))
     for key, value in {**metadata(member), "opset": str(opset)}.items():
         entry = proto.metadata_props.add()
@@ -88,8 +96,9 @@ def export_smp(member: Member, path: Path) -> Path:
     """Write member as an smp save_pretrained folder (config.json + model.safetensors + faceparse.json)."""
     model = member.model.eval().to("cpu", memory_format=torch.contiguous_format)
     if not hasattr(model, "save_pretrained"):
-        raise ExportError(f"member {member.name!r} ({type(model).__name__}) is not an smp model with "
-                          "save_pretrained")
+        raise ExportError(
+            f"member {member.name!r} ({type(model).__name__}) is not an smp model with save_pretrained"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
@@ -122,17 +131,24 @@ def smp_logits(path: Path, images: torch.Tensor) -> np.ndarray:
         return model(images).numpy()
 
 
-def check_export(member: Member, path: Path, fmt: str, images: torch.Tensor,
-                 min_agreement: float = 0.999) -> dict:
+def check_export(
+    member: Member, path: Path, fmt: str, images: torch.Tensor, min_agreement: float = 0.999
+) -> dict:
     """Argmax agreement and largest logit difference of the export against torch on images."""
     model = member.model.eval().to("cpu")
     with torch.inference_mode():
         expected = model(images).numpy()
     got = onnx_logits(path, images) if fmt == "onnx" else smp_logits(path, images)
     agreement = float((got.argmax(1) == expected.argmax(1)).mean())
-    result = {"format": fmt, "images": int(images.shape[0]), "argmax_agreement": agreement,
-              "max_abs_logit_diff": float(np.abs(got - expected).max())}
+    result = {
+        "format": fmt,
+        "images": int(images.shape[0]),
+        "argmax_agreement": agreement,
+        "max_abs_logit_diff": float(np.abs(got - expected).max()),
+    }
     if agreement < min_agreement:
-        raise ExportError(f"{path}: the export's argmax agrees with torch on only {agreement:.4%} of "
-                          f"pixels (need {min_agreement:.1%})")
+        raise ExportError(
+            f"{path}: the export's argmax agrees with torch on only {agreement:.4%} of "
+            f"pixels (need {min_agreement:.1%})"
+        )
     return result

@@ -11,6 +11,7 @@ which give the same targets (tests/test_ensemble_distill.py checks it):
 - on the fly: computed when the training loader asks for sample i (no memory; members x views
   forward passes per sample and epoch, on the CPU of the loader's worker).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -43,14 +44,15 @@ class Teacher:
     def forwards_per_image(self) -> int:
         return len(self.members) * len(self.views)
 
-    def to(self, device: torch.device | str) -> "Teacher":
+    def to(self, device: torch.device | str) -> Teacher:
         for m in self.members:
             m.model.to(device)
         return self
 
 
-def load_teacher(recipe_path: str | Path, manifest: str | Path | None = None,
-                 device: torch.device | str = "cpu") -> Teacher:
+def load_teacher(
+    recipe_path: str | Path, manifest: str | Path | None = None, device: torch.device | str = "cpu"
+) -> Teacher:
     """The teacher of a recipe (manifest: the recipe's own, resolved beside the recipe when relative)."""
     recipe_path = Path(recipe_path)
     recipe = read_recipe(recipe_path)
@@ -63,9 +65,14 @@ def load_teacher(recipe_path: str | Path, manifest: str | Path | None = None,
     check_members(recipe, [m.name for m in loaded.members], recipe_path)
     kept = [m for m in loaded.members if recipe.members.get(m.name, 0) > 0]
     total = sum(recipe.members[m.name] for m in kept)
-    return Teacher(members=kept, weights=[recipe.members[m.name] / total for m in kept],
-                   views=[view_from_name(v) for v in recipe.views], recipe=recipe,
-                   recipe_path=recipe_path, manifest_path=loaded.path)
+    return Teacher(
+        members=kept,
+        weights=[recipe.members[m.name] / total for m in kept],
+        views=[view_from_name(v) for v in recipe.views],
+        recipe=recipe,
+        recipe_path=recipe_path,
+        manifest_path=loaded.path,
+    )
 
 
 def cache_bytes(samples: int, resolution: int) -> int:
@@ -73,25 +80,45 @@ def cache_bytes(samples: int, resolution: int) -> int:
     return samples * NUM_CLASSES * resolution * resolution * 2
 
 
-def teacher_probs(teacher: Teacher, items: Sequence[ImageItem], resolution: int,
-                  device: torch.device | str = "cpu", batch_size: int = 4,
-                  progress: bool = False) -> Iterator[torch.Tensor]:
+def teacher_probs(
+    teacher: Teacher,
+    items: Sequence[ImageItem],
+    resolution: int,
+    device: torch.device | str = "cpu",
+    batch_size: int = 4,
+    progress: bool = False,
+) -> Iterator[torch.Tensor]:
     """The teacher's probabilities per item, in order: (C, r, r) float16 on the CPU."""
     r = (resolution, resolution)
-    for pred in predict(teacher.members, teacher.weights, items, teacher.views, device,
-                        batch_size=batch_size, progress=progress):
+    for pred in predict(
+        teacher.members,
+        teacher.weights,
+        items,
+        teacher.views,
+        device,
+        batch_size=batch_size,
+        progress=progress,
+    ):
         yield resize_bilinear(pred.probs[None], r)[0].half().cpu()
 
 
 class CachedTeacher:
     """All samples' teacher probabilities, computed in one pass: (N, C, r, r) float16."""
 
-    def __init__(self, teacher: Teacher, items: Sequence[ImageItem], resolution: int,
-                 device: torch.device | str = "cpu", batch_size: int = 4, progress: bool = True):
+    def __init__(
+        self,
+        teacher: Teacher,
+        items: Sequence[ImageItem],
+        resolution: int,
+        device: torch.device | str = "cpu",
+        batch_size: int = 4,
+        progress: bool = True,
+    ):
         self.probs = torch.empty(len(items), NUM_CLASSES, resolution, resolution, dtype=torch.float16)
         probs = teacher_probs(teacher, items, resolution, device, batch_size)
-        for i, p in enumerate(tqdm(probs, total=len(items), desc="teacher cache", unit="img",
-                                   disable=not progress)):
+        for i, p in enumerate(
+            tqdm(probs, total=len(items), desc="teacher cache", unit="img", disable=not progress)
+        ):
             self.probs[i] = p
 
     def __call__(self, i: int) -> torch.Tensor:

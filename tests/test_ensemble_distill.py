@@ -1,4 +1,5 @@
 """Distillation: the student learns the teacher through train(), and both teachers give the same targets."""
+
 from __future__ import annotations
 
 import json
@@ -24,15 +25,27 @@ from tuning.train import train
 
 
 def _config(root, **train_kw):
-    return parse_config({
-        "seed": 0,
-        "data": {"datasets": [{"path": str(root)}], "image_size": 64, "num_workers": 0,
-                 "augment": {"affine": 0.0, "color": 0.0, "blur": 0.0, "noise": 0.0}},
-        "model": {"arch": "FPN", "encoder": "mobilenet_v2", "encoder_weights": None},
-        "train": {"epochs": 3, "batch_size": 4, "lr": 1e-2, "warmup_fraction": 0.0, "amp": "none",
-                  **train_kw},
-        "distill": {"temperature": 1.0, "kd_weight": 1.0, "ce_weight": 0.0},
-    })
+    return parse_config(
+        {
+            "seed": 0,
+            "data": {
+                "datasets": [{"path": str(root)}],
+                "image_size": 64,
+                "num_workers": 0,
+                "augment": {"affine": 0.0, "color": 0.0, "blur": 0.0, "noise": 0.0},
+            },
+            "model": {"arch": "FPN", "encoder": "mobilenet_v2", "encoder_weights": None},
+            "train": {
+                "epochs": 3,
+                "batch_size": 4,
+                "lr": 1e-2,
+                "warmup_fraction": 0.0,
+                "amp": "none",
+                **train_kw,
+            },
+            "distill": {"temperature": 1.0, "kd_weight": 1.0, "ce_weight": 0.0},
+        }
+    )
 
 
 def _samples(prep, split="train"):
@@ -41,8 +54,12 @@ def _samples(prep, split="train"):
 
 def _teacher(tmp_path, prep):
     manifest = write_manifest(tmp_path / "models", [{}, {}])
-    recipe = Recipe(manifest="manifest.json", members={"m0": 2.0, "m1": 1.0}, views=["identity", "hflip"],
-                    postprocess=PostprocessConfig())
+    recipe = Recipe(
+        manifest="manifest.json",
+        members={"m0": 2.0, "m1": 1.0},
+        views=["identity", "hflip"],
+        postprocess=PostprocessConfig(),
+    )
     write_recipe(tmp_path / "models" / "recipe.json", recipe)
     teacher = load_teacher(tmp_path / "models" / "recipe.json")
     items = [ImageItem(i, prep.image_path(i)) for i in prep.split_ids("train")]
@@ -69,7 +86,9 @@ def test_student_trained_on_a_constant_teacher_learns_that_constant(tmp_path):
         probs_batch_stats = torch.softmax(student.train()(images), 1)
     # The faces in the images are ignored: the teacher says the same everywhere, and so does the
     # student (labels would make it draw faces; ce_weight is 0).
-    assert torch.allclose(probs_batch_stats.mean((0, 2, 3)), constant, atol=0.1), probs_batch_stats.mean((0, 2, 3))
+    assert torch.allclose(probs_batch_stats.mean((0, 2, 3)), constant, atol=0.1), probs_batch_stats.mean(
+        (0, 2, 3)
+    )
     assert (probs.argmax(1) == CLASS_ID["skin"]).float().mean() > 0.95
     assert probs[:, constant == 0].sum(1).mean() < 0.03
     mean = probs.mean((0, 2, 3))
@@ -93,8 +112,9 @@ def test_cache_and_on_the_fly_teachers_give_the_same_targets(tmp_path):
         torch.testing.assert_close(a.float(), b.float(), atol=2e-3, rtol=0)
     # Both are the recipe's weighted average over members and views (what run_ensemble.py averages).
     pred = next(predict(teacher.members, teacher.weights, items[:1], teacher.views, progress=False))
-    torch.testing.assert_close(cached(0).float(), resize_bilinear(pred.probs[None], (32, 32))[0],
-                               atol=2e-3, rtol=0)
+    torch.testing.assert_close(
+        cached(0).float(), resize_bilinear(pred.probs[None], (32, 32))[0], atol=2e-3, rtol=0
+    )
     assert not torch.allclose(cached(0).float(), cached(1).float(), atol=1e-2)  # targets differ per image
     # ... and the training set built on either yields the same (augmented) targets.
     cfg = _config(prep.root)
@@ -126,7 +146,9 @@ def test_augmentation_moves_teacher_probabilities_with_the_labels(tmp_path):
             agree = soft.float().argmax(0) == mask
             assert agree[valid].float().mean() > 0.99
             # Without the channel swap the teacher would call the flipped l_eye r_eye.
-            paired = valid & torch.isin(mask, torch.tensor([CLASS_ID[n] for n in ("l_eye", "r_eye", "l_brow", "r_brow")]))
+            paired = valid & torch.isin(
+                mask, torch.tensor([CLASS_ID[n] for n in ("l_eye", "r_eye", "l_brow", "r_brow")])
+            )
             assert paired.sum() > 10 and agree[paired].float().mean() > 0.95
 
 
@@ -143,11 +165,27 @@ def test_distill_command_writes_a_one_member_manifest_and_report(tmp_path, capsy
     (tmp_path / "cfg.yaml").write_text(
         "data: {image_size: 64, num_workers: 0}\n"
         "train: {epochs: 1, batch_size: 3, amp: none}\n"
-        "distill: {arch: Unet, encoder: resnet18, resolution: 32}\n")
+        "distill: {arch: Unet, encoder: resnet18, resolution: 32}\n"
+    )
     out = tmp_path / "student"
-    rc = ensemble_main(["distill", "--recipe", str(tmp_path / "models" / "recipe.json"), "--data", str(prep.root),
-                        "--out", str(out), "--config", str(tmp_path / "cfg.yaml"), "--work",
-                        str(tmp_path / "work"), "--device", "cpu", "--quiet"])
+    rc = ensemble_main(
+        [
+            "distill",
+            "--recipe",
+            str(tmp_path / "models" / "recipe.json"),
+            "--data",
+            str(prep.root),
+            "--out",
+            str(out),
+            "--config",
+            str(tmp_path / "cfg.yaml"),
+            "--work",
+            str(tmp_path / "work"),
+            "--device",
+            "cpu",
+            "--quiet",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     manifest = load_manifest(out / "manifest.json")
     assert [(m.arch, m.encoder, m.image_size) for m in manifest.members] == [("Unet", "resnet18", 64)]
@@ -157,6 +195,7 @@ def test_distill_command_writes_a_one_member_manifest_and_report(tmp_path, capsy
     assert report["size"]["student"]["weights_bytes"] == (out / "m0.safetensors").stat().st_size
     assert "| l_eye |" in (out / "distill_report.md").read_text()
     # The student is an ordinary manifest: the ensemble runs it.
-    pred = next(predict(manifest.members, [1.0], [ImageItem("0", prep.image_path("0"))], [View()],
-                        progress=False))
+    pred = next(
+        predict(manifest.members, [1.0], [ImageItem("0", prep.image_path("0"))], [View()], progress=False)
+    )
     assert pred.probs.shape == (NUM_CLASSES, 64, 64)

@@ -1,4 +1,5 @@
 """Export of one member: ONNX (checked with onnxruntime) and smp's save_pretrained folder."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,9 @@ def member_and_faces(tmp_path_factory):
     manifest = write_manifest(root / "models")
     member = load_manifest(manifest).members[0]
     stems = make_image_folder(root / "faces", [(64, 64)] * 6 + [(80, 96), (100, 70)], seed=1)
-    faces = torch.stack([prepare_input(read_rgb(root / "faces" / f"{s}.png"), member.input_spec)
-                         for s in stems])
+    faces = torch.stack(
+        [prepare_input(read_rgb(root / "faces" / f"{s}.png"), member.input_spec) for s in stems]
+    )
     return root, manifest, member, faces
 
 
@@ -65,12 +67,36 @@ def test_export_command_writes_and_checks_the_member(member_and_faces, tmp_path,
     pytest.importorskip("onnxruntime")
     root, manifest, _, _ = member_and_faces
     out = tmp_path / "student.onnx"
-    rc = ensemble_main(["export", "--manifest", str(manifest), "--member", "m0", "--format", "onnx",
-                        "--out", str(out), "--check-images", str(root / "faces")])
+    rc = ensemble_main(
+        [
+            "export",
+            "--manifest",
+            str(manifest),
+            "--member",
+            "m0",
+            "--format",
+            "onnx",
+            "--out",
+            str(out),
+            "--check-images",
+            str(root / "faces"),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert out.is_file() and "argmax agrees on 100" in capsys.readouterr().out
-    rc = ensemble_main(["export", "--manifest", str(manifest), "--member", "nope", "--format", "smp",
-                        "--out", str(tmp_path / "x")])
+    rc = ensemble_main(
+        [
+            "export",
+            "--manifest",
+            str(manifest),
+            "--member",
+            "nope",
+            "--format",
+            "smp",
+            "--out",
+            str(tmp_path / "x"),
+        ]
+    )
     assert rc == 2 and "no member 'nope'" in capsys.readouterr().err
 
 

@@ -14,7 +14,8 @@ from data_prep.dataset import build_datasets, seed_transforms
 
 
 def build_loaders(cfg: RunConfig, generator: torch.Generator, *, cpus: int | None = None,
-                  pin_memory: bool = False, train_set: Dataset | None = None) -> tuple[DataLoader, DataLoader]:
+                  pin_memory: bool = False,
+                  train_set: Dataset | None = None) -> tuple[DataLoader, DataLoader]:
     """(train loader, val loader) over cfg.data; shuffling and dataset mixing draw from generator.
 
     cpus (the CPUs this run may use) sizes the worker pool and torch's own thread count.

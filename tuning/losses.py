@@ -1,4 +1,4 @@
-"""Training losses: weighted cross-entropy + multiclass Dice (smp), and distillation (KL to a teacher + CE)."""
+"""Training losses: weighted CE + multiclass Dice (smp), and distillation (KL to a teacher + CE)."""
 from __future__ import annotations
 
 import segmentation_models_pytorch as smp

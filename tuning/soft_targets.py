@@ -6,10 +6,11 @@ un-augmented image. The augmentation moves the probabilities with the pixels: th
 the training size and go through the same flip and affine as image and mask, so the student is
 taught, pixel for pixel, what the teacher said about that spot of the face.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -35,8 +36,13 @@ class SoftTargetDataset(Dataset):
     shifted in from outside by the affine get all-zero teacher probabilities (no KD term there).
     """
 
-    def __init__(self, samples: Sequence[tuple[Path, Path | None]], teacher: TeacherTargets,
-                 data_cfg: DataConfig, seed: int = 0):
+    def __init__(
+        self,
+        samples: Sequence[tuple[Path, Path | None]],
+        teacher: TeacherTargets,
+        data_cfg: DataConfig,
+        seed: int = 0,
+    ):
         self.samples = [(Path(i), None if m is None else Path(m)) for i, m in samples]
         self.teacher = teacher
         self.size = data_cfg.image_size
@@ -63,7 +69,9 @@ class SoftTargetDataset(Dataset):
             raise DatasetError(f"{mask_path}: mask is {mask.shape}, image is {(h, w)}")
         probs = self.teacher(i)
         if probs.shape[0] != NUM_CLASSES:
-            raise ValueError(f"teacher gave {probs.shape[0]} channels for {image_path}, expected {NUM_CLASSES}")
+            raise ValueError(
+                f"teacher gave {probs.shape[0]} channels for {image_path}, expected {NUM_CLASSES}"
+            )
         r = tuple(probs.shape[-2:])
         s = self.size
         # The pipeline's first step resizes to s x s; doing it here lets the teacher map be resized
@@ -76,8 +84,11 @@ class SoftTargetDataset(Dataset):
             mask = swap_left_right_labels(mask[:, ::-1])
             # The mirrored subject's left eye sits where a right eye would: swap partner channels.
             teacher = teacher[:, ::-1][:, :, FLIP_PERMUTATION]
-        out = self.transform(image=np.ascontiguousarray(image), mask=np.ascontiguousarray(mask),
-                             teacher=np.ascontiguousarray(teacher))
+        out = self.transform(
+            image=np.ascontiguousarray(image),
+            mask=np.ascontiguousarray(mask),
+            teacher=np.ascontiguousarray(teacher),
+        )
         soft = torch.as_tensor(out["teacher"]).permute(2, 0, 1)
         # Back to the teacher's resolution: the batch carries r x r maps, the loss resizes them.
         soft = F.interpolate(soft[None], size=r, mode="area")[0] if r != (s, s) else soft

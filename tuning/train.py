@@ -94,7 +94,8 @@ def train(cfg: RunConfig, work_dir: Path, *, resume_from: Path | None = None,
     return {**metrics, "best_val_f1": best_f1, "checkpoint": str(best_dir) if best_dir else None}
 
 
-def train_step(model: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor | tuple, loss_fn: torch.nn.Module,
+def train_step(model: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor | tuple,
+               loss_fn: torch.nn.Module,
                optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
                scaler: torch.amp.GradScaler, *, amp_dtype: torch.dtype | None = None,
                grad_clip: float = 0.0) -> tuple[torch.Tensor, float]:

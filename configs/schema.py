@@ -219,7 +219,7 @@ class DistillConfig(Section):
     cache_gb: Annotated[float, Field(ge=0)] = 8.0
 
     @model_validator(mode="after")
-    def _some_loss(self) -> "DistillConfig":
+    def _some_loss(self) -> DistillConfig:
         if self.kd_weight == 0 and self.ce_weight == 0:
             raise ValueError("kd_weight and ce_weight are both 0: no loss to train on")
         return self

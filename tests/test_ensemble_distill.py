@@ -18,10 +18,11 @@ from ensemble.predict import predict
 from ensemble.recipe import Recipe, write_recipe
 from ensemble.teacher import CachedTeacher, OnTheFlyTeacher, cache_bytes, load_teacher
 from ensemble.tta import View, resize_bilinear
-from tests.ensemble_fixtures import make_face_dataset, write_manifest
 from tuning.losses import DistillationLoss
 from tuning.soft_targets import SoftTargetDataset
 from tuning.train import train
+
+from ensemble_fixtures import make_face_dataset, write_manifest
 
 
 def _config(root, **train_kw):

@@ -14,7 +14,8 @@ from ensemble.__main__ import main as ensemble_main
 from ensemble.export import OPSET, ExportError, export_onnx, export_smp, onnx_logits
 from ensemble.members import load_manifest
 from ensemble.predict import prepare_input
-from tests.ensemble_fixtures import make_image_folder, write_manifest
+
+from ensemble_fixtures import make_image_folder, write_manifest
 
 
 @pytest.fixture(scope="module")

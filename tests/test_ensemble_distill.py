@@ -22,7 +22,7 @@ from tuning.losses import DistillationLoss
 from tuning.soft_targets import SoftTargetDataset
 from tuning.train import train
 
-from ensemble_fixtures import make_face_dataset, write_manifest
+from ensemble_fixtures import make_face_dataset, make_image_folder, write_manifest
 
 
 def _config(root, **train_kw):
@@ -163,6 +163,8 @@ def test_cache_memory_formula_picks_the_mode():
 def test_distill_command_writes_a_one_member_manifest_and_report(tmp_path, capsys):
     prep = make_face_dataset(tmp_path / "prep", {"train": 6, "val": 2, "test": 2}, size=64)
     _teacher(tmp_path, prep)
+    make_image_folder(tmp_path / "wild", [(80, 80), (64, 96)], stems=["a", "b"], seed=5)
+    (tmp_path / "wild" / "notes.txt").write_text("not an image")
     (tmp_path / "cfg.yaml").write_text(
         "data: {image_size: 64, num_workers: 0}\n"
         "train: {epochs: 1, batch_size: 3, amp: none}\n"
@@ -184,10 +186,14 @@ def test_distill_command_writes_a_one_member_manifest_and_report(tmp_path, capsy
             str(tmp_path / "work"),
             "--device",
             "cpu",
+            "--unlabeled",
+            str(tmp_path / "wild"),
             "--quiet",
         ]
     )
-    assert rc == 0, capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "8 samples" in captured.out and ": cache" in captured.out  # 6 labelled + 2 unlabelled
     manifest = load_manifest(out / "manifest.json")
     assert [(m.arch, m.encoder, m.image_size) for m in manifest.members] == [("Unet", "resnet18", 64)]
     report = json.loads((out / "distill_report.json").read_text())

@@ -207,6 +207,27 @@ class EnsembleConfig(Section):
     csv: CsvConfig = CsvConfig()
 
 
+class DistillConfig(Section):
+    """`python -m ensemble distill`: one student trained on the fitted ensemble's probabilities."""
+
+    arch: str = "FPN"  # the student: any smp architecture/encoder pair (tuning.models)
+    encoder: str = "mobilenet_v2"
+    temperature: Positive = 2.0  # softens teacher and student alike; the KD term is scaled by T^2
+    kd_weight: Annotated[float, Field(ge=0)] = 1.0  # KL(teacher || student) at the temperature
+    ce_weight: Annotated[float, Field(ge=0)] = 0.5  # cross-entropy on ground truth, where labelled
+    epochs: Annotated[int, Field(ge=1)] | None = None  # None: train.epochs
+    # Teacher probabilities are cached once at resolution x resolution in half precision when
+    # they fit cache_gb (ensemble.teacher states the formula), else computed on the fly.
+    resolution: Annotated[int, Field(ge=8)] = 128
+    cache_gb: Annotated[float, Field(ge=0)] = 8.0
+
+    @model_validator(mode="after")
+    def _some_loss(self) -> DistillConfig:
+        if self.kd_weight == 0 and self.ce_weight == 0:
+            raise ValueError("kd_weight and ce_weight are both 0: no loss to train on")
+        return self
+
+
 class RunConfig(Section):
     seed: int = 0
     data: DataConfig = DataConfig()
@@ -215,6 +236,7 @@ class RunConfig(Section):
     search: SearchConfig = SearchConfig()
     resources: ResourcesConfig = ResourcesConfig()
     ensemble: EnsembleConfig = EnsembleConfig()
+    distill: DistillConfig = DistillConfig()
 
     @model_validator(mode="after")
     def _search_params_exist(self) -> "RunConfig":

@@ -66,7 +66,8 @@ def seed_transforms(dataset: Dataset, seed: int) -> None:
     """Reseed the augmentations of a dataset or of every part of a ConcatDataset."""
     parts = dataset.datasets if isinstance(dataset, ConcatDataset) else [dataset]
     for i, part in enumerate(parts):
-        if isinstance(part, FaceParsingDataset):
+        # Any dataset with its own augmentation generator (FaceParsingDataset, soft-target sets).
+        if hasattr(part, "set_random_seed"):
             part.set_random_seed(seed + 7919 * i)
 
 

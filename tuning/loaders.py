@@ -7,19 +7,25 @@ import random
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, get_worker_info
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from configs.schema import RunConfig
 from data_prep.dataset import build_datasets, seed_transforms
 
 
 def build_loaders(cfg: RunConfig, generator: torch.Generator, *, cpus: int | None = None,
-                  pin_memory: bool = False) -> tuple[DataLoader, DataLoader]:
+                  pin_memory: bool = False,
+                  train_set: Dataset | None = None) -> tuple[DataLoader, DataLoader]:
     """(train loader, val loader) over cfg.data; shuffling and dataset mixing draw from generator.
 
     cpus (the CPUs this run may use) sizes the worker pool and torch's own thread count.
+    train_set replaces the config's train splits (shuffled plainly, no mixing sampler).
     """
-    train_set, val_set, sampler = build_datasets(cfg, generator=generator)
+    config_train_set, val_set, sampler = build_datasets(cfg, generator=generator)
+    if train_set is None:
+        train_set = config_train_set
+    else:
+        sampler = None
     if len(train_set) < cfg.train.batch_size:
         raise ValueError(f"train.batch_size {cfg.train.batch_size} is larger than the train set "
                          f"({len(train_set)} samples)")

@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from configs.schema import RunConfig
 from data_prep.dataset import class_weights_from
@@ -26,12 +26,15 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 def train(cfg: RunConfig, work_dir: Path, *, resume_from: Path | None = None,
           on_epoch: Callable[[dict, Path], None] | None = None,
-          cpus: int | None = None) -> dict:
+          cpus: int | None = None, train_set: Dataset | None = None,
+          loss_fn: torch.nn.Module | None = None) -> dict:
     """Train one model; returns the final metrics dict (+ 'best_val_f1', 'checkpoint': path of best).
 
     Each epoch writes work_dir/checkpoints/epoch_NNN and calls on_epoch(metrics, that_dir);
     afterwards only the newest and the best-val_f1 checkpoints are kept. resume_from (a
     checkpoint dir) continues at its epoch + 1 on the same LR curve.
+    train_set and loss_fn replace the config's train split and loss (distillation: targets
+    (labels, teacher probabilities), tuning.soft_targets); validation stays on cfg.data's val split.
     """
     ckpt_root = Path(work_dir) / "checkpoints"
     seed_everything(cfg.seed)
@@ -41,7 +44,8 @@ def train(cfg: RunConfig, work_dir: Path, *, resume_from: Path | None = None,
 
     # ---- data
     generator = torch.Generator().manual_seed(cfg.seed)
-    train_loader, val_loader = build_loaders(cfg, generator, cpus=cpus, pin_memory=cuda)
+    train_loader, val_loader = build_loaders(cfg, generator, cpus=cpus, pin_memory=cuda,
+                                             train_set=train_set)
     epoch_steps = steps_per_epoch(len(train_loader), cfg.train.max_train_batches)
 
     # ---- model, optimizer, schedule, loss
@@ -54,7 +58,7 @@ def train(cfg: RunConfig, work_dir: Path, *, resume_from: Path | None = None,
     amp_dtype = AMP_DTYPES.get(cfg.train.amp) if cuda else None  # CPU runs in float32
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     class_weights = class_weights_from(cfg).to(device) if cfg.train.class_weights else None
-    loss_fn = build_loss(cfg.train, class_weights).to(device)
+    loss_fn = (build_loss(cfg.train, class_weights) if loss_fn is None else loss_fn).to(device)
 
     start_epoch, global_step, best_f1, best_epoch, metrics = 1, 0, None, None, {}
     if resume_from is not None:
@@ -90,7 +94,8 @@ def train(cfg: RunConfig, work_dir: Path, *, resume_from: Path | None = None,
     return {**metrics, "best_val_f1": best_f1, "checkpoint": str(best_dir) if best_dir else None}
 
 
-def train_step(model: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor, loss_fn: torch.nn.Module,
+def train_step(model: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor | tuple,
+               loss_fn: torch.nn.Module,
                optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
                scaler: torch.amp.GradScaler, *, amp_dtype: torch.dtype | None = None,
                grad_clip: float = 0.0) -> tuple[torch.Tensor, float]:
@@ -127,12 +132,19 @@ def train_epoch(model: torch.nn.Module, loader: DataLoader, max_steps: int, loss
         if steps == max_steps:
             break
         images = images.to(device, non_blocking=True, memory_format=memory_format)
-        masks = masks.to(device, non_blocking=True)
+        masks = to_device(masks, device)
         loss, lr = train_step(model, images, masks, loss_fn, optimizer, scheduler, scaler,
                               amp_dtype=amp_dtype, grad_clip=grad_clip)
         loss_sum += loss
         steps += 1
     return float(loss_sum) / max(1, steps), lr, steps
+
+
+def to_device(target: torch.Tensor | tuple | list, device: torch.device) -> torch.Tensor | tuple:
+    """A batch's target on device: a label tensor, or a tuple of tensors (labels, teacher probabilities)."""
+    if isinstance(target, (tuple, list)):
+        return tuple(t.to(device, non_blocking=True) for t in target)
+    return target.to(device, non_blocking=True)
 
 
 def epoch_metrics(epoch: int, train_loss: float, scores: dict, lr: float, seconds: float) -> dict:

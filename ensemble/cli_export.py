@@ -1,0 +1,80 @@
+"""The `export` command (python -m ensemble export): one member as ONNX or an smp save_pretrained folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data_prep.layout import read_rgb
+from ensemble.export import (
+    FORMATS,
+    OPSET,
+    ExportError,
+    check_export,
+    export_onnx,
+    export_smp,
+)
+from ensemble.inputs import InputError, discover
+from ensemble.members import ManifestError, load_manifest
+from ensemble.predict import prepare_input
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--manifest", type=Path, required=True, help="models/NAME/manifest.json")
+    p.add_argument("--member", help="member name (default: the manifest's only or first member)")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        required=True,
+        help="onnx: one .onnx file (dynamic batch axis); smp: a save_pretrained folder "
+        "that segmentation_models_pytorch.from_pretrained loads",
+    )
+    p.add_argument("--out", type=Path, required=True, help="the .onnx file or the smp folder to write")
+    p.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
+    p.add_argument(
+        "--check-images",
+        type=Path,
+        help="folder or prepared dataset whose images (up to 8) check the export against torch "
+        "(default: 8 seeded random inputs)",
+    )
+
+
+def _check_inputs(member, folder: Path | None) -> torch.Tensor:
+    if folder is None:
+        return torch.from_numpy(
+            np.random.default_rng(0)
+            .normal(size=(8, 3, member.image_size, member.image_size))
+            .astype(np.float32)
+        )
+    items = discover(folder, split="test").items[:8]
+    return torch.stack([prepare_input(read_rgb(i.path), member.input_spec) for i in items])
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        manifest = load_manifest(args.manifest, "cpu")
+        names = [m.name for m in manifest.members]
+        name = args.member or names[0]
+        if name not in names:
+            raise ExportError(f"{args.manifest}: no member {name!r}; members are {names}")
+        member = manifest.members[names.index(name)]
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        if args.format == "onnx":
+            export_onnx(member, args.out, args.opset)
+        else:
+            export_smp(member, args.out)
+        check = check_export(member, args.out, args.format, _check_inputs(member, args.check_images))
+    except (ExportError, ManifestError, InputError) as err:
+        for line in str(err).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    print(
+        f"wrote {args.out} ({args.format}{f', opset {args.opset}' if args.format == 'onnx' else ''}); "
+        f"checked on {check['images']} inputs: argmax agrees on {check['argmax_agreement']:.4%} of pixels, "
+        f"largest logit difference {check['max_abs_logit_diff']:.2e}"
+    )
+    return 0

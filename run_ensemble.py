@@ -1,7 +1,8 @@
 """Make a leaderboard submission with an ensemble of trained face parsers (same as `python -m ensemble run`).
 
-    python run_ensemble.py --manifest models/NAME/manifest.json --images DIR_or_PREP --out OUT
+python run_ensemble.py --manifest models/NAME/manifest.json --images DIR_or_PREP --out OUT
 """
+
 from __future__ import annotations
 
 import argparse

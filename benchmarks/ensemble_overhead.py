@@ -6,6 +6,7 @@ TTA, averaging, smoothing and argmax on the device, clean-up, mask PNGs, CSV), w
 
     python benchmarks/ensemble_overhead.py --manifest models/demo/manifest.json --images data/demo/prepared
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,7 @@ def bare_forward_s(members, items, device, batch_size: int, repeat: int) -> dict
     with torch.inference_mode():
         for m, member in enumerate(members):
             x_all = inputs[spec_of[m]]
-            batches = [x_all[i:i + batch_size].to(device) for i in range(0, len(images), batch_size)]
+            batches = [x_all[i : i + batch_size].to(device) for i in range(0, len(images), batch_size)]
             if device.type == "cuda":
                 batches = [b.contiguous(memory_format=torch.channels_last) for b in batches]
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
@@ -63,20 +64,24 @@ def bare_forward_s(members, items, device, batch_size: int, repeat: int) -> dict
 def predict_s(members, items, views, device, batch_size, workers, repeat: int) -> tuple[float, Timings]:
     """Seconds to yield every image's averaged probabilities (left on the device), best run."""
     weights = [1.0] * len(members)
-    list(predict(members, weights, items[:batch_size], views, device, batch_size, 0, progress=False))  # warm-up
+    list(
+        predict(members, weights, items[:batch_size], views, device, batch_size, 0, progress=False)
+    )  # warm-up
     best = (float("inf"), Timings())
     for _ in range(repeat):
         timings = Timings()
         t0 = time.perf_counter()
-        for pred in predict(members, weights, items, views, device, batch_size, workers,
-                            timings=timings, progress=False):
+        for pred in predict(
+            members, weights, items, views, device, batch_size, workers, timings=timings, progress=False
+        ):
             pred.probs.sum().item()  # wait for the device, as any consumer does
         best = min(best, (time.perf_counter() - t0, timings), key=lambda x: x[0])
     return best
 
 
-def pipeline_s(manifest: Path, images: Path, split: str, num: int, ens: EnsembleConfig, device: str,
-               repeat: int) -> float:
+def pipeline_s(
+    manifest: Path, images: Path, split: str, num: int, ens: EnsembleConfig, device: str, repeat: int
+) -> float:
     """Seconds of the whole run (prediction to written CSV), best run; input checks and model
     loading excluded (they happen once per submission, before the first image)."""
     best = float("inf")
@@ -86,8 +91,15 @@ def pipeline_s(manifest: Path, images: Path, split: str, num: int, ens: Ensemble
         for item in discover(images, split).items[:num]:
             (source / item.path.name).symlink_to(item.path.resolve())
         for i in range(repeat):
-            opts = RunOptions(manifest=manifest, images=source, out=Path(tmp) / f"out{i}", ensemble=ens,
-                              use_recipe=False, device=device, progress=False)
+            opts = RunOptions(
+                manifest=manifest,
+                images=source,
+                out=Path(tmp) / f"out{i}",
+                ensemble=ens,
+                use_recipe=False,
+                device=device,
+                progress=False,
+            )
             best = min(best, run(opts)["timings"]["run_s"])
     return best
 
@@ -112,34 +124,57 @@ def main(argv: list[str] | None = None) -> int:
     items = discover(args.images, args.split).items[: args.num]
     views = build_views(args.tta)
     n = len(items)
-    ens = EnsembleConfig(tta=args.tta, batch_size=args.batch_size, num_workers=args.workers, viz=0,
-                         postprocess=PostprocessConfig(smooth="gaussian", sigma=args.sigma))
+    ens = EnsembleConfig(
+        tta=args.tta,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        viz=0,
+        postprocess=PostprocessConfig(smooth="gaussian", sigma=args.sigma),
+    )
 
     bare = bare_forward_s(members, items, device, args.batch_size, args.repeat)
     pred_s, timings = predict_s(members, items, views, device, args.batch_size, args.workers, args.repeat)
     full_s = pipeline_s(args.manifest, args.images, args.split, n, ens, str(device), args.repeat)
     bare_sum = sum(bare.values())
     floor = bare_sum * len(views)
-    rows = [(f"bare forward {name} ({m.arch}/{m.encoder} @{m.image_size})", s)
-            for (name, s), m in zip(bare.items(), members)]
-    rows += [("sum of bare member forwards", bare_sum),
-             (f"compute floor: sum x {len(views)} TTA views", floor),
-             (f"ensemble forwards inside predict ({args.tta})", timings.forward_total_s),
-             ("predict (decode, TTA, average, resize; on device)", pred_s),
-             ("full pipeline (+ smoothing, argmax, clean-up, PNGs, CSV)", full_s)]
-    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else \
-        f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"{n} images on {machine}; batch {args.batch_size}, workers {args.workers}, "
-          f"{len(members)} members, TTA {args.tta} ({len(views)} views), sigma {args.sigma}")
+    rows = [
+        (f"bare forward {name} ({m.arch}/{m.encoder} @{m.image_size})", s)
+        for (name, s), m in zip(bare.items(), members)
+    ]
+    rows += [
+        ("sum of bare member forwards", bare_sum),
+        (f"compute floor: sum x {len(views)} TTA views", floor),
+        (f"ensemble forwards inside predict ({args.tta})", timings.forward_total_s),
+        ("predict (decode, TTA, average, resize; on device)", pred_s),
+        ("full pipeline (+ smoothing, argmax, clean-up, PNGs, CSV)", full_s),
+    ]
+    machine = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"{n} images on {machine}; batch {args.batch_size}, workers {args.workers}, "
+        f"{len(members)} members, TTA {args.tta} ({len(views)} views), sigma {args.sigma}"
+    )
     width = max(len(r[0]) for r in rows)
     print(f"{'what':<{width}}  {'ms/image':>9}  {'x floor':>8}")
     for name, s in rows:
         print(f"{name:<{width}}  {1000 * s / n:9.2f}  {s / floor:8.2f}")
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "images": n, "views": len(views),
-                                         "ms_per_image": {k: 1000 * v / n for k, v in rows},
-                                         "ratio_full_to_floor": full_s / floor,
-                                         "ratio_predict_to_floor": pred_s / floor}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": machine,
+                    "images": n,
+                    "views": len(views),
+                    "ms_per_image": {k: 1000 * v / n for k, v in rows},
+                    "ratio_full_to_floor": full_s / floor,
+                    "ratio_predict_to_floor": pred_s / floor,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

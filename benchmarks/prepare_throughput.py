@@ -9,6 +9,7 @@ Prints a markdown table (images/s and the ratio to the PIL baseline).
 
     python benchmarks/prepare_throughput.py [--num 300] [--image-size 1024] [--size 512] [--workers 1,2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -108,14 +109,24 @@ def label_agreement(a: Path, b: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--num", type=int, default=300, help="synthetic faces (default 300)")
-    parser.add_argument("--image-size", type=int, default=1024, help="raw image side; masks are half (default 1024)")
+    parser.add_argument(
+        "--image-size", type=int, default=1024, help="raw image side; masks are half (default 1024)"
+    )
     parser.add_argument("--size", type=int, default=512, help="prepared side (default 512)")
     parser.add_argument("--workers", default="1,2", help="worker counts to time (default 1,2)")
-    parser.add_argument("--repeat", type=int, default=2, help="timed runs per method; the best counts (default 2)")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="work folder, kept, its raw faces reused (default: a temp folder, removed)")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="timed runs per method; the best counts (default 2)"
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="work folder, kept, its raw faces reused (default: a temp folder, removed)",
+    )
     args = parser.parse_args(argv)
     from data_prep.synth import generate  # written alongside; imported late so --help works without it
 
@@ -123,38 +134,58 @@ def main(argv: list[str] | None = None) -> int:
     try:
         raw = work / "raw"
         if not (raw / RAW_IMAGE_DIR).is_dir():
-            seconds, _, _ = timed(lambda: generate(raw, args.num, size=args.image_size, seed=0,
-                                                workers=2, progress=True))
-            print(f"generated {args.num} faces ({args.image_size} px images) in {seconds:.1f} s", file=sys.stderr)
+            seconds, _, _ = timed(
+                lambda: generate(raw, args.num, size=args.image_size, seed=0, workers=2, progress=True)
+            )
+            print(
+                f"generated {args.num} faces ({args.image_size} px images) in {seconds:.1f} s",
+                file=sys.stderr,
+            )
         warm_cache(raw)
         num = len(list((raw / RAW_IMAGE_DIR).glob("*.jpg")))
 
         load_before = os.getloadavg()[0]
         rows = []
-        seconds, cpu, count = timed(lambda: pil_prepare(raw, work / "pil", args.size), args.repeat,
-                                    clear=work / "pil")
+        seconds, cpu, count = timed(
+            lambda: pil_prepare(raw, work / "pil", args.size), args.repeat, clear=work / "pil"
+        )
         rows.append(("PIL, Python loop over parts (baseline)", 1, count, seconds, cpu))
         for workers in [int(w) for w in args.workers.split(",")]:
             out = work / f"ours_w{workers}"
-            seconds, cpu, meta = timed(lambda: quiet_prepare(raw, out, args.size, workers), args.repeat, clear=out)
-            rows.append((f"data_prep celebamask --workers {workers}", workers, sum(meta["counts"].values()),
-                         seconds, cpu))
+            seconds, cpu, meta = timed(
+                lambda: quiet_prepare(raw, out, args.size, workers), args.repeat, clear=out
+            )
+            rows.append(
+                (
+                    f"data_prep celebamask --workers {workers}",
+                    workers,
+                    sum(meta["counts"].values()),
+                    seconds,
+                    cpu,
+                )
+            )
         out = work / f"ours_w{workers}"
         agreement = label_agreement(work / "pil" / "masks", out / "masks")
         seconds, cpu, meta = timed(lambda: quiet_prepare(raw, out, args.size, 1), args.repeat)
-        rows.append(("re-run over finished output --workers 1", 1, sum(meta["counts"].values()), seconds, cpu))
+        rows.append(
+            ("re-run over finished output --workers 1", 1, sum(meta["counts"].values()), seconds, cpu)
+        )
 
         base_rate = rows[0][2] / rows[0][3]
-        print(f"\nPreparing {num} synthetic faces ({args.image_size} px JPEG images, "
-              f"{args.image_size // 2} px part masks) -> --size {args.size}; "
-              f"{os.cpu_count()} CPU cores, Python {platform.python_version()}, best of {args.repeat} runs; "
-              f"1-min load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after\n")
+        print(
+            f"\nPreparing {num} synthetic faces ({args.image_size} px JPEG images, "
+            f"{args.image_size // 2} px part masks) -> --size {args.size}; "
+            f"{os.cpu_count()} CPU cores, Python {platform.python_version()}, best of {args.repeat} runs; "
+            f"1-min load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after\n"
+        )
         print("| method | processes | images | seconds | images/s | vs PIL baseline | CPU ms/image |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         for name, workers, count, seconds, cpu in rows:
             rate = count / seconds
-            print(f"| {name} | {workers} | {count} | {seconds:.2f} | {rate:.1f} | {rate / base_rate:.2f}x "
-                  f"| {1000 * cpu / count:.1f} |")
+            print(
+                f"| {name} | {workers} | {count} | {seconds:.2f} | {rate:.1f} | {rate / base_rate:.2f}x "
+                f"| {1000 * cpu / count:.1f} |"
+            )
         print(f"\nLabel maps of the baseline and data_prep agree on {agreement:.4%} of pixels.")
     finally:
         if args.dir is None:

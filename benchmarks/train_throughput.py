@@ -10,6 +10,7 @@ rate is below the model rate. Prints markdown tables; --out writes the numbers a
     python benchmarks/train_throughput.py [--arch Unet] [--encoder resnet34] [--size 512]
         [--batch-size 8] [--steps 20] [--data PREP] [--workers 0,2,4,8] [--out FILE.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,17 @@ def model_rate(args, device: torch.device, amp: str, channels_last: bool) -> flo
     masks = torch.randint(0, NUM_CLASSES, (args.batch_size, args.size, args.size), device=device)
 
     def step():
-        train_step(model, images, masks, loss_fn, optimizer, scheduler, scaler, amp_dtype=dtype,
-                   grad_clip=cfg.train.grad_clip)
+        train_step(
+            model,
+            images,
+            masks,
+            loss_fn,
+            optimizer,
+            scheduler,
+            scaler,
+            amp_dtype=dtype,
+            grad_clip=cfg.train.grad_clip,
+        )
 
     for _ in range(3):  # warm-up: cudnn autotuning, allocator
         step()
@@ -66,9 +76,14 @@ def loader_rate(args, workers: int) -> float:
     """Images/s the train DataLoader delivers (decode + augment + collate), after its first batch."""
     cfg = parse_config({"data": {"image_size": args.size}})
     dataset = FaceParsingDataset(args.data, "train", build_train_transform(cfg.data))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=True,
-                                         drop_last=True, num_workers=workers,
-                                         worker_init_fn=seed_worker)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        worker_init_fn=seed_worker,
+    )
     batches = min(len(loader), max(2, args.loader_batches))
     it = iter(loader)
     next(it)  # worker start-up is paid once per run (persistent workers), not per batch
@@ -100,8 +115,11 @@ def main() -> int:
     torch.backends.cudnn.benchmark = True
     name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu"
     print(f"# {args.arch}/{args.encoder}, {args.size}px, batch {args.batch_size}, on {name}\n")
-    variants = ([(a, cl) for a in ("none", "bf16", "fp16") for cl in (False, True)]
-                if device.type == "cuda" else [("none", False)])
+    variants = (
+        [(a, cl) for a in ("none", "bf16", "fp16") for cl in (False, True)]
+        if device.type == "cuda"
+        else [("none", False)]
+    )
     results = {"device": name, "model": [], "loader": []}
     print("| amp | channels_last | images/s |\n|---|---|---|")
     for amp, cl in variants:

@@ -1,4 +1,5 @@
 """`--set key=value` on the command line: dotted config keys, values in YAML syntax, checked by the schema."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,10 @@ import yaml
 from configs.schema import ConfigError, RunConfig, load_config
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-SET_HELP = ("override a config key by its dotted path, value in YAML syntax (repeatable), e.g. "
-            "--set train.lr=1e-3 --set search.archs='{Unet: [resnet18]}'; checked by the schema")
+SET_HELP = (
+    "override a config key by its dotted path, value in YAML syntax (repeatable), e.g. "
+    "--set train.lr=1e-3 --set search.archs='{Unet: [resnet18]}'; checked by the schema"
+)
 
 
 def add_set_argument(p: argparse.ArgumentParser) -> None:
@@ -27,13 +30,15 @@ def parse_sets(items: Sequence[str]) -> dict[str, Any]:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted config key, "
-                              f"e.g. train.lr=1e-3")
+            raise ConfigError(
+                f"--set {item!r}: expected KEY=VALUE with a dotted config key, e.g. train.lr=1e-3"
+            )
         try:
             value = yaml.safe_load(text) if text.strip() else text
         except yaml.YAMLError as err:
-            raise ConfigError(f"--set {key}: value {text!r} is not valid YAML "
-                              f"({str(err).splitlines()[0]})") from None
+            raise ConfigError(
+                f"--set {key}: value {text!r} is not valid YAML ({str(err).splitlines()[0]})"
+            ) from None
         # YAML 1.1 reads 1e-3 (no dot) as a string; on a command line it means the number.
         parsed[key] = float(value) if isinstance(value, str) and _FLOAT.fullmatch(value.strip()) else value
     return parsed

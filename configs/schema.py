@@ -1,13 +1,22 @@
 """One typed, validated config schema for every section a run needs, loaded from YAML."""
+
 from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from configs.classes import DEFAULT_PAINT_ORDER, validate_paint_order
 
@@ -93,7 +102,7 @@ class TrainConfig(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @model_validator(mode="after")
-    def _some_loss(self) -> "TrainConfig":
+    def _some_loss(self) -> TrainConfig:
         if self.ce_weight == 0 and self.dice_weight == 0:
             raise ValueError("ce_weight and dice_weight are both 0: no loss to train on")
         return self
@@ -105,7 +114,7 @@ class FloatRange(Section):
     log: bool = False
 
     @model_validator(mode="after")
-    def _ordered(self) -> "FloatRange":
+    def _ordered(self) -> FloatRange:
         if not self.low < self.high:
             raise ValueError(f"low ({self.low}) must be below high ({self.high})")
         if self.log and self.low <= 0:
@@ -123,7 +132,7 @@ def _param_kind(v: Any) -> str:
 
 # A search dimension: {low, high, log} or {choices: [...]}; tagged so errors name one shape.
 SearchParam = Annotated[
-    Union[Annotated[FloatRange, Tag("range")], Annotated[Choices, Tag("choices")]],
+    Annotated[FloatRange, Tag("range")] | Annotated[Choices, Tag("choices")],
     Discriminator(_param_kind),
 ]
 
@@ -239,12 +248,14 @@ class RunConfig(Section):
     distill: DistillConfig = DistillConfig()
 
     @model_validator(mode="after")
-    def _search_params_exist(self) -> "RunConfig":
+    def _search_params_exist(self) -> RunConfig:
         for dotted, spec in self.search.params.items():
             try:
                 _check_path(self, dotted)
             except ConfigError:
-                raise ValueError(f"search.params.{dotted}: not a config key (expected e.g. train.lr)")
+                raise ValueError(
+                    f"search.params.{dotted}: not a config key (expected e.g. train.lr)"
+                ) from None
             # Every value the search can sample must be one the field accepts (a train.lr range
             # reaching below 0 would otherwise fail inside half the trials, after Ray starts).
             values = spec.choices if isinstance(spec, Choices) else [spec.low, spec.high]
@@ -254,7 +265,7 @@ class RunConfig(Section):
                     raise ValueError(f"search.params.{dotted}: {value!r} is not a valid {dotted}: {problem}")
         return self
 
-    def with_overrides(self, overrides: dict[str, Any], source: str = "overrides") -> "RunConfig":
+    def with_overrides(self, overrides: dict[str, Any], source: str = "overrides") -> RunConfig:
         """A copy with dotted-path overrides applied (``{"train.lr": 1e-3}``), re-validated."""
         raw = self.model_dump(mode="json")
         for dotted, value in overrides.items():
@@ -292,7 +303,7 @@ def error_message(e: dict) -> str:
     return msg
 
 
-def _field_rejects(cfg: "RunConfig", dotted: str, value: Any) -> str | None:
+def _field_rejects(cfg: RunConfig, dotted: str, value: Any) -> str | None:
     """Why the field at dotted would reject value (its type, bounds and validators), else None."""
     *parents, leaf = dotted.split(".")
     if not parents:
@@ -312,8 +323,11 @@ def _format_errors(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
         # drop union tags and validator names pydantic puts in the location
-        key = ".".join(str(p) for p in e["loc"] if str(p) not in ("range", "choices")
-                       and not str(p).startswith("function-"))
+        key = ".".join(
+            str(p)
+            for p in e["loc"]
+            if str(p) not in ("range", "choices") and not str(p).startswith("function-")
+        )
         msg = e["msg"] if e["type"] == "missing" else error_message(e)
         lines.append(f"{source}: {key}: {msg}" if key else f"{source}: {msg}")
     return "\n".join(lines)

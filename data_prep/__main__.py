@@ -1,4 +1,5 @@
 """python -m data_prep {synth,celebamask,facesynthetics} ...: make raw datasets and prepared datasets."""
+
 from __future__ import annotations
 
 import argparse

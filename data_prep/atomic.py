@@ -1,4 +1,5 @@
 """Write files atomically: a temp file in the same folder, then rename (never half-written)."""
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,7 @@ class AtomicFile:
         self.file.close()
         Path(self.tmp).unlink(missing_ok=True)
 
-    def __enter__(self) -> "AtomicFile":
+    def __enter__(self) -> AtomicFile:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

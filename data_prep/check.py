@@ -1,6 +1,7 @@
 """Decode-check a prepared dataset once, before training starts: every image and label map of the
 listed splits is read in parallel threads, and what passed is cached by file size and mtime in
 PREP/.decode_check.json so the next run re-reads only files that changed."""
+
 from __future__ import annotations
 
 import json
@@ -46,11 +47,15 @@ def _check_sample(prep: PreparedDataset, sample_id: str) -> list[str]:
     if mask is not None:
         bad = np.unique(mask[(mask >= NUM_CLASSES) & (mask != IGNORE_INDEX)])
         if bad.size:
-            problems.append(f"{mask_path}: label values {bad[:5].tolist()} outside 0..{NUM_CLASSES - 1} "
-                            f"and {IGNORE_INDEX}")
+            problems.append(
+                f"{mask_path}: label values {bad[:5].tolist()} outside 0..{NUM_CLASSES - 1} "
+                f"and {IGNORE_INDEX}"
+            )
         if image is not None and image.shape[:2] != mask.shape:
-            problems.append(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]}, its image "
-                            f"{image.shape[1]}x{image.shape[0]}")
+            problems.append(
+                f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]}, its image "
+                f"{image.shape[1]}x{image.shape[0]}"
+            )
     return problems
 
 
@@ -63,8 +68,12 @@ def _read_cache(path: Path) -> dict[str, list]:
     return raw["good"] if ok else {}
 
 
-def check_prepared(root: str | Path, splits: Sequence[str] = ("train", "val"), workers: int | None = None,
-                   progress: bool = True) -> list[str]:
+def check_prepared(
+    root: str | Path,
+    splits: Sequence[str] = ("train", "val"),
+    workers: int | None = None,
+    progress: bool = True,
+) -> list[str]:
     """Decode every sample of the splits (cached by size + mtime); returns one line per bad file."""
     prep = PreparedDataset(Path(root))
     ids = list(dict.fromkeys(i for split in splits for i in prep.split_ids(split)))
@@ -75,9 +84,15 @@ def check_prepared(root: str | Path, splits: Sequence[str] = ("train", "val"), w
     workers = workers or min(8, os.cpu_count() or 1)
     # Threads suffice: OpenCV releases the GIL while decoding.
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        results = list(tqdm(pool.map(lambda i: _check_sample(prep, i), todo), total=len(todo),
-                            desc=f"checking {prep.root.name}", unit="sample",
-                            disable=not progress or not todo))
+        results = list(
+            tqdm(
+                pool.map(lambda i: _check_sample(prep, i), todo),
+                total=len(todo),
+                desc=f"checking {prep.root.name}",
+                unit="sample",
+                disable=not progress or not todo,
+            )
+        )
     problems = [line for lines in results for line in lines]
     failed = {i for i, lines in zip(todo, results) if lines}
     good = {i: [*stamps[i][0], *stamps[i][1]] for i in ids if None not in stamps[i] and i not in failed}
@@ -89,10 +104,21 @@ def check_prepared(root: str | Path, splits: Sequence[str] = ("train", "val"), w
     return problems
 
 
-def check_datasets(roots: Sequence[str | Path], splits: Sequence[str] = ("train", "val"),
-                   workers: int | None = None, progress: bool = True) -> None:
+def check_datasets(
+    roots: Sequence[str | Path],
+    splits: Sequence[str] = ("train", "val"),
+    workers: int | None = None,
+    progress: bool = True,
+) -> None:
     """check_prepared over several datasets; raises DatasetError listing every bad file."""
     problems = [line for root in roots for line in check_prepared(root, splits, workers, progress)]
     if problems:
-        raise DatasetError("\n".join(problems + [f"{len(problems)} bad file(s) in the prepared data; "
-                                                 f"re-run data_prep or remove them from the split files"]))
+        raise DatasetError(
+            "\n".join(
+                problems
+                + [
+                    f"{len(problems)} bad file(s) in the prepared data; "
+                    f"re-run data_prep or remove them from the split files"
+                ]
+            )
+        )

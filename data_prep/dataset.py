@@ -1,8 +1,9 @@
 """Torch datasets over prepared datasets, mixing several by weight, and CE class weights."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -25,8 +26,10 @@ class FaceParsingDataset(Dataset):
         self.split = split
         self.transform = transform
         if not self.root.is_dir():
-            raise DatasetError(f"{self.root}: prepared dataset not found (expected a folder with "
-                               "images/, masks/, splits/ and dataset.json)")
+            raise DatasetError(
+                f"{self.root}: prepared dataset not found (expected a folder with "
+                "images/, masks/, splits/ and dataset.json)"
+            )
         self.prep = PreparedDataset(self.root)
         for folder in (self.prep.images, self.prep.masks):
             if not folder.is_dir():
@@ -71,8 +74,9 @@ def seed_transforms(dataset: Dataset, seed: int) -> None:
             part.set_random_seed(seed + 7919 * i)
 
 
-def build_datasets(cfg: RunConfig, generator: torch.Generator | None = None
-                   ) -> tuple[Dataset, Dataset, WeightedRandomSampler | None]:
+def build_datasets(
+    cfg: RunConfig, generator: torch.Generator | None = None
+) -> tuple[Dataset, Dataset, WeightedRandomSampler | None]:
     """Train set (all datasets' train splits), val set (all val splits), and a mixing sampler.
 
     With several datasets the sampler draws each dataset in proportion to its weight
@@ -80,8 +84,10 @@ def build_datasets(cfg: RunConfig, generator: torch.Generator | None = None
     """
     refs = cfg.data.datasets
     if not refs:
-        raise DatasetError("data.datasets is empty: list a prepared dataset in the config "
-                           "(data.datasets: [{path: PREP}]) or pass --data PREP")
+        raise DatasetError(
+            "data.datasets is empty: list a prepared dataset in the config "
+            "(data.datasets: [{path: PREP}]) or pass --data PREP"
+        )
     train_tf, val_tf = build_train_transform(cfg.data), build_val_transform(cfg.data)
     train_parts = [FaceParsingDataset(ref.path, "train", train_tf) for ref in refs]
     val_parts = [FaceParsingDataset(ref.path, "val", val_tf) for ref in refs]
@@ -97,10 +103,10 @@ def build_datasets(cfg: RunConfig, generator: torch.Generator | None = None
     if len(train_parts) == 1:
         return train, val, None
     # Per-sample weight w_d / n_d: dataset d gets a share w_d / sum(w) of the draws.
-    weights = torch.cat([torch.full((len(p),), ref.weight / len(p), dtype=torch.float64)
-                         for p, ref in zip(train_parts, refs)])
-    sampler = WeightedRandomSampler(weights, num_samples=len(train), replacement=True,
-                                    generator=generator)
+    weights = torch.cat(
+        [torch.full((len(p),), ref.weight / len(p), dtype=torch.float64) for p, ref in zip(train_parts, refs)]
+    )
+    sampler = WeightedRandomSampler(weights, num_samples=len(train), replacement=True, generator=generator)
     return train, val, sampler
 
 
@@ -122,8 +128,10 @@ def class_weights_from(cfg: RunConfig, max_weight: float = 10.0) -> torch.Tensor
         freq = prep.meta().get("class_frequency")
         missing = [n for n in CLASSES if not isinstance(freq, dict) or n not in freq]
         if missing:
-            raise DatasetError(f"{prep.meta_path}: class_frequency lacks {missing} "
-                               "(expected a frequency for each of the 19 classes)")
+            raise DatasetError(
+                f"{prep.meta_path}: class_frequency lacks {missing} "
+                "(expected a frequency for each of the 19 classes)"
+            )
         mixed += ref.weight / total_weight * np.array([freq[n] for n in CLASSES], dtype=np.float64)
     present = mixed > 0
     weights = np.zeros(NUM_CLASSES, dtype=np.float64)

@@ -1,8 +1,9 @@
 """python -m data_prep facesynthetics: Microsoft FaceSynthetics -> prepared dataset.
 
-    ROOT/{id:06d}.png + ROOT/{id:06d}_seg.png   (ROOT/{id:06d}_ldmks.txt is not used)
-    -> PREP/images/{id}.jpg, PREP/masks/{id}.png, PREP/splits/*.txt, PREP/dataset.json
+ROOT/{id:06d}.png + ROOT/{id:06d}_seg.png   (ROOT/{id:06d}_ldmks.txt is not used)
+-> PREP/images/{id}.jpg, PREP/masks/{id}.png, PREP/splits/*.txt, PREP/dataset.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,16 @@ import cv2
 import numpy as np
 
 from configs import CLASS_ID, FLIP_LUT, IGNORE_INDEX
-from data_prep.importer import (Found, Importer, Sample, Tally, add_common_arguments, common_options,
-                                prepare_dataset, read_image)
+from data_prep.importer import (
+    Found,
+    Importer,
+    Sample,
+    Tally,
+    add_common_arguments,
+    common_options,
+    prepare_dataset,
+    read_image,
+)
 from data_prep.layout import DatasetError, decode
 from data_prep.splits import check_fraction, make_splits, sorted_ids
 
@@ -26,10 +35,26 @@ SEG_NAME = re.compile(r"^(\d+)_seg\.png$", re.IGNORECASE)
 
 # FaceSynthetics' label IDs, from the dataset README (github.com/microsoft/FaceSynthetics).
 FS_LABELS: dict[int, str] = {
-    0: "BACKGROUND", 1: "SKIN", 2: "NOSE", 3: "RIGHT_EYE", 4: "LEFT_EYE", 5: "RIGHT_BROW",
-    6: "LEFT_BROW", 7: "RIGHT_EAR", 8: "LEFT_EAR", 9: "MOUTH_INTERIOR", 10: "TOP_LIP",
-    11: "BOTTOM_LIP", 12: "NECK", 13: "HAIR", 14: "BEARD", 15: "CLOTHING", 16: "GLASSES",
-    17: "HEADWEAR", 18: "FACEWEAR", 255: "IGNORE",
+    0: "BACKGROUND",
+    1: "SKIN",
+    2: "NOSE",
+    3: "RIGHT_EYE",
+    4: "LEFT_EYE",
+    5: "RIGHT_BROW",
+    6: "LEFT_BROW",
+    7: "RIGHT_EAR",
+    8: "LEFT_EAR",
+    9: "MOUTH_INTERIOR",
+    10: "TOP_LIP",
+    11: "BOTTOM_LIP",
+    12: "NECK",
+    13: "HAIR",
+    14: "BEARD",
+    15: "CLOTHING",
+    16: "GLASSES",
+    17: "HEADWEAR",
+    18: "FACEWEAR",
+    255: "IGNORE",
 }
 
 # FaceSynthetics name -> our class name; None = ignore (IGNORE_INDEX, no loss, no metric).
@@ -55,9 +80,9 @@ FS_TO_CLASS: dict[str, str | None] = {
     "BOTTOM_LIP": "l_lip",
     "NECK": "neck",
     "HAIR": "hair",
-    "BEARD": "skin",      # CelebAMask-HQ annotates facial hair as skin
+    "BEARD": "skin",  # CelebAMask-HQ annotates facial hair as skin
     "CLOTHING": "cloth",
-    "GLASSES": "eye_g",   # opaque lenses are GLASSES there; transparent ones show what is behind
+    "GLASSES": "eye_g",  # opaque lenses are GLASSES there; transparent ones show what is behind
     "HEADWEAR": "hat",
     # Masks, scarves over the face: CelebAMask-HQ has no such class. As skin it would teach that
     # fabric is skin; as cloth, that cloth grows over the mouth and nose. No label is the honest one.
@@ -104,8 +129,9 @@ def read_seg(path: Path) -> np.ndarray:
         # Grey re-saved as RGB(A) by some tool: identical colour channels still hold the labels.
         colour = seg[:, :, :3]
         if not (colour == colour[:, :, :1]).all():
-            raise DatasetError(f"{path}: expected a single-channel label map, got {seg.shape[2]} "
-                               f"different channels")
+            raise DatasetError(
+                f"{path}: expected a single-channel label map, got {seg.shape[2]} different channels"
+            )
         seg = np.ascontiguousarray(colour[:, :, 0])
     return seg
 
@@ -126,13 +152,17 @@ def convert_sample(sample: Sample, swap_lr: bool) -> tuple[np.ndarray, np.ndarra
     image = read_image(sample.image)
     seg = read_seg(sample.annotation)
     if image.shape[:2] != seg.shape:
-        raise DatasetError(f"{sample.annotation}: segmentation map is {seg.shape[1]}x{seg.shape[0]} but "
-                           f"{sample.image.name} is {image.shape[1]}x{image.shape[0]}")
+        raise DatasetError(
+            f"{sample.annotation}: segmentation map is {seg.shape[1]}x{seg.shape[0]} but "
+            f"{sample.image.name} is {image.shape[1]}x{image.shape[0]}"
+        )
     present = np.flatnonzero(np.bincount(seg.ravel(), minlength=256))
     unknown = [int(v) for v in present if int(v) not in FS_LABELS]
     if unknown:
-        raise DatasetError(f"{sample.annotation}: label value(s) {unknown[:10]} are not FaceSynthetics "
-                           f"labels (expected 0..18 or 255)")
+        raise DatasetError(
+            f"{sample.annotation}: label value(s) {unknown[:10]} are not FaceSynthetics "
+            f"labels (expected 0..18 or 255)"
+        )
     return image, class_lut(swap_lr)[seg]
 
 
@@ -155,8 +185,10 @@ def _scan(folder: Path) -> tuple[dict[str, Path], dict[str, Path]]:
 def _find_files(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     """Map id -> {id}.png and id -> {id}_seg.png in ROOT (ids keep their zero padding)."""
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: FaceSynthetics folder not found (expected the unzipped "
-                                f"dataset: {{id:06d}}.png and {{id:06d}}_seg.png files)")
+        raise FileNotFoundError(
+            f"{root}: FaceSynthetics folder not found (expected the unzipped "
+            f"dataset: {{id:06d}}.png and {{id:06d}}_seg.png files)"
+        )
     images, segs = _scan(root)
     if images or segs:
         return images, segs
@@ -179,9 +211,19 @@ def find_samples(root: Path, limit: int | None) -> Found:
     return Found(ids, [Sample(i, images[i], segs[i]) for i in ids if i in images and i in segs], skipped)
 
 
-def prepare(root: str | Path, out: str | Path, *, size: int = 512, workers: int = 1,
-            val_fraction: float = 0.0, test_fraction: float = 0.0, seed: int = 0,
-            limit: int | None = None, swap_lr: bool = False, progress: bool = True) -> dict:
+def prepare(
+    root: str | Path,
+    out: str | Path,
+    *,
+    size: int = 512,
+    workers: int = 1,
+    val_fraction: float = 0.0,
+    test_fraction: float = 0.0,
+    seed: int = 0,
+    limit: int | None = None,
+    swap_lr: bool = False,
+    progress: bool = True,
+) -> dict:
     """Prepare an unzipped FaceSynthetics folder into a prepared dataset; returns dataset.json's content.
 
     Re-running over the same output reuses finished samples. The fractions default to 0 (all
@@ -195,28 +237,47 @@ def prepare(root: str | Path, out: str | Path, *, size: int = 512, workers: int 
 
     def meta(tally: Tally) -> dict:
         votes = tally.stats
-        return {"swap_lr": swap_lr, "label_map": label_mapping(swap_lr),
-                "ignore_pixels": int(tally.pixel_counts[IGNORE_INDEX]),
-                "left_right_check": {"r_eye_on_image_left": votes[1], "r_eye_on_image_right": votes[-1],
-                                     "undecided": votes[0]},
-                "split": {"method": "random", "val_fraction": val_fraction,
-                          "test_fraction": test_fraction, "seed": seed}}
+        return {
+            "swap_lr": swap_lr,
+            "label_map": label_mapping(swap_lr),
+            "ignore_pixels": int(tally.pixel_counts[IGNORE_INDEX]),
+            "left_right_check": {
+                "r_eye_on_image_left": votes[1],
+                "r_eye_on_image_right": votes[-1],
+                "undecided": votes[0],
+            },
+            "split": {
+                "method": "random",
+                "val_fraction": val_fraction,
+                "test_fraction": test_fraction,
+                "seed": seed,
+            },
+        }
 
-    importer = Importer(name=SOURCE, source=SOURCE, find_samples=find_samples,
-                        convert_sample=partial(convert_sample, swap_lr=swap_lr),
-                        split=partial(make_splits, val_fraction=val_fraction, test_fraction=test_fraction,
-                                      seed=seed),
-                        settings={"swap_lr": swap_lr}, meta=meta, sample_stat=lr_vote, allow_ignore=True)
+    importer = Importer(
+        name=SOURCE,
+        source=SOURCE,
+        find_samples=find_samples,
+        convert_sample=partial(convert_sample, swap_lr=swap_lr),
+        split=partial(make_splits, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed),
+        settings={"swap_lr": swap_lr},
+        meta=meta,
+        sample_stat=lr_vote,
+        allow_ignore=True,
+    )
     result = prepare_dataset(importer, root, out, size=size, workers=workers, limit=limit, progress=progress)
     check = result["left_right_check"]
     mirrored = check["r_eye_on_image_right"]
     decided = mirrored + check["r_eye_on_image_left"]
     # Real faces vote nearly all one way; only a clear majority is worth a warning.
     if mirrored > LR_WARN_SHARE * decided:
-        print(f"warning: in {mirrored} of {decided} samples r_eye lies on the image's "
-              f"right, i.e. the labels look mirrored against CelebAMask-HQ's convention (r_* = the "
-              f"subject's right); prepare again into a new --out "
-              f"{'without' if swap_lr else 'with'} --swap-lr", file=sys.stderr)
+        print(
+            f"warning: in {mirrored} of {decided} samples r_eye lies on the image's "
+            f"right, i.e. the labels look mirrored against CelebAMask-HQ's convention (r_* = the "
+            f"subject's right); prepare again into a new --out "
+            f"{'without' if swap_lr else 'with'} --swap-lr",
+            file=sys.stderr,
+        )
     return result
 
 
@@ -226,12 +287,17 @@ def prepare(root: str | Path, out: str | Path, *, size: int = 512, workers: int 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(
-        parser, root_help="unzipped FaceSynthetics folder holding {id:06d}.png and {id:06d}_seg.png",
+        parser,
+        root_help="unzipped FaceSynthetics folder holding {id:06d}.png and {id:06d}_seg.png",
         val_fraction=(0.0, "fraction of all ids -> val (default 0: extra training data only)"),
-        test_fraction=(0.0, "fraction of all ids -> test (default 0)"))
-    parser.add_argument("--swap-lr", action="store_true",
-                        help="map RIGHT_* to l_* and LEFT_* to r_* (if the labels turn out to be the "
-                             "viewer's right; see left_right_check in dataset.json)")
+        test_fraction=(0.0, "fraction of all ids -> test (default 0)"),
+    )
+    parser.add_argument(
+        "--swap-lr",
+        action="store_true",
+        help="map RIGHT_* to l_* and LEFT_* to r_* (if the labels turn out to be the "
+        "viewer's right; see left_right_check in dataset.json)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:

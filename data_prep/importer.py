@@ -28,6 +28,7 @@ them to the dataset's prepare(root, out, **options), which builds its Importer a
 prepare_dataset. A new layout is then about 100 lines: a file pattern in find_samples, a reader in
 convert_sample, its flags (tests/test_importer.py holds a 40-line one).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,6 +68,7 @@ JPEG_TAIL = 4096
 @dataclass(frozen=True)
 class Sample:
     """One sample to convert: its id (the prepared file stem), its raw image and its annotation."""
+
     sample_id: str
     image: Path
     annotation: Any  # whatever convert_sample builds the label map from (a file, part files); must pickle
@@ -75,6 +77,7 @@ class Sample:
 @dataclass
 class Found:
     """What find_samples found (see the module docstring)."""
+
     ids: list[str]
     samples: list[Sample]
     skipped: dict[str, str] = field(default_factory=dict)  # id -> reason
@@ -84,14 +87,16 @@ class Found:
 @dataclass(frozen=True)
 class Tally:
     """Totals over the finished samples, for an importer's dataset.json keys."""
+
     pixel_counts: np.ndarray  # (256,) pixels per label value (IGNORE_INDEX included)
-    stats: Counter            # sample_stat value -> number of samples
+    stats: Counter  # sample_stat value -> number of samples
 
 
 @dataclass(frozen=True)
 class Importer:
     """One raw dataset's part of the pipeline (see the module docstring)."""
-    name: str    # the progress bar's label (its CLI subcommand)
+
+    name: str  # the progress bar's label (its CLI subcommand)
     source: str  # dataset.json "source" and the summary's first word
     find_samples: Callable[[Path, int | None], Found]
     convert_sample: Callable[[Sample], tuple[np.ndarray, np.ndarray]]
@@ -142,20 +147,31 @@ def resize_label_map(label: np.ndarray, size: int) -> np.ndarray:
 class SampleResult:
     sample_id: str
     counts: np.ndarray | None = None  # (256,) pixel counts of the written label map
-    stat: Hashable = None             # sample_stat of the written label map
-    reason: str | None = None         # why the sample was skipped
-    reused: bool = False              # finished by an earlier run, left as it was
+    stat: Hashable = None  # sample_stat of the written label map
+    reason: str | None = None  # why the sample was skipped
+    reused: bool = False  # finished by an earlier run, left as it was
 
 
-def _finished(sample_id: str, label: np.ndarray, stat: Callable[[np.ndarray], Hashable] | None,
-              reused: bool = False) -> SampleResult:
-    return SampleResult(sample_id, counts=np.bincount(label.ravel(), minlength=256),
-                        stat=stat(label) if stat is not None else None, reused=reused)
+def _finished(
+    sample_id: str, label: np.ndarray, stat: Callable[[np.ndarray], Hashable] | None, reused: bool = False
+) -> SampleResult:
+    return SampleResult(
+        sample_id,
+        counts=np.bincount(label.ravel(), minlength=256),
+        stat=stat(label) if stat is not None else None,
+        reused=reused,
+    )
 
 
-def process_sample(sample: Sample, *, convert: Callable[[Sample], tuple[np.ndarray, np.ndarray]],
-                   out: Path, size: int, allow_ignore: bool,
-                   stat: Callable[[np.ndarray], Hashable] | None) -> SampleResult:
+def process_sample(
+    sample: Sample,
+    *,
+    convert: Callable[[Sample], tuple[np.ndarray, np.ndarray]],
+    out: Path,
+    size: int,
+    allow_ignore: bool,
+    stat: Callable[[np.ndarray], Hashable] | None,
+) -> SampleResult:
     """Prepare one sample (image, then label map last) or say why it was skipped."""
     prep = PreparedDataset(out)
     image_out, mask_out = prep.image_path(sample.sample_id), prep.mask_path(sample.sample_id)
@@ -177,8 +193,16 @@ def process_sample(sample: Sample, *, convert: Callable[[Sample], tuple[np.ndarr
 # The whole dataset
 
 
-def prepare_dataset(importer: Importer, root: str | Path, out: str | Path, *, size: int = 512,
-                    workers: int = 1, limit: int | None = None, progress: bool = True) -> dict:
+def prepare_dataset(
+    importer: Importer,
+    root: str | Path,
+    out: str | Path,
+    *,
+    size: int = 512,
+    workers: int = 1,
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Prepare a raw dataset with importer into out; returns dataset.json's content.
 
     Re-running over the same output reuses finished samples.
@@ -195,8 +219,14 @@ def prepare_dataset(importer: Importer, root: str | Path, out: str | Path, *, si
     prep = PreparedDataset(out)
     check_reuse(prep, importer.source, {"size": size, **importer.settings})
     remove_stale_temp_files(prep)
-    convert = partial(process_sample, convert=importer.convert_sample, out=out, size=size,
-                      allow_ignore=importer.allow_ignore, stat=importer.sample_stat)
+    convert = partial(
+        process_sample,
+        convert=importer.convert_sample,
+        out=out,
+        size=size,
+        allow_ignore=importer.allow_ignore,
+        stat=importer.sample_stat,
+    )
 
     pixel_counts = np.zeros(256, dtype=np.int64)
     done: list[str] = []
@@ -216,20 +246,29 @@ def prepare_dataset(importer: Importer, root: str | Path, out: str | Path, *, si
     splits = filter_splits(splits, done)
     write_splits(prep, splits)
     # Frequencies over the 19 classes only: ignored pixels carry no label.
-    meta = write_meta(prep, source=importer.source, size=size, splits=splits,
-                      pixel_counts=pixel_counts[:NUM_CLASSES], skipped=skipped,
-                      extra={"root": str(root.resolve()), **importer.meta(Tally(pixel_counts, stats))})
+    meta = write_meta(
+        prep,
+        source=importer.source,
+        size=size,
+        splits=splits,
+        pixel_counts=pixel_counts[:NUM_CLASSES],
+        skipped=skipped,
+        extra={"root": str(root.resolve()), **importer.meta(Tally(pixel_counts, stats))},
+    )
     print_summary(importer.source, root, out, meta, done, skipped, reused)
     return meta
 
 
-def print_summary(source: str, root: Path, out: Path, meta: dict, done: Sequence[str],
-                  skipped: Sequence[dict], reused: int) -> None:
+def print_summary(
+    source: str, root: Path, out: Path, meta: dict, done: Sequence[str], skipped: Sequence[dict], reused: int
+) -> None:
     """Print a prepared dataset's one-line summary; raise if no sample could be prepared."""
     counts = ", ".join(f"{name} {n}" for name, n in meta["counts"].items())
-    print(f"{source}: {len(done)} samples ({counts}), {len(skipped)} skipped"
-          f"{' (reasons in dataset.json)' if skipped else ''}, {reused} reused from an earlier run "
-          f"-> {out}")
+    print(
+        f"{source}: {len(done)} samples ({counts}), {len(skipped)} skipped"
+        f"{' (reasons in dataset.json)' if skipped else ''}, {reused} reused from an earlier run "
+        f"-> {out}"
+    )
     if not done:
         raise ValueError(f"{root}: no sample could be prepared; first reason: {skipped[0]['reason']}")
 
@@ -239,8 +278,9 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
-def run_tasks(fn: Callable[[Task], Result], tasks: Sequence[Task], workers: int, progress: bool,
-              desc: str) -> Iterable[Result]:
+def run_tasks(
+    fn: Callable[[Task], Result], tasks: Sequence[Task], workers: int, progress: bool, desc: str
+) -> Iterable[Result]:
     """Yield fn(task) per task, in completion order, from worker processes (in-process for one), with a bar.
 
     fn and the tasks must pickle (a module-level function or a functools.partial of one): spawned
@@ -276,9 +316,13 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, *, root_help: str,
-                         val_fraction: tuple[float | None, str],
-                         test_fraction: tuple[float | None, str]) -> None:
+def add_common_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    root_help: str,
+    val_fraction: tuple[float | None, str],
+    test_fraction: tuple[float | None, str],
+) -> None:
     """Add the flags every importer takes: --root, --out, --size, --workers, the split, --seed, --limit.
 
     val_fraction, test_fraction: (default, help) as the dataset's split policy has them.
@@ -290,11 +334,18 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, root_help: str,
     parser.add_argument("--val-fraction", type=float, default=val_fraction[0], help=val_fraction[1])
     parser.add_argument("--test-fraction", type=float, default=test_fraction[0], help=test_fraction[1])
     parser.add_argument("--seed", type=int, default=0, help="seed of the random split (default 0)")
-    parser.add_argument("--limit", type=positive_int, default=None,
-                        help="prepare only the first N ids (numeric order)")
+    parser.add_argument(
+        "--limit", type=positive_int, default=None, help="prepare only the first N ids (numeric order)"
+    )
 
 
 def common_options(args: argparse.Namespace) -> dict[str, Any]:
     """The add_common_arguments flags other than --root/--out, as keywords of a dataset's prepare()."""
-    return {"size": args.size, "workers": args.workers, "val_fraction": args.val_fraction,
-            "test_fraction": args.test_fraction, "seed": args.seed, "limit": args.limit}
+    return {
+        "size": args.size,
+        "workers": args.workers,
+        "val_fraction": args.val_fraction,
+        "test_fraction": args.test_fraction,
+        "seed": args.seed,
+        "limit": args.limit,
+    }

@@ -5,6 +5,7 @@ the prepared layout every importer writes and every reader uses.
     RAW/CelebA-HQ-to-CelebA-mapping.txt
     PREP/images/{id}.jpg   PREP/masks/{id}.png   PREP/splits/{train,val,test}.txt   PREP/dataset.json
 """
+
 from __future__ import annotations
 
 import json
@@ -87,8 +88,16 @@ def write_splits(prep: PreparedDataset, splits: dict[str, list[str]]) -> None:
         write_text(prep.splits / f"{split}.txt", "".join(f"{i}\n" for i in splits.get(split, [])))
 
 
-def write_meta(prep: PreparedDataset, *, source: str, size: int, splits: dict[str, list[str]],
-               pixel_counts: np.ndarray, skipped: list[dict], extra: dict | None = None) -> dict:
+def write_meta(
+    prep: PreparedDataset,
+    *,
+    source: str,
+    size: int,
+    splits: dict[str, list[str]],
+    pixel_counts: np.ndarray,
+    skipped: list[dict],
+    extra: dict | None = None,
+) -> dict:
     """Write dataset.json: source, size, counts per split, per-class pixel frequency, skipped."""
     total = float(pixel_counts.sum()) or 1.0
     meta = {
@@ -155,5 +164,7 @@ def read_label_map(path: str | Path) -> np.ndarray:
     """Read a uint8 label map PNG."""
     mask, _ = decode(path, cv2.IMREAD_UNCHANGED, "label map")
     if mask.ndim != 2 or mask.dtype != np.uint8:
-        raise DatasetError(f"{path}: expected a single-channel uint8 label map, got {mask.shape} {mask.dtype}")
+        raise DatasetError(
+            f"{path}: expected a single-channel uint8 label map, got {mask.shape} {mask.dtype}"
+        )
     return mask

@@ -1,5 +1,6 @@
 """What makes re-running an importer safe: finished samples are reused, a killed run's leftovers
 removed, and a folder prepared with other settings refused."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,9 @@ from configs import IGNORE_INDEX, NUM_CLASSES
 from data_prep.layout import DatasetError, PreparedDataset, read_label_map
 
 
-def finished_label(image_out: Path, mask_out: Path, size: int, *,
-                   allow_ignore: bool = False) -> np.ndarray | None:
+def finished_label(
+    image_out: Path, mask_out: Path, size: int, *, allow_ignore: bool = False
+) -> np.ndarray | None:
     """The label map of a sample an earlier run finished, or None if it must be prepared (again).
 
     allow_ignore: IGNORE_INDEX is a valid value (an importer that writes it); otherwise it means redo.
@@ -62,8 +64,10 @@ def check_reuse(prep: PreparedDataset, source: str, settings: Mapping[str, Any])
     changed = [key for key, value in wanted.items() if meta.get(key) != value]
     if changed:
         was = ", ".join(f"{_flag(key)} {_show(meta.get(key))} (now {_show(wanted[key])})" for key in changed)
-        raise ValueError(f"{prep.meta_path}: this folder was prepared with {was}; its finished "
-                         f"samples would be reused as they are, so use a new --out")
+        raise ValueError(
+            f"{prep.meta_path}: this folder was prepared with {was}; its finished "
+            f"samples would be reused as they are, so use a new --out"
+        )
 
 
 def _flag(key: str) -> str:

@@ -1,4 +1,5 @@
 """Train/val/test splits: from a list of training ids or seeded random fractions (pure functions)."""
+
 from __future__ import annotations
 
 import math
@@ -51,9 +52,13 @@ def _take(fraction: float, n: int, reserve: int) -> int:
     return min(max(1, math.floor(fraction * n + 0.5)), n - reserve)
 
 
-def make_splits(ids: Iterable[int | str], train_ids: Iterable[int | str] | None = None,
-                val_fraction: float = 0.1, test_fraction: float = 0.1,
-                seed: int = 0) -> dict[str, list[str]]:
+def make_splits(
+    ids: Iterable[int | str],
+    train_ids: Iterable[int | str] | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+) -> dict[str, list[str]]:
     """Split sample ids into train/val/test (disjoint, complete, deterministic, numerically sorted).
 
     train_ids given: listed ids -> train, the rest -> test (test_fraction is ignored), then
@@ -74,12 +79,14 @@ def make_splits(ids: Iterable[int | str], train_ids: Iterable[int | str] | None 
         val, train = train[:n_val], train[n_val:]
     else:
         if val_fraction + test_fraction >= 1.0:
-            raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}")
+            raise ValueError(
+                f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}"
+            )
         order = [all_ids[k] for k in rng.permutation(len(all_ids))]
         n_test = _take(test_fraction, len(order), reserve=1)
         # Both fractions are of all ids; the reserve keeps at least one training id.
         n_val = _take(val_fraction, len(order), reserve=n_test + 1)
-        test, val, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
+        test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
     return {"train": sorted_ids(train), "val": sorted_ids(val), "test": sorted_ids(test)}
 
 

@@ -1,4 +1,5 @@
 """Albumentations pipelines for training and validation, with the L/R-swapping horizontal flip."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -49,8 +50,9 @@ def _normalize(cfg: DataConfig) -> list[A.BasicTransform]:
 
 def _resize(cfg: DataConfig) -> A.BasicTransform:
     # Resize first so the affine and colour work runs at the training size, not the stored one.
-    return A.Resize(cfg.image_size, cfg.image_size, interpolation=cv2.INTER_LINEAR,
-                    mask_interpolation=cv2.INTER_NEAREST)
+    return A.Resize(
+        cfg.image_size, cfg.image_size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST
+    )
 
 
 def build_train_transform(cfg: DataConfig) -> A.Compose:
@@ -70,8 +72,13 @@ def build_train_transform(cfg: DataConfig) -> A.Compose:
             fill_mask=0,  # pixels shifted in from outside are background
             p=aug.affine,
         ),
-        A.ColorJitter(brightness=aug.brightness, contrast=aug.contrast,
-                      saturation=aug.saturation, hue=aug.hue, p=aug.color),
+        A.ColorJitter(
+            brightness=aug.brightness,
+            contrast=aug.contrast,
+            saturation=aug.saturation,
+            hue=aug.hue,
+            p=aug.color,
+        ),
         A.GaussianBlur(blur_limit=(3, 5), sigma_limit=(0.3, 1.2), p=aug.blur),
         A.GaussNoise(std_range=(0.02, 0.06), p=aug.noise),
         *_normalize(cfg),

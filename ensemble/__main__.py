@@ -1,4 +1,5 @@
 """python -m ensemble COMMAND ...: ensemble trained face parsers into a leaderboard submission."""
+
 from __future__ import annotations
 
 import argparse

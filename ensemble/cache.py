@@ -10,6 +10,7 @@ for M candidates, V views, N images and C = 19 classes. Example: 12 candidates x
 images at r = 64 is 12*6*200*19*64*64*2 = 2.24 GB. `images_within` picks the largest N that
 fits a memory budget; the images are a seeded subset of the split.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from ensemble.tta import View
 
 def cache_bytes(members: int, views: int, images: int, resolution: int) -> int:
     """Bytes of the probability cache (half precision) plus its labels."""
-    return members * views * images * NUM_CLASSES * resolution * resolution * 2 + images * resolution ** 2
+    return members * views * images * NUM_CLASSES * resolution * resolution * 2 + images * resolution**2
 
 
 def images_within(budget_bytes: float, members: int, views: int, resolution: int) -> int:
@@ -57,13 +58,23 @@ class ProbabilityCache:
         return self.probs.numel() * self.probs.element_size() + self.labels.numel()
 
 
-def build_cache(members: Sequence[Member], items: Sequence[ImageItem], gt_paths: Sequence,
-                views: Sequence[View], resolution: int, device: torch.device, batch_size: int = 4,
-                num_workers: int = 0, progress: bool = True) -> ProbabilityCache:
+def build_cache(
+    members: Sequence[Member],
+    items: Sequence[ImageItem],
+    gt_paths: Sequence,
+    views: Sequence[View],
+    resolution: int,
+    device: torch.device,
+    batch_size: int = 4,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> ProbabilityCache:
     """One pass of every member over the images, every view kept apart, at resolution r."""
-    probs = candidate_view_probs(members, items, views, resolution, device, batch_size, num_workers,
-                                 progress)
+    probs = candidate_view_probs(members, items, views, resolution, device, batch_size, num_workers, progress)
     r = resolution
-    labels = torch.from_numpy(np.stack([
-        cv2.resize(read_label_map(p), (r, r), interpolation=cv2.INTER_NEAREST_EXACT) for p in gt_paths]))
+    labels = torch.from_numpy(
+        np.stack(
+            [cv2.resize(read_label_map(p), (r, r), interpolation=cv2.INTER_NEAREST_EXACT) for p in gt_paths]
+        )
+    )
     return ProbabilityCache(probs, labels, [m.name for m in members], [v.name for v in views], r)

@@ -1,5 +1,6 @@
 """The `fit` command (python -m ensemble fit): choose members, weights, views and post-processing on
 a labelled split and write the recipe run_ensemble.py applies."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,22 +26,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", type=Path, required=True, help="models/NAME/manifest.json (the candidates)")
     p.add_argument("--data", type=Path, required=True, help="labelled prepared dataset (has dataset.json)")
     p.add_argument("--split", default="val", help="split to fit on (default val; never the test split)")
-    p.add_argument("--out", type=Path,
-                   help="recipe path (default recipe.json beside the manifest, which run_ensemble.py "
-                        "then uses by default); fit_report.md and selection_trace.png go beside it")
-    p.add_argument("--config", type=Path, help="RunConfig YAML whose ensemble section gives scales, "
-                                              "batch size and workers")
-    p.add_argument("--views", choices=list(TTA_MODES), default="flip+scale",
-                   help="candidate TTA views (default flip+scale: identity, flip, each scale +- flip)")
-    p.add_argument("--resolution", type=int, default=64,
-                   help="cache resolution for member and view selection (default 64)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="recipe path (default recipe.json beside the manifest, which run_ensemble.py "
+        "then uses by default); fit_report.md and selection_trace.png go beside it",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="RunConfig YAML whose ensemble section gives scales, batch size and workers",
+    )
+    p.add_argument(
+        "--views",
+        choices=list(TTA_MODES),
+        default="flip+scale",
+        help="candidate TTA views (default flip+scale: identity, flip, each scale +- flip)",
+    )
+    p.add_argument(
+        "--resolution",
+        type=int,
+        default=64,
+        help="cache resolution for member and view selection (default 64)",
+    )
     p.add_argument("--max-images", type=int, default=256, help="at most this many images of the split")
-    p.add_argument("--cache-gb", type=float, default=4.0,
-                   help="memory for the candidates' cached probabilities (fewer images if needed)")
+    p.add_argument(
+        "--cache-gb",
+        type=float,
+        default=4.0,
+        help="memory for the candidates' cached probabilities (fewer images if needed)",
+    )
     p.add_argument("--max-steps", type=int, help="greedy selection steps (default 2 x candidates + 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the image subset and the halves")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                   help="where the candidates run (auto: cuda when available)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where the candidates run (auto: cuda when available)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_set_argument(p)
 
@@ -49,10 +72,21 @@ def main(args: argparse.Namespace) -> int:
     out = args.out or default_recipe_path(args.manifest)
     try:
         ens = load_with_sets(args.config, args.overrides).ensemble
-        opts = FitOptions(manifest=args.manifest, data=args.data, out=out, split=args.split, ensemble=ens,
-                          candidate_views=args.views, resolution=args.resolution,
-                          max_images=args.max_images, cache_gb=args.cache_gb, max_steps=args.max_steps,
-                          seed=args.seed, device=args.device, progress=not args.quiet)
+        opts = FitOptions(
+            manifest=args.manifest,
+            data=args.data,
+            out=out,
+            split=args.split,
+            ensemble=ens,
+            candidate_views=args.views,
+            resolution=args.resolution,
+            max_images=args.max_images,
+            cache_gb=args.cache_gb,
+            max_steps=args.max_steps,
+            seed=args.seed,
+            device=args.device,
+            progress=not args.quiet,
+        )
         recipe = fit(opts)
     except FIT_ERRORS as err:
         for line in str(err).splitlines():
@@ -60,7 +94,9 @@ def main(args: argparse.Namespace) -> int:
         return 2
     raw = recipe.model_dump(mode="json")
     lines = decisions_markdown(raw)
-    write_text(out.parent / "fit_report.md", "\n".join(["# Ensemble fit", "", f"Recipe: `{out}`", ""] + lines) + "\n")
+    write_text(
+        out.parent / "fit_report.md", "\n".join(["# Ensemble fit", "", f"Recipe: `{out}`", ""] + lines) + "\n"
+    )
     plot_selection_trace(raw, out.parent / "selection_trace.png")
     s = raw["scores"]
     print("validation (mean face F1, choose / confirm / all):")

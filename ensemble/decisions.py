@@ -1,4 +1,5 @@
 """How a recipe was chosen, for people: the decisions section (markdown) and the selection-trace plot."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,49 +21,78 @@ def decisions_markdown(recipe: dict[str, Any]) -> list[str]:
     dec, data, scores = recipe.get("decisions", {}), recipe.get("data", {}), recipe.get("scores", {})
     if not dec:
         return []
-    lines = ["## Decisions (fit on validation data)", "",
-             f"Fit on `{data.get('dataset')}` split `{data.get('split')}`: {data.get('images')} of "
-             f"{data.get('split_images')} images, halves choose={data.get('choose')} / "
-             f"confirm={data.get('confirm')} (seed {data.get('seed')}). Members and views were chosen on "
-             f"probabilities cached at {data.get('cache_resolution')} px; the stage table and "
-             f"post-processing are at each image's own size. A stage is kept only if it raises the "
-             f"choosing half's mean face F1 without lowering the confirming half's or the whole split's.",
-             "", "| stage | choose | confirm | all |", "|---|---:|---:|---:|"]
+    lines = [
+        "## Decisions (fit on validation data)",
+        "",
+        f"Fit on `{data.get('dataset')}` split `{data.get('split')}`: {data.get('images')} of "
+        f"{data.get('split_images')} images, halves choose={data.get('choose')} / "
+        f"confirm={data.get('confirm')} (seed {data.get('seed')}). Members and views were chosen on "
+        f"probabilities cached at {data.get('cache_resolution')} px; the stage table and "
+        f"post-processing are at each image's own size. A stage is kept only if it raises the "
+        f"choosing half's mean face F1 without lowering the confirming half's or the whole split's.",
+        "",
+        "| stage | choose | confirm | all |",
+        "|---|---:|---:|---:|",
+    ]
     for stage, s in scores.items():
         lines.append(f"| {stage} | {_f(s['choose'])} | {_f(s['confirm'])} | {_f(s['all'])} |")
-    lines += ["", "### Candidates (cached resolution, no TTA)", "", "| candidate | choose | confirm | all | picks |",
-              "|---|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "### Candidates (cached resolution, no TTA)",
+        "",
+        "| candidate | choose | confirm | all | picks |",
+        "|---|---:|---:|---:|---:|",
+    ]
     counts = dec.get("selection", {}).get("counts", {})
     for name, s in sorted(dec.get("candidates", {}).items(), key=lambda kv: -kv[1]["all"]):
-        lines.append(f"| {name} | {_f(s['choose'])} | {_f(s['confirm'])} | {_f(s['all'])} | {counts.get(name, 0)} |")
+        lines.append(
+            f"| {name} | {_f(s['choose'])} | {_f(s['confirm'])} | {_f(s['all'])} | {counts.get(name, 0)} |"
+        )
     sel = dec.get("selection", {})
-    lines += ["", "### Selection trace (greedy, with replacement)", "", "| step | added | choose | confirm | all |",
-              "|---:|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "### Selection trace (greedy, with replacement)",
+        "",
+        "| step | added | choose | confirm | all |",
+        "|---:|---|---:|---:|---:|",
+    ]
     for t in sel.get("trace", []):
-        lines.append(f"| {t['step']} | {t['added']} | {_f(t['choose'])} | {_f(t['confirm'])} | {_f(t['all'])} |")
+        lines.append(
+            f"| {t['step']} | {t['added']} | {_f(t['choose'])} | {_f(t['confirm'])} | {_f(t['all'])} |"
+        )
     weights = ", ".join(f"{n} {w:.3f}" for n, w in recipe.get("members", {}).items())
     lines += ["", f"Weights (selection counts, normalised): {weights}."]
     if not sel.get("kept", True):
         lines.append("The ensemble lost on the confirming half, so the best single candidate stays.")
     for c in dec.get("full_resolution", []):
-        lines.append(f"Dropped at full resolution: {c['stage']} (Δ choose {_d(c['choose'])}, "
-                     f"confirm {_d(c['confirm'])}, all {_d(c['all'])}).")
+        lines.append(
+            f"Dropped at full resolution: {c['stage']} (Δ choose {_d(c['choose'])}, "
+            f"confirm {_d(c['confirm'])}, all {_d(c['all'])})."
+        )
     for title, key in (("Views", "views"), ("Post-processing", "postprocess")):
         rows = dec.get(key, [])
         if not rows:
             continue
-        lines += ["", f"### {title} (each tried on top of what was kept)", "",
-                  "| stage | option | kept | Δ choose | Δ confirm | Δ all |", "|---|---|---|---:|---:|---:|"]
+        lines += [
+            "",
+            f"### {title} (each tried on top of what was kept)",
+            "",
+            "| stage | option | kept | Δ choose | Δ confirm | Δ all |",
+            "|---|---|---|---:|---:|---:|",
+        ]
         for r in rows:
             d = r["delta"]
-            lines.append(f"| {r['stage']} | {r['option']} | {'yes' if r['kept'] else 'no'} | "
-                         f"{_d(d['choose'])} | {_d(d['confirm'])} | {_d(d['all'])} |")
+            lines.append(
+                f"| {r['stage']} | {r['option']} | {'yes' if r['kept'] else 'no'} | "
+                f"{_d(d['choose'])} | {_d(d['confirm'])} | {_d(d['all'])} |"
+            )
     return lines
 
 
 def plot_selection_trace(recipe: dict[str, Any], path: str | Path) -> None:
     """Score after each greedy selection step, on both halves and the whole split."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -75,13 +105,22 @@ def plot_selection_trace(recipe: dict[str, Any], path: str | Path) -> None:
     kept = sum(selection.get("counts", {}).values())
     if kept:
         ax.axvline(kept, color="grey", lw=1, ls="--")
-        ax.annotate(f"kept: steps 1-{kept}", (kept, ax.get_ylim()[1]), fontsize=8, ha="left",
-                    va="top", xytext=(3, -3), textcoords="offset points")
+        ax.annotate(
+            f"kept: steps 1-{kept}",
+            (kept, ax.get_ylim()[1]),
+            fontsize=8,
+            ha="left",
+            va="top",
+            xytext=(3, -3),
+            textcoords="offset points",
+        )
     ax.set_xticks(steps, [f"{t['step']}\n{t['added']}" for t in trace], fontsize=6, rotation=60, ha="right")
     best = recipe.get("scores", {}).get("best_candidate")
     ax.set_xlabel("selection step: candidate added")
     ax.set_ylabel("mean face F1 (cached resolution)")
-    ax.set_title("Greedy ensemble selection" + (f" — best single at full res {best['all']:.4f}" if best else ""))
+    ax.set_title(
+        "Greedy ensemble selection" + (f" — best single at full res {best['all']:.4f}" if best else "")
+    )
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -9,6 +9,7 @@
    of what was kept and kept only if it raises the score.
 The recipe (and fit_report.md, selection_trace.png beside it) records every decision.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -30,16 +31,16 @@ from ensemble.postprocess import argmax_labels, build_steps, postprocess
 from ensemble.predict import predict
 from ensemble.recipe import Recipe, write_recipe
 from ensemble.report import image_confusion
-from ensemble.selection import Scorer, Scores, select_members, select_options, select_views, \
-    split_halves
+from ensemble.selection import Scorer, Scores, select_members, select_options, select_views, split_halves
 from ensemble.tta import View, build_views
 from tuning.metrics import scores_from_confusion
 
 # Post-processing options tried, in run order (ensemble.postprocess.STEPS), on top of plain argmax.
 SIGMAS = (0.5, 1.0, 1.5, 2.0, 3.0)
 MIN_COMPONENT_FRACTIONS = (0.05, 0.1, 0.2, 0.4)
-PLAIN = PostprocessConfig(smooth="none", sigma=0.0, remove_small=False, fill_holes=False,
-                          grabcut=False, crf=False)
+PLAIN = PostprocessConfig(
+    smooth="none", sigma=0.0, remove_small=False, fill_holes=False, grabcut=False, crf=False
+)
 
 
 class FitError(ValueError):
@@ -90,14 +91,31 @@ class FullResolution:
     halves: HalfScores
 
 
-def _full_resolution(members: Sequence[Member], weights: dict[str, float], views: Sequence[View],
-                     items, gt_paths, choose: set[int], opts: FitOptions, device) -> FullResolution:
+def _full_resolution(
+    members: Sequence[Member],
+    weights: dict[str, float],
+    views: Sequence[View],
+    items,
+    gt_paths,
+    choose: set[int],
+    opts: FitOptions,
+    device,
+) -> FullResolution:
     ens = opts.ensemble
     chosen = [m for m in members if weights.get(m.name, 0) > 0]
     halves = HalfScores(choose)
     out = FullResolution([], [], [], halves)
-    for pred in predict(chosen, [weights[m.name] for m in chosen], items, views, device, ens.batch_size,
-                        ens.num_workers, track_stages=True, progress=opts.progress):
+    for pred in predict(
+        chosen,
+        [weights[m.name] for m in chosen],
+        items,
+        views,
+        device,
+        ens.batch_size,
+        ens.num_workers,
+        track_stages=True,
+        progress=opts.progress,
+    ):
         gt = read_label_map(gt_paths[pred.index])
         for stage, labels in pred.stage_labels.items():
             halves.add(stage, pred.index, labels, gt)
@@ -116,17 +134,30 @@ def _postprocess_scores(full: FullResolution, cfg: PostprocessConfig) -> Scores:
     return halves.scores("pp")
 
 
-def _postprocess_stages() -> list[tuple[str, Callable[[PostprocessConfig], list[tuple[str, PostprocessConfig]]]]]:
+def _postprocess_stages() -> list[
+    tuple[str, Callable[[PostprocessConfig], list[tuple[str, PostprocessConfig]]]]
+]:
     """(stage, options on top of a config) in run order (ensemble.postprocess.STEPS)."""
+
     def grid(label: str, key: str, values: Sequence, **fixed) -> Callable:
         return lambda cfg: [(label.format(v), cfg.model_copy(update={key: v, **fixed})) for v in values]
+
     stages = [("smooth", grid("gaussian(sigma={:g})", "sigma", SIGMAS, smooth="gaussian"))]
     if importlib.util.find_spec("pydensecrf") is not None:  # optional extra: tried only when installed
         stages.append(("crf", grid("crf", "crf", [True])))
-    stages += [("grabcut", grid("grabcut", "grabcut", [True])),
-               ("remove_small", grid("remove_small(min_fraction={:g})", "min_component_fraction",
-                                     MIN_COMPONENT_FRACTIONS, remove_small=True)),
-               ("fill_holes", grid("fill_holes", "fill_holes", [True]))]
+    stages += [
+        ("grabcut", grid("grabcut", "grabcut", [True])),
+        (
+            "remove_small",
+            grid(
+                "remove_small(min_fraction={:g})",
+                "min_component_fraction",
+                MIN_COMPONENT_FRACTIONS,
+                remove_small=True,
+            ),
+        ),
+        ("fill_holes", grid("fill_holes", "fill_holes", [True])),
+    ]
     return stages
 
 
@@ -139,8 +170,10 @@ def fit(opts: FitOptions, members: Sequence[Member] | None = None) -> Recipe:
         raise FitError(f"{opts.data}: split {opts.split!r} has no masks to fit on")
     bad_images, bad_masks = validate(inputs, max(2, ens.num_workers), opts.progress)
     if bad_images or bad_masks:
-        raise FitError("\n".join(b.line() for b in bad_images + bad_masks)
-                       + f"\nbad files in split {opts.split!r}; nothing was written")
+        raise FitError(
+            "\n".join(b.line() for b in bad_images + bad_masks)
+            + f"\nbad files in split {opts.split!r}; nothing was written"
+        )
     device = resolve_device(opts.device)
     if members is None:
         members = load_manifest(opts.manifest, device).members
@@ -151,13 +184,24 @@ def fit(opts: FitOptions, members: Sequence[Member] | None = None) -> Recipe:
     room = images_within(opts.cache_gb * 1e9, len(members), len(views), opts.resolution)
     keep = subset(len(inputs.items), min(opts.max_images, room), opts.seed)
     if len(keep) < 2:
-        raise FitError(f"{len(keep)} image(s) fit the cache: need 2 or more (raise --cache-gb, "
-                       f"lower --resolution or use fewer candidates)")
+        raise FitError(
+            f"{len(keep)} image(s) fit the cache: need 2 or more (raise --cache-gb, "
+            f"lower --resolution or use fewer candidates)"
+        )
     items = [inputs.items[i] for i in keep]
     gt_paths = [inputs.gt_paths[i] for i in keep]
 
-    cache = build_cache(members, items, gt_paths, views, opts.resolution, device, ens.batch_size,
-                        ens.num_workers, opts.progress)
+    cache = build_cache(
+        members,
+        items,
+        gt_paths,
+        views,
+        opts.resolution,
+        device,
+        ens.batch_size,
+        ens.num_workers,
+        opts.progress,
+    )
     choose, confirm = split_halves(len(items), opts.seed)
     scorer = Scorer(cache.labels, choose, confirm)
     selection, singles = select_members(cache.probs[:, identity], names, scorer, opts.max_steps)
@@ -176,21 +220,24 @@ def fit(opts: FitOptions, members: Sequence[Member] | None = None) -> Recipe:
     if len(weights) > 1 and not ensemble.improves_on(start):
         confirmations.append({"stage": "members", "kept": False, **ensemble.delta(start)})
         weights = {selection.start: 1.0}
-        full = _full_resolution(members, weights, run_views, items, gt_paths, set(choose.tolist()), opts,
-                                device)
+        full = _full_resolution(
+            members, weights, run_views, items, gt_paths, set(choose.tolist()), opts, device
+        )
         ensemble = start
     tta = full.halves.scores("tta")
     if len(run_views) > 1 and not tta.improves_on(ensemble):
         confirmations.append({"stage": "views", "kept": False, **tta.delta(ensemble)})
         run_views = [views[identity]]
-        full = _full_resolution(members, weights, run_views, items, gt_paths, set(choose.tolist()), opts,
-                                device)
+        full = _full_resolution(
+            members, weights, run_views, items, gt_paths, set(choose.tolist()), opts, device
+        )
         tta = ensemble
 
     cfg, current, step_decisions = PLAIN, tta, []
     for stage, options_on in _postprocess_stages():
-        kept, current, decisions = select_options(stage, options_on(cfg), current,
-                                                  lambda c: _postprocess_scores(full, c))
+        kept, current, decisions = select_options(
+            stage, options_on(cfg), current, lambda c: _postprocess_scores(full, c)
+        )
         step_decisions += decisions
         if kept is not None:
             cfg = kept
@@ -198,16 +245,28 @@ def fit(opts: FitOptions, members: Sequence[Member] | None = None) -> Recipe:
     recipe = Recipe(
         manifest=str(Path(opts.manifest).resolve()),
         members={n: weights[n] for n in names if weights.get(n, 0) > 0},
-        views=[v.name for v in run_views], postprocess=cfg,
+        views=[v.name for v in run_views],
+        postprocess=cfg,
         scores={k: vars(v) for k, v in stage_scores.items()},
-        decisions={"candidates": {n: vars(s) for n, s in singles.items()},
-                   "selection": selection.to_json(),
-                   "views": [d.to_json() for d in view_decisions],
-                   "postprocess": [d.to_json() for d in step_decisions],
-                   "full_resolution": confirmations},
-        data={"dataset": str(Path(opts.data).resolve()), "split": opts.split, "images": len(items),
-              "split_images": len(inputs.items), "choose": len(choose), "confirm": len(confirm),
-              "seed": opts.seed, "cache_resolution": opts.resolution,
-              "cache_gb": round(cache.nbytes / 1e9, 3), "seconds": round(time.perf_counter() - t0, 1)})
+        decisions={
+            "candidates": {n: vars(s) for n, s in singles.items()},
+            "selection": selection.to_json(),
+            "views": [d.to_json() for d in view_decisions],
+            "postprocess": [d.to_json() for d in step_decisions],
+            "full_resolution": confirmations,
+        },
+        data={
+            "dataset": str(Path(opts.data).resolve()),
+            "split": opts.split,
+            "images": len(items),
+            "split_images": len(inputs.items),
+            "choose": len(choose),
+            "confirm": len(confirm),
+            "seed": opts.seed,
+            "cache_resolution": opts.resolution,
+            "cache_gb": round(cache.nbytes / 1e9, 3),
+            "seconds": round(time.perf_counter() - t0, 1),
+        },
+    )
     write_recipe(opts.out, recipe)
     return recipe

@@ -1,13 +1,14 @@
 """Input discovery: a folder of images or a prepared dataset split in submission order, with optional
 ground truth, checked up front."""
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from tqdm import tqdm
@@ -16,10 +17,31 @@ from configs import IGNORE_INDEX, NUM_CLASSES
 from data_prep.layout import DatasetError, PreparedDataset, read_label_map, read_rgb
 
 # File types OpenCV decodes (others in an image folder are ignored and listed).
-IMAGE_EXTENSIONS = frozenset({
-    ".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".jp2",
-    ".pbm", ".pgm", ".ppm", ".pnm", ".pxm", ".sr", ".ras", ".exr", ".hdr", ".pic", ".avif",
-})
+IMAGE_EXTENSIONS = frozenset(
+    {
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".png",
+        ".bmp",
+        ".dib",
+        ".tif",
+        ".tiff",
+        ".webp",
+        ".jp2",
+        ".pbm",
+        ".pgm",
+        ".ppm",
+        ".pnm",
+        ".pxm",
+        ".sr",
+        ".ras",
+        ".exr",
+        ".hdr",
+        ".pic",
+        ".avif",
+    }
+)
 
 
 class InputError(ValueError):
@@ -141,21 +163,31 @@ def _check_mask(path: Path, size: tuple[int, int] | None) -> str | None:
         return f"ground-truth mask is {mask.shape[1]}x{mask.shape[0]}, the image {size[1]}x{size[0]}"
     bad = np.unique(mask[(mask >= NUM_CLASSES) & (mask != IGNORE_INDEX)])
     if bad.size:
-        return f"ground-truth mask has values {bad[:5].tolist()} outside 0..{NUM_CLASSES - 1} and {IGNORE_INDEX}"
+        return (
+            f"ground-truth mask has values {bad[:5].tolist()} outside 0..{NUM_CLASSES - 1} and {IGNORE_INDEX}"
+        )
     return None
 
 
-def validate(image_set: ImageSet, workers: int = 4,
-             progress: bool = True) -> tuple[list[BadFile], list[BadFile]]:
+def validate(
+    image_set: ImageSet, workers: int = 4, progress: bool = True
+) -> tuple[list[BadFile], list[BadFile]]:
     """Decode every image (and mask) once; returns (bad images, bad masks)."""
     workers = max(1, min(workers, os.cpu_count() or 1, 8))
     # Threads suffice: OpenCV releases the GIL while decoding.
     with ThreadPoolExecutor(workers) as pool:
-        results = list(tqdm(pool.map(_check_image, [i.path for i in image_set.items]),
-                            total=len(image_set.items), desc="checking images", unit="img",
-                            disable=not progress))
-        bad_images = [BadFile(item.path, reason)
-                      for item, (_, reason) in zip(image_set.items, results) if reason]
+        results = list(
+            tqdm(
+                pool.map(_check_image, [i.path for i in image_set.items]),
+                total=len(image_set.items),
+                desc="checking images",
+                unit="img",
+                disable=not progress,
+            )
+        )
+        bad_images = [
+            BadFile(item.path, reason) for item, (_, reason) in zip(image_set.items, results) if reason
+        ]
         image_set.sizes = {item.path: size for item, (size, _) in zip(image_set.items, results) if size}
         bad_masks: list[BadFile] = []
         if image_set.gt_paths is not None:

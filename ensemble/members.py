@@ -1,4 +1,5 @@
 """Ensemble members: build each model of a checked manifest (tuning.manifest) from its safetensors weights."""
+
 from __future__ import annotations
 
 import struct
@@ -68,8 +69,9 @@ def _load_member(manifest: ManifestFile, entry: ManifestEntry, device: torch.dev
     try:
         model = build_model(entry.arch, entry.encoder, None)
     except (ValueError, KeyError) as err:
-        raise ManifestError(f"{where}: cannot build arch {entry.arch!r} / encoder "
-                            f"{entry.encoder!r}: {err}") from None
+        raise ManifestError(
+            f"{where}: cannot build arch {entry.arch!r} / encoder {entry.encoder!r}: {err}"
+        ) from None
     check_state_dict(model, state, f"{where} ({weights_path.name})")
     # Last: a file that is truncated or of another model gets the more telling error above.
     check_sha256(weights_path, entry, manifest.path)
@@ -77,9 +79,19 @@ def _load_member(manifest: ManifestFile, entry: ManifestEntry, device: torch.dev
     model.eval().to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    return Member(name=entry.name, arch=entry.arch, encoder=entry.encoder, image_size=entry.image_size,
-                  mean=entry.mean, std=entry.std, model=model, val_f1=entry.val_f1,
-                  trial_id=entry.trial_id, config=dict(entry.config), weights_path=weights_path)
+    return Member(
+        name=entry.name,
+        arch=entry.arch,
+        encoder=entry.encoder,
+        image_size=entry.image_size,
+        mean=entry.mean,
+        std=entry.std,
+        model=model,
+        val_f1=entry.val_f1,
+        trial_id=entry.trial_id,
+        config=dict(entry.config),
+        weights_path=weights_path,
+    )
 
 
 def read_safetensors(path: Path, member: str) -> dict[str, torch.Tensor]:
@@ -95,26 +107,32 @@ def read_safetensors(path: Path, member: str) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ManifestError(f"{where}: file not found")
     if path.suffix != ".safetensors":
-        raise ManifestError(f"{where}: expected a .safetensors file (pickled .pt/.pth/.ckpt weights are refused)")
+        raise ManifestError(
+            f"{where}: expected a .safetensors file (pickled .pt/.pth/.ckpt weights are refused)"
+        )
     size = path.stat().st_size
     with path.open("rb") as f:
         head = f.read(9)
     if head[:4] == b"PK\x03\x04":
-        raise ManifestError(f"{where}: is a torch.save (zip/pickle) file, not safetensors; "
-                            f"pickled weights are refused")
+        raise ManifestError(
+            f"{where}: is a torch.save (zip/pickle) file, not safetensors; pickled weights are refused"
+        )
     if head[:1] == b"\x80":
         raise ManifestError(f"{where}: is a pickle, not safetensors; pickled weights are refused")
     if len(head) < 9:
         raise ManifestError(f"{where}: too short ({size} bytes) to be a safetensors file")
     header_len = struct.unpack("<Q", head[:8])[0]
     if header_len > min(_MAX_HEADER, size - 8) or head[8:9] != b"{":
-        raise ManifestError(f"{where}: not a safetensors file (bad header: length {header_len}, "
-                            f"file {size} bytes); it may be truncated or tampered with")
+        raise ManifestError(
+            f"{where}: not a safetensors file (bad header: length {header_len}, "
+            f"file {size} bytes); it may be truncated or tampered with"
+        )
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise ManifestError(f"{where}: unreadable safetensors file ({err}); "
-                            f"it may be truncated or tampered with") from None
+        raise ManifestError(
+            f"{where}: unreadable safetensors file ({err}); it may be truncated or tampered with"
+        ) from None
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise ManifestError(f"{where}: non-finite values (NaN/inf) in {bad[:3]}")
@@ -126,8 +144,11 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], whe
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    shapes = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
-              for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing key(s) e.g. {missing[:3]}")

@@ -1,4 +1,5 @@
 """The run's output folder: fresh per run, or cleared of what an earlier run wrote (--overwrite)."""
+
 from __future__ import annotations
 
 import shutil
@@ -7,8 +8,14 @@ from pathlib import Path
 # What ensemble.pipeline.run writes; --overwrite removes exactly these (and their temp files),
 # never anything else a user keeps in the folder.
 OWN_FOLDERS = ("masks", "color", "viz")
-OWN_FILES = ("submission.csv", "submission_ids.csv", "report.md", "report.json", "confusion.png",
-             "member_weights.json")
+OWN_FILES = (
+    "submission.csv",
+    "submission_ids.csv",
+    "report.md",
+    "report.json",
+    "confusion.png",
+    "member_weights.json",
+)
 
 
 class OutputFolderError(ValueError):
@@ -20,9 +27,11 @@ def check_out_folder(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise OutputFolderError(f"{out}: exists and is not a folder")
     if not overwrite and out.is_dir() and any(out.iterdir()):
-        raise OutputFolderError(f"{out}: output folder is not empty (an earlier run's masks and report would "
-                                f"mix with this run's); choose a new --out, or pass --overwrite to "
-                                f"replace what a previous run wrote there")
+        raise OutputFolderError(
+            f"{out}: output folder is not empty (an earlier run's masks and report would "
+            f"mix with this run's); choose a new --out, or pass --overwrite to "
+            f"replace what a previous run wrote there"
+        )
 
 
 def clear_previous(out: Path) -> list[Path]:

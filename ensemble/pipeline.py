@@ -1,4 +1,5 @@
 """One ensemble run: check inputs, load members, predict, post-process, write CSV/PNGs/report."""
+
 from __future__ import annotations
 
 import time
@@ -17,8 +18,15 @@ from data_prep.layout import DatasetError, fit_pixels, read_label_map, read_rgb,
 from ensemble.inputs import ImageSet, InputError, discover, validate
 from ensemble.members import ManifestError, Member, load_manifest, resolve_device
 from ensemble.outputs import OutputFolderError, check_out_folder, clear_previous
-from ensemble.postprocess import (PostprocessError, ProbabilityResult, Step, argmax_labels, build_steps,
-                                  label_stage, probability_stage)
+from ensemble.postprocess import (
+    PostprocessError,
+    ProbabilityResult,
+    Step,
+    argmax_labels,
+    build_steps,
+    label_stage,
+    probability_stage,
+)
 from ensemble.predict import Prediction, Timings, predict
 from ensemble.recipe import Recipe, RecipeError, check_members, default_recipe_path, read_recipe
 from ensemble.report import StageScores, image_confusion, write_report
@@ -30,8 +38,17 @@ from ensemble.weights import WEIGHT_MODES, WeightsError
 ENSEMBLE_STAGE = "ensemble"
 # Bad input (files, manifest, config, options) raises these; any other exception is a bug and
 # propagates with its traceback instead of being reported as bad input.
-INPUT_ERRORS = (InputError, DatasetError, ManifestError, WeightsError, PostprocessError, TTAError,
-                ConfigError, RecipeError, OutputFolderError)
+INPUT_ERRORS = (
+    InputError,
+    DatasetError,
+    ManifestError,
+    WeightsError,
+    PostprocessError,
+    TTAError,
+    ConfigError,
+    RecipeError,
+    OutputFolderError,
+)
 
 
 class RunError(Exception):
@@ -97,36 +114,59 @@ def run(opts: RunOptions) -> dict[str, Any]:
     scores = _predict_and_write(opts, plan, out, timings)
     run_s = time.perf_counter() - t2
 
-    outputs = {"submission": out / "submission.csv", "ids": out / "submission_ids.csv",
-               "masks": out / "masks", "color": out / "color", "viz": out / "viz",
-               "report": out / "report.md"}
+    outputs = {
+        "submission": out / "submission.csv",
+        "ids": out / "submission_ids.csv",
+        "masks": out / "masks",
+        "color": out / "color",
+        "viz": out / "viz",
+        "report": out / "report.md",
+    }
     if scores:
-        plot_confusion(scores.matrices[scores.final], out / "confusion.png",
-                       f"final stage ({scores.final}): confusion, row-normalised")
+        plot_confusion(
+            scores.matrices[scores.final],
+            out / "confusion.png",
+            f"final stage ({scores.final}): confusion, row-normalised",
+        )
         outputs["confusion"] = out / "confusion.png"
     n = timings.images
     report = {
-        "manifest": str(opts.manifest), "source": plan.test_set.source,
-        "images": len(plan.test_set.items), "predicted": n,
-        "device": str(plan.device), "views": [v.name for v in plan.views],
+        "manifest": str(opts.manifest),
+        "source": plan.test_set.source,
+        "images": len(plan.test_set.items),
+        "predicted": n,
+        "device": str(plan.device),
+        "views": [v.name for v in plan.views],
         "postprocess": [s.label for s in plan.steps],
         "weights_mode": plan.weights_mode,
         "recipe": str(plan.recipe_path) if plan.recipe_path else None,
         "decisions": plan.recipe.model_dump(mode="json") if plan.recipe else None,
         "csv": ens.csv.model_dump(),
-        "members": [{"name": m.name, "arch": m.arch, "encoder": m.encoder,
-                     "image_size": m.image_size, "val_f1": m.val_f1, "trial_id": m.trial_id,
-                     "weight": plan.weights[m.name]} for m in plan.members],
+        "members": [
+            {
+                "name": m.name,
+                "arch": m.arch,
+                "encoder": m.encoder,
+                "image_size": m.image_size,
+                "val_f1": m.val_f1,
+                "trial_id": m.trial_id,
+                "weight": plan.weights[m.name],
+            }
+            for m in plan.members
+        ],
         "gt": str(plan.test_set.gt_paths[0].parent) if plan.test_set.gt_paths else None,
         "stages": scores.table() if scores else None,
         "skipped": [{"file": str(p), "reason": r} for p, r in plan.bad.items()],
         "ignored": plan.test_set.ignored,
         "downscaled": downscaled,
-        "timings": {"validate_s": validate_s, "run_s": run_s,
-                    "per_image_s": run_s / n if n else 0.0,
-                    "forward_s": dict(timings.forward_s),
-                    "forward_total_s": timings.forward_total_s,
-                    "overhead_s": run_s - timings.forward_total_s},
+        "timings": {
+            "validate_s": validate_s,
+            "run_s": run_s,
+            "per_image_s": run_s / n if n else 0.0,
+            "forward_s": dict(timings.forward_s),
+            "forward_total_s": timings.forward_total_s,
+            "overhead_s": run_s - timings.forward_total_s,
+        },
         "outputs": {k: str(v) for k, v in outputs.items()},
     }
     write_report(out, report)
@@ -139,12 +179,18 @@ def _plan(opts: RunOptions) -> _Plan:
     check_workers = max(2, ens.num_workers)
     bad_images, bad_masks = validate(test_set, check_workers, opts.progress)
     if bad_masks:
-        raise RunError([b.line() for b in bad_masks]
-                       + [f"{len(bad_masks)} bad ground-truth mask(s); nothing was written"])
+        raise RunError(
+            [b.line() for b in bad_masks]
+            + [f"{len(bad_masks)} bad ground-truth mask(s); nothing was written"]
+        )
     if bad_images and not opts.skip_bad:
-        raise RunError([b.line() for b in bad_images]
-                       + [f"{len(bad_images)} unreadable image(s); nothing was written "
-                          f"(--skip-bad writes empty rows for them instead)"])
+        raise RunError(
+            [b.line() for b in bad_images]
+            + [
+                f"{len(bad_images)} unreadable image(s); nothing was written "
+                f"(--skip-bad writes empty rows for them instead)"
+            ]
+        )
     recipe_path = opts.recipe
     if recipe_path is None and opts.use_recipe and default_recipe_path(opts.manifest).is_file():
         recipe_path = default_recipe_path(opts.manifest)
@@ -156,8 +202,9 @@ def _plan(opts: RunOptions) -> _Plan:
         post = recipe.postprocess
         if "views" not in opts.explicit:
             views = [view_from_name(v) for v in recipe.views]
-    post = post.model_copy(update={k.split(".", 1)[1]: v for k, v in opts.explicit.items()
-                                   if k.startswith("postprocess.")})
+    post = post.model_copy(
+        update={k.split(".", 1)[1]: v for k, v in opts.explicit.items() if k.startswith("postprocess.")}
+    )
     steps = build_steps(post)  # before loading models: a missing extra fails fast
     device = resolve_device(opts.device)
     members = load_manifest(opts.manifest, device).members
@@ -165,10 +212,18 @@ def _plan(opts: RunOptions) -> _Plan:
     if recipe is not None:
         check_members(recipe, [m.name for m in members], recipe_path)
         members = [m for m in members if m.name in recipe.members]
-    plan = _Plan(test_set=test_set, bad={b.path: b.reason for b in bad_images}, views=views,
-                 steps=steps, members=members, device=device, weights={},
-                 weights_mode=mode or ("recipe" if recipe else ens.member_weights),
-                 recipe=recipe, recipe_path=recipe_path)
+    plan = _Plan(
+        test_set=test_set,
+        bad={b.path: b.reason for b in bad_images},
+        views=views,
+        steps=steps,
+        members=members,
+        device=device,
+        weights={},
+        weights_mode=mode or ("recipe" if recipe else ens.member_weights),
+        recipe=recipe,
+        recipe_path=recipe_path,
+    )
     if mode is None and recipe is not None:
         total = sum(recipe.members.values())
         plan.weights = {m.name: recipe.members[m.name] / total for m in members}
@@ -183,8 +238,11 @@ def _announce_downscaled(test_set: ImageSet, max_pixels: int) -> list[dict[str, 
     for path, (h, w) in test_set.sizes.items():
         sh, sw = scaled_size(h, w, max_pixels)
         if (sh, sw) != (h, w):
-            print(f"{path}: {w}x{h} is above ensemble.max_pixels ({max_pixels} pixels): predicted at "
-                  f"{sw}x{sh}, its mask scaled back to {w}x{h}", flush=True)
+            print(
+                f"{path}: {w}x{h} is above ensemble.max_pixels ({max_pixels} pixels): predicted at "
+                f"{sw}x{sh}, its mask scaled back to {w}x{h}",
+                flush=True,
+            )
             listed.append({"file": str(path), "size": [h, w], "predicted_at": [sh, sw]})
     return listed
 
@@ -204,7 +262,7 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
     good = [p for p, item in enumerate(items) if item.path not in plan.bad]
     gt_paths = plan.test_set.gt_paths
     track = gt_paths is not None
-    viz_positions = set(good[:ens.viz])
+    viz_positions = set(good[: ens.viz])
     scores = StageScores()
     tta_stage = f"+tta({'+'.join(v.name for v in plan.views[1:])})" if len(plan.views) > 1 else None
 
@@ -218,14 +276,16 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
             stages[f"+{step.label}"] = labels
         return stages, result
 
-    def postprocess_write_score(pred: Prediction, position: int, stages: dict[str, np.ndarray],
-                                result: ProbabilityResult) -> _ImageResult:
+    def postprocess_write_score(
+        pred: Prediction, position: int, stages: dict[str, np.ndarray], result: ProbabilityResult
+    ) -> _ImageResult:
         record = (lambda step, labels: stages.__setitem__(f"+{step.label}", labels.copy())) if track else None
         labels = label_stage(result.context, plan.steps, on_step=record)
         h, w = plan.test_set.sizes.get(pred.path, labels.shape)
         # nearest: a label map scaled back must keep label values (pred.size < (h, w) above max_pixels)
-        full = labels if labels.shape == (h, w) else cv2.resize(labels, (w, h),
-                                                                 interpolation=cv2.INTER_NEAREST)
+        full = (
+            labels if labels.shape == (h, w) else cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+        )
         write_masks(out, pred.stem, full)
         gt = read_label_map(gt_paths[position]) if track else None
         if gt is not None and gt.shape != labels.shape:  # scored at the size it was predicted at
@@ -252,15 +312,26 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
                     scores.add(name, cm)
 
         if good:
-            preds = predict(plan.members, weights, [items[p] for p in good], plan.views,
-                            plan.device, ens.batch_size, ens.num_workers, track_stages=track,
-                            timings=timings, progress=opts.progress, max_pixels=ens.max_pixels)
+            preds = predict(
+                plan.members,
+                weights,
+                [items[p] for p in good],
+                plan.views,
+                plan.device,
+                ens.batch_size,
+                ens.num_workers,
+                track_stages=track,
+                timings=timings,
+                progress=opts.progress,
+                max_pixels=ens.max_pixels,
+            )
             for pred in preds:
                 position = good[pred.index]
                 stages, result = on_device(pred)
                 pred.probs = None  # the (C, H, W) probabilities end here; workers get uint8 maps
-                pending.append((position, pool.submit(postprocess_write_score, pred, position, stages,
-                                                      result)))
+                pending.append(
+                    (position, pool.submit(postprocess_write_score, pred, position, stages, result))
+                )
                 drain(2 * workers)  # bounded: the CSV is written in order
         drain(0)
         while sub.next_position < len(items):

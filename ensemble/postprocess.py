@@ -4,13 +4,13 @@ Probability steps (smoothing, dense CRF) run first, as torch ops where the proba
 GPU keeps them), then argmax; only uint8 maps (and a float map for GrabCut) go to the CPU, where
 the label steps (GrabCut, stray-component removal, hole filling) run, always in STEPS order.
 """
+
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
-import math
 
 import cv2
 import numpy as np
@@ -28,12 +28,15 @@ class PostprocessError(ValueError):
 
 # Parts a face has exactly one of: anything beyond the largest blob (and blobs of similar size,
 # e.g. a lip cut in two) is a stray prediction.
-SINGLE_INSTANCE = tuple(CLASS_ID[n] for n in (
-    "nose", "mouth", "u_lip", "l_lip", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear"))
+SINGLE_INSTANCE = tuple(
+    CLASS_ID[n]
+    for n in ("nose", "mouth", "u_lip", "l_lip", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear")
+)
 # Parts that contain nothing else: any region they enclose is theirs. Ears are left out (an
 # earring sits inside an ear), and so are skin and hair (eyes sit inside skin, ears in hair).
-SOLID_PARTS = tuple(CLASS_ID[n] for n in (
-    "nose", "l_eye", "r_eye", "l_brow", "r_brow", "mouth", "u_lip", "l_lip"))
+SOLID_PARTS = tuple(
+    CLASS_ID[n] for n in ("nose", "l_eye", "r_eye", "l_brow", "r_brow", "mouth", "u_lip", "l_lip")
+)
 # ...except these pairs, which do sit inside one another (a mouth between lips drawn as one).
 MAY_ENCLOSE = {
     CLASS_ID["u_lip"]: (CLASS_ID["mouth"], CLASS_ID["l_lip"]),
@@ -75,7 +78,9 @@ def argmax_labels(probs: np.ndarray | torch.Tensor) -> np.ndarray:
 
 class Step:
     name = "step"
-    stage = "labels"  # "probs": maps (C, H, W) probabilities (a tensor) before argmax; "labels": edits ctx.labels
+    stage = (
+        "labels"  # "probs": maps (C, H, W) probabilities (a tensor) before argmax; "labels": edits ctx.labels
+    )
     needs: tuple[str, ...] = ()  # Context fields a label step reads: "top2", "foreground", "face_best"
 
     @property
@@ -136,8 +141,9 @@ class DenseCRF(Step):
             import pydensecrf.densecrf as dcrf
             from pydensecrf.utils import unary_from_softmax
         except ImportError:
-            raise PostprocessError("dense CRF needs the optional package pydensecrf2: "
-                                   "pip install '.[crf]' (or turn crf off)") from None
+            raise PostprocessError(
+                "dense CRF needs the optional package pydensecrf2: pip install '.[crf]' (or turn crf off)"
+            ) from None
         self.dcrf, self.unary_from_softmax, self.iterations = dcrf, unary_from_softmax, iterations
 
     def apply(self, probs: torch.Tensor, image_path: Path | None = None) -> torch.Tensor:
@@ -232,7 +238,7 @@ class FillHoles(Step):
             rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
             if rows.size < 3 or cols.size < 3:
                 continue
-            crop = labels[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]  # a view: edits land in labels
+            crop = labels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # a view: edits land in labels
             inside = crop == e
             # Pad with "not e" so every region that reaches the crop's edge joins one outer region.
             other = np.pad(~inside, 1, constant_values=True).view(np.uint8)
@@ -285,8 +291,9 @@ class ProbabilityResult:
     stage_labels: list[tuple[Step, np.ndarray]]  # labels after each probability step
 
 
-def probability_stage(probs: torch.Tensor, steps: list[Step], image_path: Path | None = None,
-                      track: bool = False) -> ProbabilityResult:
+def probability_stage(
+    probs: torch.Tensor, steps: list[Step], image_path: Path | None = None, track: bool = False
+) -> ProbabilityResult:
     """Run the probability steps where probs live (GPU or CPU); return small CPU arrays only."""
     seen = []
     for step in steps:
@@ -297,8 +304,11 @@ def probability_stage(probs: torch.Tensor, steps: list[Step], image_path: Path |
     needs = {n for step in steps if step.stage == "labels" for n in step.needs}
     top2 = probs.topk(2, dim=0).indices.to(torch.uint8) if "top2" in needs else None
     labels = top2[0] if top2 is not None else probs.argmax(0).to(torch.uint8)
-    ctx = Context(labels=labels.cpu().numpy(), image_path=image_path,
-                  top2=top2.cpu().numpy() if top2 is not None else None)
+    ctx = Context(
+        labels=labels.cpu().numpy(),
+        image_path=image_path,
+        top2=top2.cpu().numpy() if top2 is not None else None,
+    )
     if "foreground" in needs:
         ctx.foreground = (1.0 - probs[0]).float().cpu().numpy()
     if "face_best" in needs:
@@ -306,8 +316,9 @@ def probability_stage(probs: torch.Tensor, steps: list[Step], image_path: Path |
     return ProbabilityResult(ctx, seen)
 
 
-def label_stage(ctx: Context, steps: list[Step],
-                on_step: Callable[[Step, np.ndarray], None] | None = None) -> np.ndarray:
+def label_stage(
+    ctx: Context, steps: list[Step], on_step: Callable[[Step, np.ndarray], None] | None = None
+) -> np.ndarray:
     """Run the label steps (CPU: components, holes, GrabCut) on ctx.labels; returns them."""
     for step in steps:
         if step.stage == "labels":
@@ -317,8 +328,12 @@ def label_stage(ctx: Context, steps: list[Step],
     return ctx.labels
 
 
-def postprocess(probs: np.ndarray | torch.Tensor, steps: list[Step], image_path: Path | None = None,
-                on_step: Callable[[Step, np.ndarray], None] | None = None) -> np.ndarray:
+def postprocess(
+    probs: np.ndarray | torch.Tensor,
+    steps: list[Step],
+    image_path: Path | None = None,
+    on_step: Callable[[Step, np.ndarray], None] | None = None,
+) -> np.ndarray:
     """Run the steps on (C, H, W) probabilities; returns the label map (H, W) uint8.
 
     on_step(step, labels) is called after each step with the labels so far (for the report).

@@ -8,12 +8,13 @@ they are added, so one float32 accumulator holds the ensemble. At the end the av
 probabilities (not labels) are resized to each image's own size, so argmax sees smooth
 boundaries instead of blocky upsampled labels.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -88,11 +89,22 @@ class _ModelInputDataset(Dataset):
         return i, size, tuple(prepare_input(image, spec) for spec in self.specs)
 
 
-def make_loader(items: Sequence[ImageItem], specs: Sequence[InputSpec], batch_size: int,
-                num_workers: int, device: torch.device, max_pixels: int | None = None) -> DataLoader:
+def make_loader(
+    items: Sequence[ImageItem],
+    specs: Sequence[InputSpec],
+    batch_size: int,
+    num_workers: int,
+    device: torch.device,
+    max_pixels: int | None = None,
+) -> DataLoader:
     # No cv2.setNumThreads in the workers: after a fork it waits forever on the parent's pool.
-    return DataLoader(_ModelInputDataset(items, specs, max_pixels), batch_size=batch_size, shuffle=False,
-                      num_workers=num_workers, pin_memory=device.type == "cuda")
+    return DataLoader(
+        _ModelInputDataset(items, specs, max_pixels),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+    )
 
 
 def distinct_specs(members: Sequence[Member]) -> tuple[list[InputSpec], list[int]]:
@@ -139,8 +151,9 @@ class _ForwardTimer:
         self.timings.forward_s[name] = self.timings.forward_s.get(name, 0.0) + seconds
 
 
-def grouped_view_probs(member: Member, x: torch.Tensor, views: Sequence[View],
-                       timer: _ForwardTimer) -> Iterator[tuple[int, torch.Tensor]]:
+def grouped_view_probs(
+    member: Member, x: torch.Tensor, views: Sequence[View], timer: _ForwardTimer
+) -> Iterator[tuple[int, torch.Tensor]]:
     """(view index, probabilities mapped back to x's geometry) for every view.
 
     Views whose inputs have one shape (identity and flip; each scale with its flip) are
@@ -152,8 +165,11 @@ def grouped_view_probs(member: Member, x: torch.Tensor, views: Sequence[View],
         groups.setdefault(tuple(t.shape[-2:]), []).append(i)
     size = tuple(x.shape[-2:])
     for members_of_group in groups.values():
-        stacked = torch.cat([inputs[i] for i in members_of_group]) if len(members_of_group) > 1 \
+        stacked = (
+            torch.cat([inputs[i] for i in members_of_group])
+            if len(members_of_group) > 1
             else inputs[members_of_group[0]]
+        )
         probs = torch.softmax(timer.run(member.name, member.model, stacked).float(), dim=1)
         for i, chunk in zip(members_of_group, probs.split(x.shape[0])):
             yield i, views[i].inverse(chunk, size)
@@ -164,10 +180,19 @@ def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
 
 
-def predict(members: Sequence[Member], weights: Sequence[float], items: Sequence[ImageItem],
-            views: Sequence[View], device: torch.device | str = "cpu", batch_size: int = 4,
-            num_workers: int = 0, track_stages: bool = False, timings: Timings | None = None,
-            progress: bool = True, max_pixels: int | None = None) -> Iterator[Prediction]:
+def predict(
+    members: Sequence[Member],
+    weights: Sequence[float],
+    items: Sequence[ImageItem],
+    views: Sequence[View],
+    device: torch.device | str = "cpu",
+    batch_size: int = 4,
+    num_workers: int = 0,
+    track_stages: bool = False,
+    timings: Timings | None = None,
+    progress: bool = True,
+    max_pixels: int | None = None,
+) -> Iterator[Prediction]:
     """Yield one Prediction per item, in order: probabilities averaged over members and views.
 
     weights: one per member (normalised here). track_stages adds each member's and the
@@ -196,14 +221,28 @@ def predict(members: Sequence[Member], weights: Sequence[float], items: Sequence
         # Compute the batch under inference_mode, yield outside it: a generator suspended inside
         # the context would leave inference mode switched on in the caller's code.
         with torch.inference_mode():
-            batch = _predict_batch(members, w, views, run_views, spec_of, res, track_stages, timer,
-                                   index.tolist(), sizes.tolist(), inputs, items, device)
+            batch = _predict_batch(
+                members,
+                w,
+                views,
+                run_views,
+                spec_of,
+                res,
+                track_stages,
+                timer,
+                index.tolist(),
+                sizes.tolist(),
+                inputs,
+                items,
+                device,
+            )
         timings.images += len(batch)
         yield from batch
 
 
-def _predict_batch(members, w, views, run_views, spec_of, res, track_stages, timer, index, sizes,
-                   inputs, items, device) -> list[Prediction]:
+def _predict_batch(
+    members, w, views, run_views, spec_of, res, track_stages, timer, index, sizes, inputs, items, device
+) -> list[Prediction]:
     """Every member on every view of one batch, summed into one float32 accumulator."""
     n = len(index)
     inputs = [_to_device(x, device) for x in inputs]
@@ -228,31 +267,51 @@ def _predict_batch(members, w, views, run_views, spec_of, res, track_stages, tim
             stage_labels[i]["ensemble"] = labels
     out = []
     for i, k in enumerate(index):
-        probs = resize_bilinear(acc[i:i + 1], sizes[i])[0]
-        out.append(Prediction(index=k, stem=items[k].stem, path=items[k].path,
-                              size=(int(sizes[i][0]), int(sizes[i][1])), probs=probs,
-                              stage_labels=stage_labels[i]))
+        probs = resize_bilinear(acc[i : i + 1], sizes[i])[0]
+        out.append(
+            Prediction(
+                index=k,
+                stem=items[k].stem,
+                path=items[k].path,
+                size=(int(sizes[i][0]), int(sizes[i][1])),
+                probs=probs,
+                stage_labels=stage_labels[i],
+            )
+        )
     return out
 
 
 def _labels_at(probs: torch.Tensor, sizes: list[list[int]]) -> Iterator[np.ndarray]:
     """Argmax label maps at each image's own size (probabilities resized first)."""
     for i, size in enumerate(sizes):
-        yield resize_bilinear(probs[i:i + 1], size)[0].argmax(0).to(torch.uint8).cpu().numpy()
+        yield resize_bilinear(probs[i : i + 1], size)[0].argmax(0).to(torch.uint8).cpu().numpy()
 
 
-def predict_probs(members: Sequence[Member], weights: Sequence[float], items: Sequence[ImageItem],
-                  views: Sequence[View], device: torch.device | str = "cpu", batch_size: int = 4,
-                  num_workers: int = 0, progress: bool = True) -> Iterator[tuple[str, np.ndarray]]:
+def predict_probs(
+    members: Sequence[Member],
+    weights: Sequence[float],
+    items: Sequence[ImageItem],
+    views: Sequence[View],
+    device: torch.device | str = "cpu",
+    batch_size: int = 4,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> Iterator[tuple[str, np.ndarray]]:
     """Yield (stem, probabilities (C, H, W) float32 at the image's own size) per item, in order."""
-    for pred in predict(members, weights, items, views, device, batch_size, num_workers,
-                        progress=progress):
+    for pred in predict(members, weights, items, views, device, batch_size, num_workers, progress=progress):
         yield pred.stem, pred.probs.cpu().numpy()
 
 
-def candidate_view_probs(members: Sequence[Member], items: Sequence[ImageItem], views: Sequence[View],
-                         resolution: int, device: torch.device | str = "cpu", batch_size: int = 4,
-                         num_workers: int = 0, progress: bool = True) -> torch.Tensor:
+def candidate_view_probs(
+    members: Sequence[Member],
+    items: Sequence[ImageItem],
+    views: Sequence[View],
+    resolution: int,
+    device: torch.device | str = "cpu",
+    batch_size: int = 4,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> torch.Tensor:
     """Every member's probabilities under every view at resolution r: (M, V, N, C, r, r) float16, CPU.
 
     One pass over a labelled split; selection then scores combinations without running models
@@ -265,8 +324,9 @@ def candidate_view_probs(members: Sequence[Member], items: Sequence[ImageItem], 
     out = torch.zeros(len(members), len(views), len(items), NUM_CLASSES, r, r, dtype=torch.float16)
     loader = make_loader(items, specs, batch_size, num_workers, device)
     with torch.inference_mode():
-        for index, _, inputs in tqdm(loader, desc="candidates' probabilities", unit="batch",
-                                     disable=not progress):
+        for index, _, inputs in tqdm(
+            loader, desc="candidates' probabilities", unit="batch", disable=not progress
+        ):
             inputs = [_to_device(x, device) for x in inputs]
             for m, member in enumerate(members):
                 for v, p in grouped_view_probs(member, inputs[spec_of[m]], views, timer):

@@ -6,6 +6,7 @@
 Members, views and post-processing are applied; scores, decisions and data are the record of how
 they were chosen (the run report repeats them).
 """
+
 from __future__ import annotations
 
 import json
@@ -73,5 +74,7 @@ def read_recipe(path: str | Path, member_names: list[str] | None = None) -> Reci
 def check_members(recipe: Recipe, member_names: list[str], path: str | Path) -> None:
     unknown = sorted(set(recipe.members) - set(member_names))
     if unknown:
-        raise RecipeError(f"{path}: members {unknown} are not in the manifest ({member_names}); "
-                          f"was the recipe fit for another manifest?")
+        raise RecipeError(
+            f"{path}: members {unknown} are not in the manifest ({member_names}); "
+            f"was the recipe fit for another manifest?"
+        )

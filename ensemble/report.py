@@ -1,5 +1,6 @@
 """The run report: per-stage scores (each member, ensemble, +TTA, +each post-processing step),
 weights, timings and skipped images, as report.json and report.md."""
+
 from __future__ import annotations
 
 import math
@@ -68,7 +69,7 @@ def compact_rows(stages: list[dict[str, Any]]) -> list[tuple[str, float]]:
     rows = []
     if members:
         best = max(members, key=lambda s: -1.0 if math.isnan(s["f1"]) else s["f1"])
-        rows.append((f"best member ({best['stage'][len(MEMBER_PREFIX):]})", best["f1"]))
+        rows.append((f"best member ({best['stage'][len(MEMBER_PREFIX) :]})", best["f1"]))
     rows += [(s["stage"], s["f1"]) for s in stages if s["kind"] == "ensemble"]
     return rows
 
@@ -84,51 +85,79 @@ def compact_table(stages: list[dict[str, Any]]) -> str:
 
 def render_markdown(report: dict[str, Any]) -> str:
     lines = ["# Ensemble report", ""]
-    lines += [f"- manifest: `{report['manifest']}`",
-              f"- images: {report['images']} from `{report['source']}` "
-              f"({report['predicted']} predicted, {len(report['skipped'])} skipped)",
-              f"- device: {report['device']}",
-              f"- TTA views: {', '.join(report['views'])}",
-              f"- post-processing: {', '.join(report['postprocess']) or 'none'}",
-              f"- recipe: `{report['recipe']}`" if report.get("recipe") else "- recipe: none (settings from config and flags)",
-              f"- CSV: resize `{report['csv']['resize']}` to 256, background row "
-              f"`{report['csv']['background']}`", ""]
-    lines += ["## Members", "", "| member | arch | encoder | image size | val F1 | weight |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        f"- manifest: `{report['manifest']}`",
+        f"- images: {report['images']} from `{report['source']}` "
+        f"({report['predicted']} predicted, {len(report['skipped'])} skipped)",
+        f"- device: {report['device']}",
+        f"- TTA views: {', '.join(report['views'])}",
+        f"- post-processing: {', '.join(report['postprocess']) or 'none'}",
+        f"- recipe: `{report['recipe']}`"
+        if report.get("recipe")
+        else "- recipe: none (settings from config and flags)",
+        f"- CSV: resize `{report['csv']['resize']}` to 256, background row `{report['csv']['background']}`",
+        "",
+    ]
+    lines += [
+        "## Members",
+        "",
+        "| member | arch | encoder | image size | val F1 | weight |",
+        "|---|---|---|---|---|---|",
+    ]
     for m in report["members"]:
-        lines.append(f"| {m['name']} | {m['arch']} | {m['encoder']} | {m['image_size']} | "
-                     f"{_f(m['val_f1'])} | {m['weight']:.4f} |")
+        lines.append(
+            f"| {m['name']} | {m['arch']} | {m['encoder']} | {m['image_size']} | "
+            f"{_f(m['val_f1'])} | {m['weight']:.4f} |"
+        )
     lines += ["", f"Member weights: {report['weights_mode']}.", ""]
     if report.get("decisions"):
         lines += decisions_markdown(report["decisions"]) + [""]
     stages = report.get("stages")
     if stages:
-        lines += ["## Scores", "", f"Ground truth: `{report['gt']}`. Mean F1 over the 18 face "
-                  "classes; Δ is the change from the previous ensemble stage.", "",
-                  "| stage | mean F1 (face) | Δ | F1 with bg | mIoU | pixel acc |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "## Scores",
+            "",
+            f"Ground truth: `{report['gt']}`. Mean F1 over the 18 face "
+            "classes; Δ is the change from the previous ensemble stage.",
+            "",
+            "| stage | mean F1 (face) | Δ | F1 with bg | mIoU | pixel acc |",
+            "|---|---|---|---|---|---|",
+        ]
         for s in stages:
-            lines.append(f"| {s['stage']} | {_f(s['f1'])} | {_signed(s.get('delta_f1'))} | "
-                         f"{_f(s['f1_with_bg'])} | {_f(s['miou'])} | {_f(s['pixel_acc'])} |")
-        lines += ["", "### Per-class F1", "",
-                  "| class | " + " | ".join(s["stage"] for s in stages) + " |",
-                  "|---|" + "---|" * len(stages)]
+            lines.append(
+                f"| {s['stage']} | {_f(s['f1'])} | {_signed(s.get('delta_f1'))} | "
+                f"{_f(s['f1_with_bg'])} | {_f(s['miou'])} | {_f(s['pixel_acc'])} |"
+            )
+        lines += [
+            "",
+            "### Per-class F1",
+            "",
+            "| class | " + " | ".join(s["stage"] for s in stages) + " |",
+            "|---|" + "---|" * len(stages),
+        ]
         for c in CLASSES:
             lines.append(f"| {c} | " + " | ".join(_f(s["per_class_f1"][c], 3) for s in stages) + " |")
         lines += ["", "![confusion matrix](confusion.png)", ""]  # report.md sits beside it
     else:
         lines += ["No ground truth given: no scores (pass --gt MASKDIR or a prepared dataset).", ""]
     t = report["timings"]
-    lines += ["## Timings", "", "| what | seconds |", "|---|---|",
-              f"| input check | {t['validate_s']:.2f} |",
-              f"| prediction + post-processing + writing | {t['run_s']:.2f} |",
-              f"| per image | {t['per_image_s']:.4f} |",
-              f"| members' bare forward passes (sum) | {t['forward_total_s']:.2f} |"]
+    lines += [
+        "## Timings",
+        "",
+        "| what | seconds |",
+        "|---|---|",
+        f"| input check | {t['validate_s']:.2f} |",
+        f"| prediction + post-processing + writing | {t['run_s']:.2f} |",
+        f"| per image | {t['per_image_s']:.4f} |",
+        f"| members' bare forward passes (sum) | {t['forward_total_s']:.2f} |",
+    ]
     for name, s in t["forward_s"].items():
         lines.append(f"| forward {name} | {s:.2f} |")
     lines += [f"| everything but the forward passes | {t['overhead_s']:.2f} |", ""]
     lines += ["## Skipped images", ""]
-    lines += [f"- `{b['file']}`: {b['reason']} (empty rows in the CSV)" for b in report["skipped"]] or ["None."]
+    lines += [f"- `{b['file']}`: {b['reason']} (empty rows in the CSV)" for b in report["skipped"]] or [
+        "None."
+    ]
     if report.get("ignored"):
         lines += ["", "Ignored (not images): " + ", ".join(f"`{n}`" for n in report["ignored"])]
     lines += ["", "## Outputs", ""] + [f"- {k}: `{v}`" for k, v in report["outputs"].items()]

@@ -14,6 +14,7 @@ best single candidate on the whole split) on validation data, by construction.
 The score is the leaderboard's: mean F1 over the 18 face classes from the dataset-wide
 confusion matrix (tuning.metrics). Everything here works on cached tensors; no model runs.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -37,8 +38,11 @@ class Scores:
 
     def improves_on(self, before: Scores) -> bool:
         """Kept only if better where it was chosen and no worse where it is confirmed."""
-        return (self.choose > before.choose + EPS and self.confirm >= before.confirm - EPS
-                and self.all >= before.all - EPS)
+        return (
+            self.choose > before.choose + EPS
+            and self.confirm >= before.confirm - EPS
+            and self.all >= before.all - EPS
+        )
 
     def delta(self, before: Scores) -> dict[str, float]:
         return {k: getattr(self, k) - getattr(before, k) for k in ("choose", "confirm", "all")}
@@ -104,14 +108,20 @@ class MemberSelection:
         return {name: c / total for name, c in self.counts.items() if c}
 
     def to_json(self) -> dict:
-        return {"counts": self.counts, "weights": self.weights, "start": self.start,
-                "start_scores": asdict(self.start_scores), "scores": asdict(self.scores),
-                "kept": self.kept,
-                "trace": [{"step": t.step, "added": t.added, **asdict(t.scores)} for t in self.trace]}
+        return {
+            "counts": self.counts,
+            "weights": self.weights,
+            "start": self.start,
+            "start_scores": asdict(self.start_scores),
+            "scores": asdict(self.scores),
+            "kept": self.kept,
+            "trace": [{"step": t.step, "added": t.added, **asdict(t.scores)} for t in self.trace],
+        }
 
 
-def select_members(probs: torch.Tensor, names: Sequence[str], scorer: Scorer,
-                   max_steps: int | None = None) -> tuple[MemberSelection, dict[str, Scores]]:
+def select_members(
+    probs: torch.Tensor, names: Sequence[str], scorer: Scorer, max_steps: int | None = None
+) -> tuple[MemberSelection, dict[str, Scores]]:
     """Greedy forward selection with replacement over candidates' probabilities (M, N, C, h, w).
 
     Returns the selection and every candidate's own scores. Argmax ignores a common scale, so
@@ -142,9 +152,14 @@ def select_members(probs: torch.Tensor, names: Sequence[str], scorer: Scorer,
     if not kept:
         best_counts = np.eye(m, dtype=np.int64)[start]
         scores = start_scores
-    selection = MemberSelection(counts={n: int(c) for n, c in zip(names, best_counts)},
-                                start=names[start], start_scores=start_scores, scores=scores,
-                                trace=trace, kept=bool(kept))
+    selection = MemberSelection(
+        counts={n: int(c) for n, c in zip(names, best_counts)},
+        start=names[start],
+        start_scores=start_scores,
+        scores=scores,
+        trace=trace,
+        kept=bool(kept),
+    )
     return selection, singles
 
 
@@ -159,12 +174,18 @@ class Decision:
     kept: bool
 
     def to_json(self) -> dict:
-        return {"stage": self.stage, "option": self.option, "kept": self.kept,
-                **asdict(self.scores), "delta": self.scores.delta(self.before)}
+        return {
+            "stage": self.stage,
+            "option": self.option,
+            "kept": self.kept,
+            **asdict(self.scores),
+            "delta": self.scores.delta(self.before),
+        }
 
 
-def select_views(view_probs: torch.Tensor, view_names: Sequence[str], scorer: Scorer,
-                 start: int) -> tuple[list[int], Scores, list[Decision]]:
+def select_views(
+    view_probs: torch.Tensor, view_names: Sequence[str], scorer: Scorer, start: int
+) -> tuple[list[int], Scores, list[Decision]]:
     """Add views (V, N, C, h, w) to the start view greedily while one improves the score."""
     chosen = [start]
     acc = view_probs[start].float().clone()
@@ -186,8 +207,9 @@ def select_views(view_probs: torch.Tensor, view_names: Sequence[str], scorer: Sc
     return chosen, current, decisions
 
 
-def select_options(stage: str, options: Sequence[tuple[str, object]], current: Scores,
-                   evaluate: Callable[[object], Scores]) -> tuple[object | None, Scores, list[Decision]]:
+def select_options(
+    stage: str, options: Sequence[tuple[str, object]], current: Scores, evaluate: Callable[[object], Scores]
+) -> tuple[object | None, Scores, list[Decision]]:
     """Try each (label, option) of one stage; keep the best on the choosing half if it improves.
 
     Returns the kept option (None when none is kept), the scores after the stage, and one
@@ -198,8 +220,10 @@ def select_options(stage: str, options: Sequence[tuple[str, object]], current: S
         return None, current, []
     best = max(range(len(tried)), key=lambda i: tried[i][2].choose)
     keep = tried[best][2].improves_on(current)
-    decisions = [Decision(stage, label, scores, current, keep and i == best)
-                 for i, (label, _, scores) in enumerate(tried)]
+    decisions = [
+        Decision(stage, label, scores, current, keep and i == best)
+        for i, (label, _, scores) in enumerate(tried)
+    ]
     if keep:
         return tried[best][1], tried[best][2], decisions
     return None, current, decisions

@@ -1,10 +1,11 @@
 """The leaderboard CSV (run-length codes of 256x256 masks), its ID sidecar, and mask PNGs."""
+
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -22,6 +23,7 @@ EMPTY = "0"
 # to half a source pixel); INTER_NEAREST_EXACT samples pixel centres like PIL and data_prep. They
 # disagree enough on 512 px maps (perfect maps score ~0.92 F1 against each other) that the CSV
 # must use the leaderboard's own convention: the seed's is the default (configs.schema.CsvConfig).
+SEED_CSV = CsvConfig()  # the seed's conventions: INTER_NEAREST, background encoded
 CSV_INTERPOLATION = {"nearest": cv2.INTER_NEAREST, "nearest_exact": cv2.INTER_NEAREST_EXACT}
 
 
@@ -47,18 +49,18 @@ def rle_decode(code: str, shape: tuple[int, int] = (CSV_SIZE, CSV_SIZE)) -> np.n
     if nums.size % 2:
         raise ValueError(f"run-length code has an odd number of values ({nums.size})")
     for start, length in nums.reshape(-1, 2):
-        flat[start - 1:start - 1 + length] = True
+        flat[start - 1 : start - 1 + length] = True
     return flat.reshape(shape)
 
 
-def csv_label_map(labels: np.ndarray, csv: CsvConfig = CsvConfig()) -> np.ndarray:
+def csv_label_map(labels: np.ndarray, csv: CsvConfig = SEED_CSV) -> np.ndarray:
     """A label map at any size -> the 256x256 map the CSV encodes (nearest neighbour)."""
     if labels.shape == (CSV_SIZE, CSV_SIZE):
         return labels
     return cv2.resize(labels, (CSV_SIZE, CSV_SIZE), interpolation=CSV_INTERPOLATION[csv.resize])
 
 
-def csv_rows(position: int, labels: np.ndarray | None, csv: CsvConfig = CsvConfig()) -> list[str]:
+def csv_rows(position: int, labels: np.ndarray | None, csv: CsvConfig = SEED_CSV) -> list[str]:
     """The 19 CSV lines of the image at a position; labels None (a skipped image) -> all empty."""
     small = None if labels is None else csv_label_map(labels, csv)
     rows = []
@@ -74,7 +76,7 @@ def csv_rows(position: int, labels: np.ndarray | None, csv: CsvConfig = CsvConfi
 class SubmissionWriter:
     """Writes submission.csv row by row, in position order; the file appears only when complete."""
 
-    def __init__(self, path: str | Path, csv: CsvConfig = CsvConfig()):
+    def __init__(self, path: str | Path, csv: CsvConfig = SEED_CSV):
         self.csv = csv
         self.writer = AtomicFile(path, "w", encoding="utf-8", newline="\n")
         self.writer.write(CSV_HEADER + "\n")
@@ -86,20 +88,22 @@ class SubmissionWriter:
     def add_rows(self, position: int, rows: list[str]) -> None:
         """Rows made by csv_rows (e.g. in a worker thread) for the next position."""
         if position != self.next_position:
-            raise ValueError(f"submission rows out of order: got position {position}, "
-                             f"expected {self.next_position}")
+            raise ValueError(
+                f"submission rows out of order: got position {position}, expected {self.next_position}"
+            )
         self.writer.write("".join(row + "\n" for row in rows))
         self.next_position += 1
 
-    def __enter__(self) -> "SubmissionWriter":
+    def __enter__(self) -> SubmissionWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.writer.__exit__(exc_type, exc, tb)
 
 
-def write_submission(path: str | Path, label_maps: Sequence[np.ndarray | None],
-                     csv: CsvConfig = CsvConfig()) -> None:
+def write_submission(
+    path: str | Path, label_maps: Sequence[np.ndarray | None], csv: CsvConfig = SEED_CSV
+) -> None:
     """Whole CSV at once: label_maps[p] is the image at position p (None: skipped, empty rows)."""
     with SubmissionWriter(path, csv) as sub:
         for p, labels in enumerate(label_maps):

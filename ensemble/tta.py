@@ -1,9 +1,10 @@
 """Test-time augmentation: a registry of invertible transforms and the views built from them."""
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -169,7 +170,7 @@ def view_from_name(name: str) -> View:
             steps.append(HFlip())
         elif part.startswith("scale"):
             try:
-                steps.append(Scale(float(part[len("scale"):])))
+                steps.append(Scale(float(part[len("scale") :])))
             except ValueError:
                 raise TTAError(f"bad view {name!r}: {part!r} is not scale<factor>") from None
         else:

@@ -1,4 +1,5 @@
 """Pictures: comparison panels (image | prediction | ground truth) and the confusion matrix."""
+
 from __future__ import annotations
 
 import io
@@ -41,11 +42,14 @@ def legend(classes: list[int], width: int) -> np.ndarray:
     return strip
 
 
-def comparison_panel(image: np.ndarray, pred: np.ndarray, gt: np.ndarray | None = None,
-                     height: int = PANEL_HEIGHT) -> np.ndarray:
+def comparison_panel(
+    image: np.ndarray, pred: np.ndarray, gt: np.ndarray | None = None, height: int = PANEL_HEIGHT
+) -> np.ndarray:
     """RGB panel: image | prediction (| ground truth), titled, with a legend of the classes shown."""
-    tiles = [_title(_fit(image, height, cv2.INTER_AREA), "image"),
-             _title(_fit(colorize(pred), height, cv2.INTER_NEAREST), "prediction")]
+    tiles = [
+        _title(_fit(image, height, cv2.INTER_AREA), "image"),
+        _title(_fit(colorize(pred), height, cv2.INTER_NEAREST), "prediction"),
+    ]
     shown = set(np.unique(pred).tolist())
     if gt is not None:
         tiles.append(_title(_fit(colorize(gt), height, cv2.INTER_NEAREST), "ground truth"))
@@ -76,8 +80,15 @@ def plot_confusion(cm: np.ndarray, path: str | Path, title: str = "confusion (ro
     for i in range(norm.shape[0]):
         for j in range(norm.shape[1]):
             if norm[i, j] >= 0.01:
-                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=5,
-                        color="white" if norm[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{norm[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=5,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     buf = io.BytesIO()

@@ -1,8 +1,9 @@
 """Shared pytest fixtures. Keep each one small, deterministic and documented."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -10,17 +11,21 @@ import pytest
 from configs import NUM_CLASSES
 from data_prep.atomic import write_image
 from data_prep.layout import PreparedDataset, write_meta, write_splits
+
 from faces import draw_face
 
 
-def write_prepared(root: Path, *, n_train: int = 24, n_val: int = 8, n_test: int = 4,
-                   size: int = 64, seed: int = 0) -> Path:
+def write_prepared(
+    root: Path, *, n_train: int = 24, n_val: int = 8, n_test: int = 4, size: int = 64, seed: int = 0
+) -> Path:
     """Write a PreparedDataset of drawn faces at root (ids t0000.., v0000.., e0000..)."""
     prep = PreparedDataset(root)
     rng = np.random.default_rng(seed)
-    splits = {"train": [f"t{i:04d}" for i in range(n_train)],
-              "val": [f"v{i:04d}" for i in range(n_val)],
-              "test": [f"e{i:04d}" for i in range(n_test)]}
+    splits = {
+        "train": [f"t{i:04d}" for i in range(n_train)],
+        "val": [f"v{i:04d}" for i in range(n_val)],
+        "test": [f"e{i:04d}" for i in range(n_test)],
+    }
     counts = np.zeros(NUM_CLASSES, np.int64)
     for ids in splits.values():
         for sample_id in ids:
@@ -29,16 +34,19 @@ def write_prepared(root: Path, *, n_train: int = 24, n_val: int = 8, n_test: int
             write_image(prep.mask_path(sample_id), mask)
             counts += np.bincount(mask.ravel(), minlength=NUM_CLASSES)[:NUM_CLASSES]
     write_splits(prep, splits)
-    write_meta(prep, source="tests/faces.py drawn faces", size=size, splits=splits,
-               pixel_counts=counts, skipped=[])
+    write_meta(
+        prep, source="tests/faces.py drawn faces", size=size, splits=splits, pixel_counts=counts, skipped=[]
+    )
     return root
 
 
 @pytest.fixture(scope="session")
 def make_prepared(tmp_path_factory) -> Callable[..., Path]:
     """Factory: make_prepared(name, **write_prepared kwargs) -> a fresh prepared dataset root."""
+
     def make(name: str, **kwargs) -> Path:
         return write_prepared(tmp_path_factory.mktemp(name), **kwargs)
+
     return make
 
 

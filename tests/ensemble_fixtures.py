@@ -1,4 +1,5 @@
 """Helpers for the ensemble tests: tiny manifests, synthetic face images/masks, hand-made models."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,9 @@ from configs import CLASS_ID, NUM_CLASSES, PALETTE
 from data_prep.atomic import write_image
 from data_prep.layout import PreparedDataset, write_meta, write_splits
 from ensemble.members import Member
-from faces import face_label_map, palette_image
 from tuning.models import build_model
+
+from faces import face_label_map, palette_image
 
 # Small, fast smp pairs (FPN/mobilenet_v2 is ~4M parameters, ~15 ms for 2x64x64 on one core).
 TINY = {"arch": "FPN", "encoder": "mobilenet_v2"}
@@ -27,9 +29,18 @@ def write_manifest(folder: Path, members: list[dict] | None = None, seed: int = 
     members = members or [{}]
     entries = []
     for i, spec in enumerate(members):
-        entry = {"name": f"m{i}", **TINY, "image_size": 64, "mean": list(MEAN), "std": list(STD),
-                 "weights": f"m{i}.safetensors", "val_f1": 0.5 + 0.1 * i, "trial_id": f"t{i}",
-                 "config": {}, **spec}
+        entry = {
+            "name": f"m{i}",
+            **TINY,
+            "image_size": 64,
+            "mean": list(MEAN),
+            "std": list(STD),
+            "weights": f"m{i}.safetensors",
+            "val_f1": 0.5 + 0.1 * i,
+            "trial_id": f"t{i}",
+            "config": {},
+            **spec,
+        }
         torch.manual_seed(seed + i)
         model = build_model(entry["arch"], entry["encoder"], None)
         # Random init gives near-uniform softmax; scale the head so members disagree visibly.
@@ -42,8 +53,14 @@ def write_manifest(folder: Path, members: list[dict] | None = None, seed: int = 
     return tuning.manifest.write_manifest(folder, entries).path
 
 
-def make_image_folder(folder: Path, sizes: list[tuple[int, int]], stems: list[str] | None = None,
-                      seed: int = 0, masks: Path | None = None, ext: str = ".png") -> list[str]:
+def make_image_folder(
+    folder: Path,
+    sizes: list[tuple[int, int]],
+    stems: list[str] | None = None,
+    seed: int = 0,
+    masks: Path | None = None,
+    ext: str = ".png",
+) -> list[str]:
     """Write face images (and optionally their masks) of the given (H, W) sizes; returns stems."""
     rng = np.random.default_rng(seed)
     stems = stems or [str(i) for i in range(len(sizes))]
@@ -93,11 +110,25 @@ class SideModel(torch.nn.Module):
         return logits
 
 
-def member(model: torch.nn.Module, name: str = "m", image_size: int = 64,
-           mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), val_f1: float | None = 0.5) -> Member:
+def member(
+    model: torch.nn.Module,
+    name: str = "m",
+    image_size: int = 64,
+    mean=(0.5, 0.5, 0.5),
+    std=(0.25, 0.25, 0.25),
+    val_f1: float | None = 0.5,
+) -> Member:
     """A Member around an in-memory model (no manifest needed)."""
-    return Member(name=name, arch="test", encoder="test", image_size=image_size, mean=tuple(mean),
-                  std=tuple(std), model=model.eval(), val_f1=val_f1)
+    return Member(
+        name=name,
+        arch="test",
+        encoder="test",
+        image_size=image_size,
+        mean=tuple(mean),
+        std=tuple(std),
+        model=model.eval(),
+        val_f1=val_f1,
+    )
 
 
 class PaletteModel(torch.nn.Module):

@@ -7,6 +7,7 @@ each class in its palette colour (ensemble tests' PaletteModel parses it by colo
 own generator (data_prep.synth) makes realistic faces in the raw CelebAMask-HQ layout; it is too
 slow and too hard for the few-second trainings the tests run.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -15,8 +16,23 @@ import numpy as np
 from configs import CLASS_ID, PALETTE
 
 # The classes face_label_map draws (anything else in a prediction is a stray class).
-DRAWN_CLASSES = ("background", "cloth", "neck", "hair", "l_ear", "r_ear", "skin", "l_brow", "r_brow",
-                 "l_eye", "r_eye", "nose", "u_lip", "l_lip", "mouth")
+DRAWN_CLASSES = (
+    "background",
+    "cloth",
+    "neck",
+    "hair",
+    "l_ear",
+    "r_ear",
+    "skin",
+    "l_brow",
+    "r_brow",
+    "l_eye",
+    "r_eye",
+    "nose",
+    "u_lip",
+    "l_lip",
+    "mouth",
+)
 
 
 def face_label_map(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
@@ -29,12 +45,25 @@ def face_label_map(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     rx, ry = 16 * k, 20 * k
 
     def ellipse(name: str, x: float, y: float, ax: float, ay: float, angle: float = 0.0) -> None:
-        cv2.ellipse(labels, (round(x), round(y)), (max(1, round(ax)), max(1, round(ay))), angle, 0, 360,
-                    CLASS_ID[name], -1)
+        cv2.ellipse(
+            labels,
+            (round(x), round(y)),
+            (max(1, round(ax)), max(1, round(ay))),
+            angle,
+            0,
+            360,
+            CLASS_ID[name],
+            -1,
+        )
 
     ellipse("cloth", cx, h + 6 * k, 34 * k, 22 * k)
-    cv2.rectangle(labels, (round(cx - 8 * k), round(cy + 0.6 * ry)), (round(cx + 8 * k), round(cy + 1.45 * ry)),
-                  CLASS_ID["neck"], -1)
+    cv2.rectangle(
+        labels,
+        (round(cx - 8 * k), round(cy + 0.6 * ry)),
+        (round(cx + 8 * k), round(cy + 1.45 * ry)),
+        CLASS_ID["neck"],
+        -1,
+    )
     ellipse("hair", cx, cy - 0.3 * ry, 1.2 * rx, 0.95 * ry)
     ellipse("l_ear", cx + rx, cy, 3.5 * k, 6 * k)
     ellipse("r_ear", cx - rx, cy, 3.5 * k, 6 * k)
@@ -58,10 +87,22 @@ def textured_image(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     stripes = 25 * np.sin(np.arange(w) * rng.uniform(0.3, 1.0) + rng.uniform(0, 6))
     image = image + stripes[None, :, None]
     skin = rng.uniform([170, 120, 90], [240, 200, 170])
-    colours = {"cloth": rng.uniform(0, 255, 3), "neck": skin * 0.85, "hair": rng.uniform([10, 5, 0], [90, 60, 40]),
-               "l_ear": skin * 0.9, "r_ear": skin * 0.9, "skin": skin, "l_brow": (60, 35, 20),
-               "r_brow": (60, 35, 20), "l_eye": (250, 250, 250), "r_eye": (250, 250, 250), "nose": skin * 0.7,
-               "u_lip": (190, 40, 60), "l_lip": (150, 20, 40), "mouth": (40, 0, 10)}
+    colours = {
+        "cloth": rng.uniform(0, 255, 3),
+        "neck": skin * 0.85,
+        "hair": rng.uniform([10, 5, 0], [90, 60, 40]),
+        "l_ear": skin * 0.9,
+        "r_ear": skin * 0.9,
+        "skin": skin,
+        "l_brow": (60, 35, 20),
+        "r_brow": (60, 35, 20),
+        "l_eye": (250, 250, 250),
+        "r_eye": (250, 250, 250),
+        "nose": skin * 0.7,
+        "u_lip": (190, 40, 60),
+        "l_lip": (150, 20, 40),
+        "mouth": (40, 0, 10),
+    }
     for name, colour in colours.items():
         on = labels == CLASS_ID[name]
         image[on] = np.asarray(colour, np.float32) + rng.normal(0, 6, (int(on.sum()), 3))

@@ -1,4 +1,5 @@
 """A raw CelebAMask-HQ tree in miniature for the importer tests: part masks, images, expected maps."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,11 +11,12 @@ from PIL import Image
 from configs import CLASS_ID, DEFAULT_PAINT_ORDER
 from data_prep import celebamask
 
-MASK = 16   # part mask side (the real data: 512)
+MASK = 16  # part mask side (the real data: 512)
 IMAGE = 32  # raw image side (the real data: 1024)
 
 
 # --- raw fixture helpers ------------------------------------------------------------------------
+
 
 def anno_path(raw: Path, sample_id: int, part: str) -> Path:
     return raw / "CelebAMask-HQ-mask-anno" / str(sample_id // 2000) / f"{sample_id:05d}_{part}.png"
@@ -56,7 +58,9 @@ def face_image(sample_id: int, side: int = IMAGE) -> np.ndarray:
     return np.stack([r, g, b], -1).astype(np.uint8)
 
 
-def write_image_file(raw: Path, sample_id: int, image: np.ndarray | None = None, suffix: str = ".jpg") -> Path:
+def write_image_file(
+    raw: Path, sample_id: int, image: np.ndarray | None = None, suffix: str = ".jpg"
+) -> Path:
     path = raw / "CelebA-HQ-img" / f"{sample_id}{suffix}"
     path.parent.mkdir(parents=True, exist_ok=True)
     image = face_image(sample_id) if image is None else image

@@ -1,4 +1,5 @@
 """CelebAMask-HQ importer: paint order, class IDs, mask modes, skips, re-runs, splits, resize, workers."""
+
 from __future__ import annotations
 
 import json
@@ -7,12 +8,24 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from raw_celebamask import (
+    IMAGE,
+    MASK,
+    all_files,
+    anno_path,
+    box,
+    expected_label,
+    make_raw,
+    prepare,
+    simple_parts,
+    write_image_file,
+    write_mask,
+)
 
 from configs import CLASS_ID, CLASSES, DEFAULT_PAINT_ORDER, NUM_CLASSES
 from data_prep import celebamask, importer
 from data_prep.layout import PreparedDataset, read_label_map, read_rgb
-from raw_celebamask import (IMAGE, MASK, all_files, anno_path, box, expected_label, make_raw,
-                            prepare, simple_parts, write_image_file, write_mask)
+
 
 def test_later_part_in_paint_order_wins_where_parts_overlap(tmp_path):
     parts = {"skin": box(0, 16, 0, 16), "nose": box(4, 12, 4, 12), "hair": box(0, 6, 0, 16)}
@@ -51,9 +64,26 @@ def test_each_part_gets_its_official_class_id(tmp_path):
     meta = prepare(raw, tmp_path / "prep")
     label = read_label_map(tmp_path / "prep" / "masks" / "3.png")
     # The official CelebAMask-HQ IDs, written out so a reordered class table fails here.
-    official = {"skin": 1, "nose": 2, "eye_g": 3, "l_eye": 4, "r_eye": 5, "l_brow": 6, "r_brow": 7,
-                "l_ear": 8, "r_ear": 9, "mouth": 10, "u_lip": 11, "l_lip": 12, "hair": 13, "hat": 14,
-                "ear_r": 15, "neck_l": 16, "neck": 17, "cloth": 18}
+    official = {
+        "skin": 1,
+        "nose": 2,
+        "eye_g": 3,
+        "l_eye": 4,
+        "r_eye": 5,
+        "l_brow": 6,
+        "r_brow": 7,
+        "l_ear": 8,
+        "r_ear": 9,
+        "mouth": 10,
+        "u_lip": 11,
+        "l_lip": 12,
+        "hair": 13,
+        "hat": 14,
+        "ear_r": 15,
+        "neck_l": 16,
+        "neck": 17,
+        "cloth": 18,
+    }
     for name, is_set in parts.items():
         assert (label[is_set] == official[name]).all(), name
     assert (label[~np.any(list(parts.values()), axis=0)] == 0).all()
@@ -68,13 +98,15 @@ def test_part_masks_read_in_any_png_mode(tmp_path, mode):
     parts = simple_parts(1)
     raw = make_raw(tmp_path / "raw", {1: parts}, mode=mode)
     prepare(raw, tmp_path / "prep")
-    np.testing.assert_array_equal(read_label_map(tmp_path / "prep" / "masks" / "1.png"), expected_label(parts))
+    np.testing.assert_array_equal(
+        read_label_map(tmp_path / "prep" / "masks" / "1.png"), expected_label(parts)
+    )
 
 
 def test_transparent_pixels_of_an_rgba_mask_are_not_set(tmp_path):
     raw = make_raw(tmp_path / "raw", {1: {"skin": box(0, 16, 0, 16)}})
     rgba = np.zeros((MASK, MASK, 4), np.uint8)
-    rgba[..., :3] = 255                     # white everywhere,
+    rgba[..., :3] = 255  # white everywhere,
     rgba[..., 3] = np.where(box(0, 8, 0, 16), 255, 0)  # but only the top half opaque
     Image.fromarray(rgba, "RGBA").save(anno_path(raw, 1, "hair"))
     prepare(raw, tmp_path / "prep")
@@ -83,7 +115,12 @@ def test_transparent_pixels_of_an_rgba_mask_are_not_set(tmp_path):
 
 
 def test_ids_in_anno_folder_1_are_found(tmp_path):
-    samples = {5: simple_parts(5), 2000: simple_parts(2000), 2001: simple_parts(2001), 3999: simple_parts(3999)}
+    samples = {
+        5: simple_parts(5),
+        2000: simple_parts(2000),
+        2001: simple_parts(2001),
+        3999: simple_parts(3999),
+    }
     raw = make_raw(tmp_path / "raw", samples)
     assert anno_path(raw, 2001, "skin").parent.name == "1"
     meta = prepare(raw, tmp_path / "prep")
@@ -94,6 +131,7 @@ def test_ids_in_anno_folder_1_are_found(tmp_path):
 
 
 # --- bad samples -------------------------------------------------------------------------------
+
 
 def test_corrupt_files_are_skipped_and_reported_while_the_rest_is_exact(tmp_path):
     samples = {i: simple_parts(i) for i in range(1, 10)}
@@ -122,7 +160,9 @@ def test_corrupt_files_are_skipped_and_reported_while_the_rest_is_exact(tmp_path
     assert sorted(p.stem for p in prep.masks.iterdir()) == sorted(good)
     assert sorted(p.stem for p in prep.images.iterdir()) == sorted(good)
     for sample_id in good:
-        np.testing.assert_array_equal(read_label_map(prep.mask_path(sample_id)), expected_label(samples[int(sample_id)]))
+        np.testing.assert_array_equal(
+            read_label_map(prep.mask_path(sample_id)), expected_label(samples[int(sample_id)])
+        )
     assert sum(meta["counts"].values()) == 4
 
 
@@ -153,6 +193,7 @@ def test_mask_sizes_that_disagree_skip_the_sample(tmp_path):
 
 # --- re-runs -----------------------------------------------------------------------------------
 
+
 def test_rerun_rewrites_nothing_and_gives_identical_files(tmp_path, monkeypatch):
     samples = {i: simple_parts(i) for i in range(10)}
     raw = make_raw(tmp_path / "raw", samples)
@@ -160,11 +201,15 @@ def test_rerun_rewrites_nothing_and_gives_identical_files(tmp_path, monkeypatch)
     out = tmp_path / "prep"
     first_meta = prepare(raw, out)
     before = all_files(out)
-    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} | {p: p.stat().st_mtime_ns for p in out.rglob("*.jpg")}
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} | {
+        p: p.stat().st_mtime_ns for p in out.rglob("*.jpg")
+    }
 
     writes = []
     real_write = importer.write_image
-    monkeypatch.setattr(importer, "write_image", lambda path, *a, **k: (writes.append(path), real_write(path, *a, **k)))
+    monkeypatch.setattr(
+        importer, "write_image", lambda path, *a, **k: (writes.append(path), real_write(path, *a, **k))
+    )
     second_meta = prepare(raw, out)
 
     assert writes == []
@@ -201,6 +246,7 @@ def test_rerun_with_another_size_is_refused(tmp_path):
 
 
 # --- splits ------------------------------------------------------------------------------------
+
 
 def test_split_file_sends_listed_ids_to_train_and_val_and_the_rest_to_test(tmp_path):
     samples = {i: simple_parts(i) for i in range(12)}
@@ -251,8 +297,14 @@ def test_limit_takes_the_first_ids_in_numeric_order(tmp_path):
 
 # --- resize ------------------------------------------------------------------------------------
 
+
 def test_shrinking_averages_image_areas_and_picks_label_ids_by_nearest(tmp_path):
-    parts = {"skin": box(2, 14, 2, 14), "l_eye": box(5, 7, 4, 6), "r_eye": box(5, 7, 10, 12), "hair": box(0, 3, 0, 16)}
+    parts = {
+        "skin": box(2, 14, 2, 14),
+        "l_eye": box(5, 7, 4, 6),
+        "r_eye": box(5, 7, 10, 12),
+        "hair": box(0, 3, 0, 16),
+    }
     raw = make_raw(tmp_path / "raw", {1: parts})
     stripes = np.zeros((IMAGE, IMAGE, 3), np.uint8)
     stripes[:, 3::4] = 240  # every 4th column bright: the area mean of 4 columns is 60
@@ -292,6 +344,7 @@ def test_real_geometry_image_twice_the_mask_size_aligns(tmp_path):
 
 
 # --- workers and CLI -----------------------------------------------------------------------------
+
 
 def test_two_workers_write_the_same_output_as_one(tmp_path):
     samples = {i: simple_parts(i) for i in range(0, 4400, 200)}  # 22 ids over anno folders 0, 1, 2

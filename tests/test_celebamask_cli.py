@@ -1,12 +1,13 @@
 """`python -m data_prep celebamask`: the summary it prints and its one-line errors on a bad root."""
+
 from __future__ import annotations
 
 import pytest
+from raw_celebamask import make_raw, simple_parts
 
 import data_prep.__main__ as data_prep_cli
 from configs import CLASS_ID, DEFAULT_PAINT_ORDER
 from data_prep.layout import PreparedDataset, read_label_map
-from raw_celebamask import make_raw, simple_parts
 
 
 @pytest.fixture
@@ -18,8 +19,23 @@ def cli_main(monkeypatch):
 
 def test_cli_prepares_a_dataset_and_prints_a_summary(tmp_path, capsys, cli_main):
     raw = make_raw(tmp_path / "raw", {i: simple_parts(i) for i in range(10)})
-    rc = cli_main(["celebamask", "--root", str(raw), "--out", str(tmp_path / "prep"), "--size", "16",
-                   "--workers", "2", "--seed", "1", "--paint-order", ",".join(reversed(DEFAULT_PAINT_ORDER))])
+    rc = cli_main(
+        [
+            "celebamask",
+            "--root",
+            str(raw),
+            "--out",
+            str(tmp_path / "prep"),
+            "--size",
+            "16",
+            "--workers",
+            "2",
+            "--seed",
+            "1",
+            "--paint-order",
+            ",".join(reversed(DEFAULT_PAINT_ORDER)),
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "train 8, val 1, test 1" in out and str(tmp_path / "prep") in out
@@ -30,13 +46,16 @@ def test_cli_prepares_a_dataset_and_prints_a_summary(tmp_path, capsys, cli_main)
     assert label[8, 8] == CLASS_ID["skin"]  # reversed order: skin painted last, over the nose
 
 
-@pytest.mark.parametrize("broken, message", [
-    ("no_root", "raw dataset root not found"),
-    ("no_images_dir", "CelebA-HQ-img: image folder not found"),
-    ("no_images", "no images named"),
-    ("no_anno_dir", "CelebAMask-HQ-mask-anno: mask folder not found"),
-    ("no_anno_folders", "none of the mask folders"),
-])
+@pytest.mark.parametrize(
+    "broken, message",
+    [
+        ("no_root", "raw dataset root not found"),
+        ("no_images_dir", "CelebA-HQ-img: image folder not found"),
+        ("no_images", "no images named"),
+        ("no_anno_dir", "CelebAMask-HQ-mask-anno: mask folder not found"),
+        ("no_anno_folders", "none of the mask folders"),
+    ],
+)
 def test_cli_gives_a_one_line_error_on_a_bad_root(tmp_path, capsys, cli_main, broken, message):
     raw = make_raw(tmp_path / "raw", {1: simple_parts(1)})
     if broken == "no_root":

@@ -1,4 +1,5 @@
 """`--set key=value` on every command that reads a config, and a free dashboard port."""
+
 from __future__ import annotations
 
 import json
@@ -21,10 +22,21 @@ from ensemble_fixtures import make_image_folder, write_manifest
 
 
 def test_set_values_are_yaml_and_checked_by_the_schema():
-    assert parse_sets(["train.lr=1e-3", "train.amp=none", "model.encoder_weights=null",
-                       "ensemble.scales=[1.0, 1.5]", "data.num_workers=0"]) == {
-        "train.lr": 1e-3, "train.amp": "none", "model.encoder_weights": None,
-        "ensemble.scales": [1.0, 1.5], "data.num_workers": 0}
+    assert parse_sets(
+        [
+            "train.lr=1e-3",
+            "train.amp=none",
+            "model.encoder_weights=null",
+            "ensemble.scales=[1.0, 1.5]",
+            "data.num_workers=0",
+        ]
+    ) == {
+        "train.lr": 1e-3,
+        "train.amp": "none",
+        "model.encoder_weights": None,
+        "ensemble.scales": [1.0, 1.5],
+        "data.num_workers": 0,
+    }
     cfg = apply_sets(RunConfig(), ["train.lr=0.01", "search.archs={FPN: [resnet34]}"])
     assert cfg.train.lr == 0.01 and cfg.search.archs == {"FPN": ["resnet34"]}
     with pytest.raises(ConfigError, match=r"^--set: train\.lr: Input should be greater than 0"):
@@ -37,17 +49,32 @@ def test_set_values_are_yaml_and_checked_by_the_schema():
 
 @pytest.mark.parametrize("command", list(TUNING_COMMANDS))
 def test_every_tuning_command_takes_set(command):
-    args = tuning_parser().parse_args([command, "--config", "c.yaml", "--experiment", "e", "--out", "o",
-                                       "--set", "train.lr=0.1", "--set", "search.top_k=2"]
-                                      if command == "export" else
-                                      [command, "--config", "c.yaml", "--set", "train.lr=0.1"])
+    args = tuning_parser().parse_args(
+        [
+            command,
+            "--config",
+            "c.yaml",
+            "--experiment",
+            "e",
+            "--out",
+            "o",
+            "--set",
+            "train.lr=0.1",
+            "--set",
+            "search.top_k=2",
+        ]
+        if command == "export"
+        else [command, "--config", "c.yaml", "--set", "train.lr=0.1"]
+    )
     assert args.overrides[0] == "train.lr=0.1"
 
 
 @pytest.mark.parametrize("command", list(ENSEMBLE_COMMANDS))
 def test_every_ensemble_command_takes_set(command):
-    required = {"run": ["--manifest", "m", "--images", "i", "--out", "o"],
-                "fit": ["--manifest", "m", "--data", "d"]}
+    required = {
+        "run": ["--manifest", "m", "--images", "i", "--out", "o"],
+        "fit": ["--manifest", "m", "--data", "d"],
+    }
     args = ensemble_parser().parse_args([command, *required.get(command, []), "--set", "ensemble.viz=1"])
     assert args.overrides == ["ensemble.viz=1"]
 
@@ -67,13 +94,46 @@ def test_set_reaches_run_ensemble(tmp_path):
     manifest = write_manifest(tmp_path / "models")
     images, out = tmp_path / "images", tmp_path / "out"
     make_image_folder(images, [(96, 64)], stems=["a"])
-    assert run_main(["--manifest", str(manifest), "--images", str(images), "--out", str(out),
-                     "--workers", "0", "--quiet", "--device", "cpu", "--no-postprocess",
-                     "--set", "ensemble.tta=none", "--set", "ensemble.max_pixels=2048"]) == 0
+    assert (
+        run_main(
+            [
+                "--manifest",
+                str(manifest),
+                "--images",
+                str(images),
+                "--out",
+                str(out),
+                "--workers",
+                "0",
+                "--quiet",
+                "--device",
+                "cpu",
+                "--no-postprocess",
+                "--set",
+                "ensemble.tta=none",
+                "--set",
+                "ensemble.max_pixels=2048",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
     assert report["views"] == ["identity"] and report["downscaled"][0]["predicted_at"] == [55, 36]
-    assert run_main(["--manifest", str(manifest), "--images", str(images), "--out", str(tmp_path / "o2"),
-                     "--set", "ensemble.tta=sideways"]) == 2
+    assert (
+        run_main(
+            [
+                "--manifest",
+                str(manifest),
+                "--images",
+                str(images),
+                "--out",
+                str(tmp_path / "o2"),
+                "--set",
+                "ensemble.tta=sideways",
+            ]
+        )
+        == 2
+    )
 
 
 def test_a_taken_dashboard_port_is_replaced_by_a_free_one():

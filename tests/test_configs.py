@@ -1,4 +1,5 @@
 """Config schema and class table."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from configs import (CLASS_ID, CLASSES, DEFAULT_PAINT_ORDER, FLIP_LUT, FLIP_PERMUTATION,
-                     ConfigError, colorize, load_config, parse_config)
+from configs import (
+    CLASS_ID,
+    CLASSES,
+    DEFAULT_PAINT_ORDER,
+    FLIP_LUT,
+    FLIP_PERMUTATION,
+    ConfigError,
+    colorize,
+    load_config,
+    parse_config,
+)
 from configs.classes import validate_paint_order
 
 REPO = Path(__file__).resolve().parents[1]
@@ -15,14 +25,27 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_class_ids_follow_the_official_celebamask_order():
     assert len(CLASSES) == 19
-    assert [CLASS_ID[n] for n in ("background", "skin", "l_eye", "r_eye", "hair", "hat", "cloth")] == \
-        [0, 1, 4, 5, 13, 14, 18]
+    assert [CLASS_ID[n] for n in ("background", "skin", "l_eye", "r_eye", "hair", "hat", "cloth")] == [
+        0,
+        1,
+        4,
+        5,
+        13,
+        14,
+        18,
+    ]
 
 
 def test_flip_permutation_swaps_only_left_right_partners_and_is_an_involution():
     swapped = {CLASSES[c]: CLASSES[p] for c, p in enumerate(FLIP_PERMUTATION) if c != p}
-    assert swapped == {"l_eye": "r_eye", "r_eye": "l_eye", "l_brow": "r_brow",
-                       "r_brow": "l_brow", "l_ear": "r_ear", "r_ear": "l_ear"}
+    assert swapped == {
+        "l_eye": "r_eye",
+        "r_eye": "l_eye",
+        "l_brow": "r_brow",
+        "r_brow": "l_brow",
+        "l_ear": "r_ear",
+        "r_ear": "l_ear",
+    }
     assert (FLIP_PERMUTATION[FLIP_PERMUTATION] == np.arange(19)).all()
     assert FLIP_LUT[255] == 255 and FLIP_LUT[4] == 5
 
@@ -54,17 +77,23 @@ def test_celebamask_recipe_is_the_real_one():
     assert {"UnetPlusPlus", "DeepLabV3Plus", "FPN", "Segformer"} <= set(cfg.search.archs)
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ({"train": {"lrr": 0.1}}, r"train\.lrr: unknown key"),
-    ({"trian": {}}, r"trian: unknown key"),
-    ({"data": {"image_size": 100}}, r"data\.image_size: must be a multiple of 32"),
-    ({"train": {"amp": "fp8"}}, r"train\.amp: .*'bf16', 'fp16' or 'none'.*fp8"),
-    ({"train": {"lr": -1}}, r"train\.lr: .*greater than 0"),
-    ({"search": {"archs": {"Unet": []}}}, r"search\.archs: .*lists no encoders"),
-    ({"search": {"params": {"train.foo": {"choices": [1]}}}}, r"search\.params\.train\.foo: not a config key"),
-    ({"search": {"params": {"train.lr": {"low": 1, "high": 0.1}}}}, r"must be below high"),
-    ({"train": {"ce_weight": 0, "dice_weight": 0}}, r"train: .*no loss"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ({"train": {"lrr": 0.1}}, r"train\.lrr: unknown key"),
+        ({"trian": {}}, r"trian: unknown key"),
+        ({"data": {"image_size": 100}}, r"data\.image_size: must be a multiple of 32"),
+        ({"train": {"amp": "fp8"}}, r"train\.amp: .*'bf16', 'fp16' or 'none'.*fp8"),
+        ({"train": {"lr": -1}}, r"train\.lr: .*greater than 0"),
+        ({"search": {"archs": {"Unet": []}}}, r"search\.archs: .*lists no encoders"),
+        (
+            {"search": {"params": {"train.foo": {"choices": [1]}}}},
+            r"search\.params\.train\.foo: not a config key",
+        ),
+        ({"search": {"params": {"train.lr": {"low": 1, "high": 0.1}}}}, r"must be below high"),
+        ({"train": {"ce_weight": 0, "dice_weight": 0}}, r"train: .*no loss"),
+    ],
+)
 def test_config_errors_name_the_bad_key(raw, expected):
     with pytest.raises(ConfigError, match=expected) as err:
         parse_config(raw)

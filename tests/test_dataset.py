@@ -1,4 +1,5 @@
 """FaceParsingDataset, mixing several prepared datasets by weight, class weights."""
+
 from __future__ import annotations
 
 import shutil
@@ -15,8 +16,9 @@ from data_prep.transforms import build_val_transform
 
 
 def config(*datasets, image_size=64):
-    return parse_config({"data": {"datasets": [{"path": str(p), "weight": w} for p, w in datasets],
-                                  "image_size": image_size}})
+    return parse_config(
+        {"data": {"datasets": [{"path": str(p), "weight": w} for p, w in datasets], "image_size": image_size}}
+    )
 
 
 def test_split_lengths_and_ids_follow_the_split_files(tiny_prepared):
@@ -88,8 +90,9 @@ def test_one_dataset_needs_no_sampler(tiny_prepared):
 
 def test_mixed_datasets_are_drawn_in_proportion_to_their_weights(tiny_prepared, make_prepared):
     other = make_prepared("mix_other", n_train=8, n_val=4, n_test=0, size=32, seed=1)
-    train, val, sampler = build_datasets(config((tiny_prepared, 1.0), (other, 3.0)),
-                                         generator=torch.Generator().manual_seed(0))
+    train, val, sampler = build_datasets(
+        config((tiny_prepared, 1.0), (other, 3.0)), generator=torch.Generator().manual_seed(0)
+    )
     assert len(train) == 24 + 8 and len(val) == 8 + 4
     draws = []
     for _ in range(1000):

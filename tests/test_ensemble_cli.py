@@ -1,4 +1,5 @@
 """The ensemble's command line: python -m ensemble lists its subcommands, and `run` is run_ensemble.py."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,19 +17,64 @@ from ensemble.__main__ import COMMANDS, build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 # Every flag of `run`, with a value where it takes one.
-ALL_RUN_FLAGS = ["--manifest", "m.json", "--images", "imgs", "--out", "out", "--split", "val",
-                 "--gt", "gt", "--config", "c.yaml", "--tta", "flip+scale", "--scales", "1", "1.5",
-                 "--recipe", "r.json", "--no-recipe", "--weights", "score",
-                 "--csv-resize", "nearest_exact", "--csv-background", "zero",
-                 "--smooth", "none", "--sigma", "2", "--min-component-fraction", "0.3",
-                 "--no-remove-small", "--no-fill-holes", "--grabcut", "--crf", "--no-postprocess",
-                 "--viz", "3", "--device", "cpu", "--batch-size", "2", "--workers", "0",
-                 "--skip-bad", "--quiet", "--overwrite", "--set", "ensemble.viz=2"]
+ALL_RUN_FLAGS = [
+    "--manifest",
+    "m.json",
+    "--images",
+    "imgs",
+    "--out",
+    "out",
+    "--split",
+    "val",
+    "--gt",
+    "gt",
+    "--config",
+    "c.yaml",
+    "--tta",
+    "flip+scale",
+    "--scales",
+    "1",
+    "1.5",
+    "--recipe",
+    "r.json",
+    "--no-recipe",
+    "--weights",
+    "score",
+    "--csv-resize",
+    "nearest_exact",
+    "--csv-background",
+    "zero",
+    "--smooth",
+    "none",
+    "--sigma",
+    "2",
+    "--min-component-fraction",
+    "0.3",
+    "--no-remove-small",
+    "--no-fill-holes",
+    "--grabcut",
+    "--crf",
+    "--no-postprocess",
+    "--viz",
+    "3",
+    "--device",
+    "cpu",
+    "--batch-size",
+    "2",
+    "--workers",
+    "0",
+    "--skip-bad",
+    "--quiet",
+    "--overwrite",
+    "--set",
+    "ensemble.viz=2",
+]
 
 
 def _cli(*args: str) -> str:
-    done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -81,9 +127,25 @@ def test_flags_given_are_recorded_as_explicit_so_they_beat_a_recipe():
     args = parser.parse_args(base)
     opts = cli_run.run_options(args, cli_run.ensemble_config(args))
     assert opts.explicit == {} and opts.use_recipe and opts.recipe is None
-    args = parser.parse_args(base + ["--weights", "score", "--tta", "none", "--sigma", "2",
-                                     "--no-fill-holes", "--csv-background", "zero"])
+    args = parser.parse_args(
+        base
+        + [
+            "--weights",
+            "score",
+            "--tta",
+            "none",
+            "--sigma",
+            "2",
+            "--no-fill-holes",
+            "--csv-background",
+            "zero",
+        ]
+    )
     opts = cli_run.run_options(args, cli_run.ensemble_config(args))
-    assert opts.explicit == {"weights": "score", "views": True, "postprocess.sigma": 2.0,
-                             "postprocess.fill_holes": False}
+    assert opts.explicit == {
+        "weights": "score",
+        "views": True,
+        "postprocess.sigma": 2.0,
+        "postprocess.fill_holes": False,
+    }
     assert opts.ensemble.member_weights == "score" and opts.ensemble.csv.background == "zero"

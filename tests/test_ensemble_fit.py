@@ -1,4 +1,5 @@
 """`ensemble fit`: members, views and post-processing chosen on validation data, saved as a recipe."""
+
 from __future__ import annotations
 
 import json
@@ -8,14 +9,14 @@ import torch
 
 from configs import CLASS_ID
 from configs.schema import EnsembleConfig
+from ensemble.__main__ import main as ensemble_main
 from ensemble.fit import FitOptions, fit
 from ensemble.recipe import RecipeError, read_recipe
-from ensemble.__main__ import main as ensemble_main
-from faces import DRAWN_CLASSES
-from ensemble_fixtures import TINY, PaletteModel, make_face_dataset, member, write_manifest
 from run_ensemble import main as run_main
 from tuning.models import build_model
 
+from ensemble_fixtures import TINY, PaletteModel, make_face_dataset, member, write_manifest
+from faces import DRAWN_CLASSES
 
 # A parser that knows only the classes the test faces have makes no stray classes.
 DRAWN = [CLASS_ID[n] for n in DRAWN_CLASSES]
@@ -52,11 +53,20 @@ def _random_smp() -> torch.nn.Module:
 def fitted(tmp_path_factory):
     root = tmp_path_factory.mktemp("fit")
     prep = make_face_dataset(root / "prep", {"train": 1, "val": 10, "test": 2}, size=64, seed=3)
-    members = [member(TintedPalette(), "tinted", val_f1=0.7), member(_random_smp(), "random", val_f1=0.9),
-               member(DenoisedPalette(), "palette", val_f1=0.8)]
-    opts = FitOptions(manifest=root / "manifest.json", data=prep.root, out=root / "recipe.json",
-                      ensemble=EnsembleConfig(scales=[1.0], batch_size=4, num_workers=0),
-                      candidate_views="flip", resolution=32, progress=False)
+    members = [
+        member(TintedPalette(), "tinted", val_f1=0.7),
+        member(_random_smp(), "random", val_f1=0.9),
+        member(DenoisedPalette(), "palette", val_f1=0.8),
+    ]
+    opts = FitOptions(
+        manifest=root / "manifest.json",
+        data=prep.root,
+        out=root / "recipe.json",
+        ensemble=EnsembleConfig(scales=[1.0], batch_size=4, num_workers=0),
+        candidate_views="flip",
+        resolution=32,
+        progress=False,
+    )
     recipe = fit(opts, members)
     return recipe, opts, members
 
@@ -116,16 +126,49 @@ def test_recipe_round_trips_and_is_checked_against_the_manifest(fitted):
 def test_run_with_the_recipe_reproduces_the_fit_val_score(tmp_path, capsys):
     prep = make_face_dataset(tmp_path / "prep", {"val": 6, "test": 2}, size=64, seed=5)
     manifest = write_manifest(tmp_path / "models", [{}, {}, {}])
-    assert ensemble_main(["fit", "--manifest", str(manifest), "--data", str(prep.root), "--views", "flip",
-                          "--resolution", "32", "--quiet"]) == 0
+    assert (
+        ensemble_main(
+            [
+                "fit",
+                "--manifest",
+                str(manifest),
+                "--data",
+                str(prep.root),
+                "--views",
+                "flip",
+                "--resolution",
+                "32",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     recipe_path = manifest.parent / "recipe.json"
     assert (manifest.parent / "fit_report.md").read_text().count("| step |") == 1
     assert (manifest.parent / "selection_trace.png").stat().st_size > 0
     recipe = read_recipe(recipe_path)
     out = tmp_path / "out"
     # recipe.json beside the manifest is used without being named
-    assert run_main(["--manifest", str(manifest), "--images", str(prep.root), "--split", "val",
-                     "--out", str(out), "--workers", "0", "--viz", "0", "--quiet"]) == 0
+    assert (
+        run_main(
+            [
+                "--manifest",
+                str(manifest),
+                "--images",
+                str(prep.root),
+                "--split",
+                "val",
+                "--out",
+                str(out),
+                "--workers",
+                "0",
+                "--viz",
+                "0",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
     assert report["recipe"] == str(recipe_path)
     assert report["views"] == recipe.views
@@ -134,10 +177,45 @@ def test_run_with_the_recipe_reproduces_the_fit_val_score(tmp_path, capsys):
     assert "## Decisions" in (out / "report.md").read_text()
     # A flag beats the recipe; --no-recipe ignores it.
     flagged = tmp_path / "flagged"
-    assert run_main(["--manifest", str(manifest), "--images", str(prep.root), "--out", str(flagged),
-                     "--tta", "none", "--workers", "0", "--viz", "0", "--quiet"]) == 0
+    assert (
+        run_main(
+            [
+                "--manifest",
+                str(manifest),
+                "--images",
+                str(prep.root),
+                "--out",
+                str(flagged),
+                "--tta",
+                "none",
+                "--workers",
+                "0",
+                "--viz",
+                "0",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert json.loads((flagged / "report.json").read_text())["views"] == ["identity"]
     plain = tmp_path / "plain"
-    assert run_main(["--manifest", str(manifest), "--images", str(prep.root), "--out", str(plain),
-                     "--no-recipe", "--workers", "0", "--viz", "0", "--quiet"]) == 0
+    assert (
+        run_main(
+            [
+                "--manifest",
+                str(manifest),
+                "--images",
+                str(prep.root),
+                "--out",
+                str(plain),
+                "--no-recipe",
+                "--workers",
+                "0",
+                "--viz",
+                "0",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert json.loads((plain / "report.json").read_text())["recipe"] is None

@@ -1,4 +1,5 @@
 """Manifest loading: members build from safetensors; tampered, pickled or mismatched weights are refused."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,8 +11,9 @@ from safetensors.torch import save_file
 
 from configs import CLASSES
 from ensemble.members import ManifestError, load_manifest
-from ensemble_fixtures import write_manifest
 from tuning.models import build_model
+
+from ensemble_fixtures import write_manifest
 
 
 @pytest.fixture
@@ -23,7 +25,7 @@ def _edit(manifest, **changes):
     raw = json.loads(manifest.read_text())
     for key, value in changes.items():
         if key.startswith("member_"):
-            raw["members"][0][key[len("member_"):]] = value
+            raw["members"][0][key[len("member_") :]] = value
         else:
             raw[key] = value
     manifest.write_text(json.dumps(raw))
@@ -36,6 +38,7 @@ def test_load_manifest_builds_members_with_saved_weights_in_eval_mode(manifest):
     assert (m.arch, m.encoder, m.image_size, m.val_f1) == ("FPN", "mobilenet_v2", 64, 0.5)
     assert not m.model.training
     from safetensors.torch import load_file
+
     saved = load_file(str(manifest.parent / "m0.safetensors"))
     for key, value in m.model.state_dict().items():
         assert torch.equal(value, saved[key]), key
@@ -84,14 +87,20 @@ def test_pt_weights_are_refused_by_name(manifest):
 
 def test_weights_of_another_architecture_are_refused_naming_the_member_and_keys(manifest):
     other = build_model("FPN", "resnet18")
-    save_file({k: v.contiguous() for k, v in other.state_dict().items()}, str(manifest.parent / "m0.safetensors"))
-    with pytest.raises(ManifestError, match=r"member 'm0'.*do not match.*missing key\(s\) e\.g\. \['encoder\."):
+    save_file(
+        {k: v.contiguous() for k, v in other.state_dict().items()}, str(manifest.parent / "m0.safetensors")
+    )
+    with pytest.raises(
+        ManifestError, match=r"member 'm0'.*do not match.*missing key\(s\) e\.g\. \['encoder\."
+    ):
         load_manifest(manifest)
 
 
 def test_weights_with_wrong_shapes_are_refused(manifest):
     wrong = build_model("FPN", "mobilenet_v2", num_classes=18)  # one class short
-    save_file({k: v.contiguous() for k, v in wrong.state_dict().items()}, str(manifest.parent / "m0.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in wrong.state_dict().items()}, str(manifest.parent / "m0.safetensors")
+    )
     with pytest.raises(ManifestError, match=r"shape mismatch.*segmentation_head"):
         load_manifest(manifest)
 

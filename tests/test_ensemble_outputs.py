@@ -1,5 +1,6 @@
 """run_ensemble.py's outputs are this run's only: a fresh folder or --overwrite, photos in their
 displayed orientation, huge images shrunk with a message, quoted CSV fields, umask permissions."""
+
 from __future__ import annotations
 
 import csv
@@ -86,7 +87,7 @@ def test_huge_images_are_predicted_shrunk_with_a_message_and_masks_at_full_size(
 
 def test_image_names_with_commas_and_quotes_are_quoted_in_submission_ids(manifest, tmp_path):
     images, out = tmp_path / "images", tmp_path / "out"
-    names = ['0,a,b', 'say "hi"']
+    names = ["0,a,b", 'say "hi"']
     make_image_folder(images, [(32, 32), (32, 32)], stems=names)
     assert run(manifest, images, out) == 0
     rows = list(csv.reader(io.StringIO((out / "submission_ids.csv").read_text())))
@@ -101,6 +102,11 @@ def test_outputs_get_the_usual_umask_permissions(manifest, tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     expected = 0o666 & ~umask
-    for path in [out / "submission.csv", out / "submission_ids.csv", out / "report.json",
-                 out / "masks" / "a.png", out / "color" / "a.png"]:
+    for path in [
+        out / "submission.csv",
+        out / "submission_ids.csv",
+        out / "report.json",
+        out / "masks" / "a.png",
+        out / "color" / "a.png",
+    ]:
         assert oct(path.stat().st_mode & 0o777) == oct(expected), path

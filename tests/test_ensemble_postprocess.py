@@ -1,4 +1,5 @@
 """Post-processing steps, each alone: what each one changes and what it must leave alone."""
+
 from __future__ import annotations
 
 import sys
@@ -11,8 +12,18 @@ import torch
 from configs import CLASS_ID
 from configs.schema import PostprocessConfig
 from data_prep.atomic import write_image
-from ensemble.postprocess import (STEPS, DenseCRF, FillHoles, GaussianSmooth, GrabCut, PostprocessError,
-                                  RemoveSmall, argmax_labels, build_steps, postprocess)
+from ensemble.postprocess import (
+    STEPS,
+    DenseCRF,
+    FillHoles,
+    GaussianSmooth,
+    GrabCut,
+    PostprocessError,
+    RemoveSmall,
+    argmax_labels,
+    build_steps,
+    postprocess,
+)
 
 SKIN, NOSE, HAIR, BG = CLASS_ID["skin"], CLASS_ID["nose"], CLASS_ID["hair"], 0
 L_EYE, U_LIP, L_LIP, MOUTH = CLASS_ID["l_eye"], CLASS_ID["u_lip"], CLASS_ID["l_lip"], CLASS_ID["mouth"]
@@ -129,8 +140,12 @@ def test_crf_without_its_package_says_how_to_install_it(monkeypatch):
 def test_each_step_is_switched_by_its_own_config_field():
     off = PostprocessConfig(smooth="none", remove_small=False, fill_holes=False)
     assert build_steps(off) == []
-    for field, name in (({"smooth": "gaussian"}, "gaussian"), ({"remove_small": True}, "remove_small"),
-                        ({"fill_holes": True}, "fill_holes"), ({"grabcut": True}, "grabcut")):
+    for field, name in (
+        ({"smooth": "gaussian"}, "gaussian"),
+        ({"remove_small": True}, "remove_small"),
+        ({"fill_holes": True}, "fill_holes"),
+        ({"grabcut": True}, "grabcut"),
+    ):
         steps = build_steps(off.model_copy(update=field))
         assert [s.name for s in steps] == [name]
     assert [s.name for s in build_steps(PostprocessConfig())] == ["gaussian", "remove_small", "fill_holes"]
@@ -142,8 +157,11 @@ def test_postprocess_reports_labels_after_every_step():
     labels[15:30, 20:28] = NOSE
     labels[40:43, 5:8] = NOSE
     seen = []
-    out = postprocess(probs_for(labels), build_steps(PostprocessConfig(sigma=0.5)),
-                      on_step=lambda step, lab: seen.append((step.name, lab.copy())))
+    out = postprocess(
+        probs_for(labels),
+        build_steps(PostprocessConfig(sigma=0.5)),
+        on_step=lambda step, lab: seen.append((step.name, lab.copy())),
+    )
     assert [n for n, _ in seen] == ["gaussian", "remove_small", "fill_holes"]
     assert (seen[0][1][40:43, 5:8] == NOSE).any()  # smoothing alone keeps the blob
     assert (seen[1][1][40:43, 5:8] == SKIN).all()

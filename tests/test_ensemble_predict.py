@@ -1,4 +1,5 @@
 """Probability averaging over members and views, stage labels, and member weights."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,11 +8,12 @@ import torch
 
 from configs import FLIP_PERMUTATION
 from data_prep.layout import read_rgb
-from ensemble.members import load_manifest
 from ensemble.inputs import ImageItem
+from ensemble.members import load_manifest
 from ensemble.predict import predict, predict_probs
 from ensemble.tta import build_views
 from ensemble.weights import WeightsError, score_weights, uniform_weights
+
 from ensemble_fixtures import PaletteModel, make_image_folder, member, write_manifest
 
 
@@ -39,12 +41,12 @@ def test_average_of_two_members_equals_hand_computed_average(two_members, tmp_pa
     p0, p1 = (_hand_probs(m, image) for m in two_members)
     assert (p0 - p1).abs().max() > 0.1  # the members really disagree
 
-    (_, probs), = predict_probs(two_members, [0.3, 0.7], [item], build_views("none"), progress=False)
+    ((_, probs),) = predict_probs(two_members, [0.3, 0.7], [item], build_views("none"), progress=False)
     assert probs.shape == (19, 64, 64) and probs.dtype == np.float32
     np.testing.assert_allclose(probs, (0.3 * p0 + 0.7 * p1).numpy(), atol=1e-5)
 
     # With flip TTA each member's two views are averaged first (weights normalised: 1:1).
-    (_, probs), = predict_probs(two_members, [2.0, 2.0], [item], build_views("flip"), progress=False)
+    ((_, probs),) = predict_probs(two_members, [2.0, 2.0], [item], build_views("flip"), progress=False)
     hand = sum(0.5 * (_hand_probs(m, image) + _hand_probs(m, image, flip=True)) for m in two_members) / 2
     np.testing.assert_allclose(probs, hand.numpy(), atol=1e-5)
 
@@ -95,7 +97,7 @@ def test_stages_run_the_plain_view_even_when_tta_leaves_it_out(two_members, tmp_
     (pred,) = predict(two_members, [1, 1], items, views, track_stages=True, progress=False)
     ((_, tta),) = predict_probs(two_members, [1, 1], items, views, progress=False)
     np.testing.assert_allclose(pred.probs, tta, atol=1e-6)  # the extra view is not averaged in
-    (_, plain), = predict_probs(two_members, [1, 1], items, build_views("none"), progress=False)
+    ((_, plain),) = predict_probs(two_members, [1, 1], items, build_views("none"), progress=False)
     np.testing.assert_array_equal(pred.stage_labels["ensemble"], plain.argmax(0))
 
 

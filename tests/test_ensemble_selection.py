@@ -1,4 +1,5 @@
 """Greedy ensemble selection on cached probabilities (no models): members, views, options."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -59,8 +60,9 @@ def test_selection_never_picks_a_random_candidate_and_beats_the_best_single():
 def test_selection_keeps_the_best_single_when_every_addition_hurts():
     labels = _labels()
     best = _noisy(labels, 0.1, 1)
-    probs = torch.stack([best, torch.rand(N, NUM_CLASSES, H, H).half(),
-                         torch.rand(N, NUM_CLASSES, H, H).half()])
+    probs = torch.stack(
+        [best, torch.rand(N, NUM_CLASSES, H, H).half(), torch.rand(N, NUM_CLASSES, H, H).half()]
+    )
     selection, singles = select_members(probs, ["best", "r1", "r2"], _scorer(labels))
     assert selection.weights == {"best": 1.0}
     assert selection.scores == singles["best"]
@@ -90,7 +92,8 @@ def test_option_is_dropped_when_it_hurts_the_confirming_half():
 def test_best_option_is_kept_when_it_helps_everywhere():
     before = Scores(0.5, 0.5, 0.5)
     table = {0.5: Scores(0.52, 0.51, 0.515), 1.0: Scores(0.55, 0.53, 0.54), 2.0: Scores(0.4, 0.4, 0.4)}
-    kept, after, decisions = select_options("smooth", [(f"sigma={s}", s) for s in table], before,
-                                            table.__getitem__)
+    kept, after, decisions = select_options(
+        "smooth", [(f"sigma={s}", s) for s in table], before, table.__getitem__
+    )
     assert kept == 1.0 and after == table[1.0]
     assert [d.kept for d in decisions] == [False, True, False]

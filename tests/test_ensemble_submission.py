@@ -1,15 +1,23 @@
 """The leaderboard CSV: run-length codes, IDs, label order, image order, atomic writing."""
+
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
 
-from configs import CLASSES, CLASS_ID
+from configs import CLASS_ID, CLASSES
 from configs.schema import CsvConfig
 from ensemble.inputs import sort_stems
-from ensemble.submission import (CSV_HEADER, SubmissionWriter, read_submission, rle_decode,
-                                 rle_encode, write_ids, write_submission)
+from ensemble.submission import (
+    CSV_HEADER,
+    SubmissionWriter,
+    read_submission,
+    rle_decode,
+    rle_encode,
+    write_ids,
+    write_submission,
+)
 
 
 def test_rle_uses_one_based_start_length_pairs_joined_by_underscores():
@@ -37,8 +45,8 @@ def test_rle_decode_inverts_encode(seed):
 
 def _label_map(h: int, w: int) -> np.ndarray:
     labels = np.zeros((h, w), np.uint8)
-    labels[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = CLASS_ID["skin"]
-    labels[h // 3: h // 2, w // 3: w // 2] = CLASS_ID["l_eye"]
+    labels[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = CLASS_ID["skin"]
+    labels[h // 3 : h // 2, w // 3 : w // 2] = CLASS_ID["l_eye"]
     labels[: h // 8] = CLASS_ID["hair"]
     return labels
 
@@ -68,12 +76,12 @@ def test_csv_follows_the_seed_submission_conventions_on_512px_maps(tmp_path):
         labels = _label_map(512, 512)
         for _ in range(40):
             y, x = rng.integers(0, 509, 2)
-            labels[y:y + rng.integers(1, 4), x:x + rng.integers(1, 4)] = rng.integers(0, 19)
+            labels[y : y + rng.integers(1, 4), x : x + rng.integers(1, 4)] = rng.integers(0, 19)
         maps.append(labels)
     write_submission(tmp_path / "submission.csv", maps)
     rows = read_submission(tmp_path / "submission.csv")
     for p, labels in enumerate(maps):
-        assert [r[3] for r in rows[p * 19:(p + 1) * 19]] == _seed_mask2csv(labels)
+        assert [r[3] for r in rows[p * 19 : (p + 1) * 19]] == _seed_mask2csv(labels)
     assert rows[0][3] != "0"  # the background row is the background's run-length code
 
 
@@ -101,7 +109,7 @@ def test_csv_rows_decode_back_to_the_written_masks(tmp_path):
     assert [r[2] for r in rows] == list(CLASSES) * 3  # labels in class-ID order
     assert {r[1] for r in rows} == {"Public"}
     for p, labels in enumerate(maps):
-        block = rows[p * 19:(p + 1) * 19]
+        block = rows[p * 19 : (p + 1) * 19]
         if labels is None:
             assert all(r[3] == "0" for r in block)  # a skipped image: every row empty
             continue
@@ -119,7 +127,12 @@ def test_stems_sort_numerically_when_all_are_numbers():
 
 def test_other_stems_sort_in_natural_order():
     assert sort_stems(["img10", "img9", "img1", "b", "A2"]) == ["A2", "b", "img1", "img9", "img10"]
-    assert sort_stems(["face_2_b", "face_10_a", "face_2_a", "3"]) == ["3", "face_2_a", "face_2_b", "face_10_a"]
+    assert sort_stems(["face_2_b", "face_10_a", "face_2_a", "3"]) == [
+        "3",
+        "face_2_a",
+        "face_2_b",
+        "face_10_a",
+    ]
 
 
 def test_ids_sidecar_maps_positions_to_image_names(tmp_path):

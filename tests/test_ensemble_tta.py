@@ -1,4 +1,5 @@
 """TTA views: the flip swaps left/right channels, every inverse undoes its transform."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,6 +12,7 @@ from data_prep.atomic import write_image
 from ensemble.inputs import ImageItem
 from ensemble.predict import predict_probs
 from ensemble.tta import HFlip, Scale, View, build_views
+
 from ensemble_fixtures import SideModel, member
 
 
@@ -33,7 +35,7 @@ def one_eye_image(tmp_path):
 
 
 def _labels(item, views):
-    (_, probs), = predict_probs([member(SideModel())], [1.0], [item], views, progress=False)
+    ((_, probs),) = predict_probs([member(SideModel())], [1.0], [item], views, progress=False)
     return probs.argmax(0)
 
 

@@ -1,4 +1,5 @@
 """Top-k export from plain trial records: ranking, weights + manifest, trials.csv, plot; no Ray."""
+
 from __future__ import annotations
 
 import json
@@ -22,31 +23,63 @@ def checkpoint(folder: Path, arch: str, encoder: str, val_f1: float, epoch: int,
     """A checkpoint directory as tuning.train writes it: model.safetensors + meta.json."""
     folder.mkdir(parents=True)
     save_file({"w": torch.full((2, 2), float(seed))}, str(folder / "model.safetensors"))
-    meta = {"arch": arch, "encoder": encoder, "image_size": 64, "mean": [0.5, 0.5, 0.5],
-            "std": [0.25, 0.25, 0.25], "epoch": epoch, "val_f1": val_f1, "config": {"seed": seed}}
+    meta = {
+        "arch": arch,
+        "encoder": encoder,
+        "image_size": 64,
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.25, 0.25, 0.25],
+        "epoch": epoch,
+        "val_f1": val_f1,
+        "config": {"seed": seed},
+    }
     (folder / "meta.json").write_text(json.dumps(meta))
     return folder
 
 
-def trial(i: int, arch: str, scores: list[float], ckpt: Path | None = None, status: str = "completed",
-          error: str = "") -> TrialSummary:
+def trial(
+    i: int,
+    arch: str,
+    scores: list[float],
+    ckpt: Path | None = None,
+    status: str = "completed",
+    error: str = "",
+) -> TrialSummary:
     return TrialSummary(
         trial_id=f"trial_{i:05d}",
         config={"model.arch": arch, "model.encoder": "resnet18", "train.lr": 1e-3 * i},
-        status=status, metric="val_f1",
+        status=status,
+        metric="val_f1",
         epochs=[{"epoch": e + 1, "val_f1": s, "train_loss": 1.0 / (e + 1)} for e, s in enumerate(scores)],
-        best_score=max(scores) if scores else math.nan, best_checkpoint=ckpt, error=error,
-        node="node-a", device="cpu", train_s=10.0 * (i + 1), wall_s=10.0 * (i + 1) + 2.0)
+        best_score=max(scores) if scores else math.nan,
+        best_checkpoint=ckpt,
+        error=error,
+        node="node-a",
+        device="cpu",
+        train_s=10.0 * (i + 1),
+        wall_s=10.0 * (i + 1) + 2.0,
+    )
 
 
 def test_top_k_is_ranked_by_score_and_capped_per_architecture(tmp_path):
     def t(i, arch, f1, ckpt=True):
-        return TrialSummary(trial_id=str(i), config={"model.arch": arch, "model.encoder": "e"},
-                            status="completed", metric="val_f1", best_score=f1,
-                            best_checkpoint=tmp_path if ckpt else None)
+        return TrialSummary(
+            trial_id=str(i),
+            config={"model.arch": arch, "model.encoder": "e"},
+            status="completed",
+            metric="val_f1",
+            best_score=f1,
+            best_checkpoint=tmp_path if ckpt else None,
+        )
 
-    trials = [t(0, "Unet", 0.9), t(1, "Unet", 0.8), t(2, "Unet", 0.7), t(3, "FPN", 0.6),
-              t(4, "FPN", float("nan")), t(5, "FPN", 0.95, ckpt=False)]
+    trials = [
+        t(0, "Unet", 0.9),
+        t(1, "Unet", 0.8),
+        t(2, "Unet", 0.7),
+        t(3, "FPN", 0.6),
+        t(4, "FPN", float("nan")),
+        t(5, "FPN", 0.95, ckpt=False),
+    ]
     assert [m.trial_id for m in rank(trials, top_k=3, max_per_arch=None)] == ["0", "1", "2"]
     # at most two Unets: the FPN moves up; trials without a score or checkpoint never count
     assert [m.trial_id for m in rank(trials, top_k=3, max_per_arch=2)] == ["0", "1", "3"]
@@ -57,8 +90,13 @@ def test_export_copies_best_weights_and_writes_a_checked_manifest(tmp_path):
     trials = [
         trial(0, "Unet", [0.4, 0.6], checkpoint(tmp_path / "c0", "Unet", "resnet18", 0.6, 2, seed=0)),
         trial(1, "FPN", [0.5, 0.7], checkpoint(tmp_path / "c1", "FPN", "resnet18", 0.7, 2, seed=1)),
-        trial(2, "Unet", [0.3], checkpoint(tmp_path / "c2", "Unet", "resnet18", 0.3, 1, seed=2),
-              status="stopped early"),
+        trial(
+            2,
+            "Unet",
+            [0.3],
+            checkpoint(tmp_path / "c2", "Unet", "resnet18", 0.3, 1, seed=2),
+            status="stopped early",
+        ),
         trial(3, "FPN", [], status="error", error="CUDA out of memory"),
     ]
     members = rank(trials, top_k=2, max_per_arch=None)
@@ -67,7 +105,9 @@ def test_export_copies_best_weights_and_writes_a_checked_manifest(tmp_path):
 
     read = read_manifest(out / "manifest.json")
     assert [(m.name, m.trial_id, m.val_f1, m.epoch) for m in read.members] == [
-        ("m0-FPN-resnet18", "trial_00001", 0.7, 2), ("m1-Unet-resnet18", "trial_00000", 0.6, 2)]
+        ("m0-FPN-resnet18", "trial_00001", 0.7, 2),
+        ("m1-Unet-resnet18", "trial_00000", 0.6, 2),
+    ]
     assert read.members == manifest.members
     for member, source in zip(read.members, ("c1", "c0")):
         assert (out / member.weights).read_bytes() == (tmp_path / source / "model.safetensors").read_bytes()
@@ -91,8 +131,10 @@ def test_export_copies_best_weights_and_writes_a_checked_manifest(tmp_path):
 
 
 def test_export_layer_imports_no_ray():
-    code = ("import sys, tuning.export, tuning.manifest, ensemble.members; "
-            "sys.exit(any(m == 'ray' or m.startswith('ray.') for m in sys.modules))")
+    code = (
+        "import sys, tuning.export, tuning.manifest, ensemble.members; "
+        "sys.exit(any(m == 'ray' or m.startswith('ray.') for m in sys.modules))"
+    )
     assert subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO).returncode == 0
 
 
@@ -101,8 +143,10 @@ def test_export_records_sha256_so_a_swapped_member_is_refused(tmp_path):
 
     from tuning.manifest import ManifestError, check_sha256
 
-    trials = [trial(0, "Unet", [0.6], checkpoint(tmp_path / "c0", "Unet", "resnet18", 0.6, 1, seed=0)),
-              trial(1, "Unet", [0.5], checkpoint(tmp_path / "c1", "Unet", "resnet18", 0.5, 1, seed=1))]
+    trials = [
+        trial(0, "Unet", [0.6], checkpoint(tmp_path / "c0", "Unet", "resnet18", 0.6, 1, seed=0)),
+        trial(1, "Unet", [0.5], checkpoint(tmp_path / "c1", "Unet", "resnet18", 0.5, 1, seed=1)),
+    ]
     out = tmp_path / "models"
     manifest = export_members(rank(trials, top_k=2, max_per_arch=None), out)
     m0, m1 = manifest.members

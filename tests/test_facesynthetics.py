@@ -1,4 +1,5 @@
 """FaceSynthetics importer: label mapping by name, left/right, ignore, resize, skips, re-runs, CLI, reading."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,24 +9,38 @@ import numpy as np
 import pytest
 import torch
 
+import data_prep.__main__ as data_prep_cli
 from configs import CLASS_ID, NUM_CLASSES
 from configs.schema import parse_config
 from data_prep import facesynthetics, importer
-import data_prep.__main__ as data_prep_cli
 from data_prep.dataset import FaceParsingDataset, build_datasets
 from data_prep.layout import PreparedDataset, read_label_map, read_rgb
 
-SIDE = 40   # raw side (the real data: 512); 8-px blocks on a 5x5 grid
+SIDE = 40  # raw side (the real data: 512); 8-px blocks on a 5x5 grid
 BLOCK = 8
 # FaceSynthetics label -> the class its README name means here, written out by hand (not taken from
 # the module under test). 255 = no label.
 EXPECTED = {
-    0: "background", 1: "skin", 2: "nose", 3: "r_eye", 4: "l_eye", 5: "r_brow", 6: "l_brow",
-    7: "r_ear", 8: "l_ear", 9: "mouth", 10: "u_lip", 11: "l_lip", 12: "neck", 13: "hair",
-    14: "skin",   # BEARD
-    15: "cloth", 16: "eye_g", 17: "hat",
-    18: 255,      # FACEWEAR
-    255: 255,     # IGNORE
+    0: "background",
+    1: "skin",
+    2: "nose",
+    3: "r_eye",
+    4: "l_eye",
+    5: "r_brow",
+    6: "l_brow",
+    7: "r_ear",
+    8: "l_ear",
+    9: "mouth",
+    10: "u_lip",
+    11: "l_lip",
+    12: "neck",
+    13: "hair",
+    14: "skin",  # BEARD
+    15: "cloth",
+    16: "eye_g",
+    17: "hat",
+    18: 255,  # FACEWEAR
+    255: 255,  # IGNORE
 }
 FS_VALUES = list(EXPECTED)  # block k of the grid holds FS_VALUES[k]; the last 5 blocks are background
 
@@ -48,7 +63,7 @@ def fs_seg() -> np.ndarray:
     seg = np.zeros((SIDE, SIDE), np.uint8)
     for k, value in enumerate(FS_VALUES):
         r, c = divmod(k, SIDE // BLOCK)
-        seg[r * BLOCK:(r + 1) * BLOCK, c * BLOCK:(c + 1) * BLOCK] = value
+        seg[r * BLOCK : (r + 1) * BLOCK, c * BLOCK : (c + 1) * BLOCK] = value
     return seg
 
 
@@ -61,12 +76,19 @@ def expected_label(seg: np.ndarray, swap_lr: bool = False) -> np.ndarray:
 
 def fs_image(sample_id: int, side: int = SIDE) -> np.ndarray:
     y, x = np.mgrid[0:side, 0:side]
-    return np.stack([(x * 6 + sample_id * 37) % 256, (y * 6 + sample_id * 11) % 256,
-                     np.full_like(x, sample_id * 53 % 256)], -1).astype(np.uint8)
+    return np.stack(
+        [
+            (x * 6 + sample_id * 37) % 256,
+            (y * 6 + sample_id * 11) % 256,
+            np.full_like(x, sample_id * 53 % 256),
+        ],
+        -1,
+    ).astype(np.uint8)
 
 
-def write_sample(raw: Path, sample_id: int, image: np.ndarray | None = None,
-                 seg: np.ndarray | None = None) -> None:
+def write_sample(
+    raw: Path, sample_id: int, image: np.ndarray | None = None, seg: np.ndarray | None = None
+) -> None:
     raw.mkdir(parents=True, exist_ok=True)
     image = fs_image(sample_id) if image is None else image
     assert cv2.imwrite(str(raw / f"{sample_id:06d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
@@ -90,6 +112,7 @@ def all_files(root: Path) -> dict[str, bytes]:
 
 
 # --- label mapping ------------------------------------------------------------------------------
+
 
 def test_each_facesynthetics_label_lands_on_the_class_its_name_means(tmp_path):
     raw = make_raw(tmp_path / "raw", 1)
@@ -145,11 +168,13 @@ def test_segmentation_saved_as_grey_rgb_reads_the_same(tmp_path):
     raw = make_raw(tmp_path / "raw", 1)
     cv2.imwrite(str(raw / "000000_seg.png"), np.repeat(fs_seg()[:, :, None], 3, axis=2))
     prepare(raw, tmp_path / "prep")
-    np.testing.assert_array_equal(read_label_map(tmp_path / "prep" / "masks" / "000000.png"),
-                                  expected_label(fs_seg()))
+    np.testing.assert_array_equal(
+        read_label_map(tmp_path / "prep" / "masks" / "000000.png"), expected_label(fs_seg())
+    )
 
 
 # --- resize -------------------------------------------------------------------------------------
+
 
 def test_shrinking_averages_image_areas_and_picks_label_ids_by_nearest(tmp_path):
     stripes = np.zeros((SIDE, SIDE, 3), np.uint8)
@@ -164,6 +189,7 @@ def test_shrinking_averages_image_areas_and_picks_label_ids_by_nearest(tmp_path)
 
 
 # --- bad input ----------------------------------------------------------------------------------
+
 
 def test_corrupt_and_incomplete_samples_are_skipped_and_reported_while_the_rest_is_exact(tmp_path):
     raw = make_raw(tmp_path / "raw", 7)
@@ -197,6 +223,7 @@ def test_root_above_the_unzipped_folder_is_named_in_the_error(tmp_path):
 
 # --- re-runs ------------------------------------------------------------------------------------
 
+
 def test_rerun_rewrites_nothing_and_gives_identical_files(tmp_path, monkeypatch):
     raw = make_raw(tmp_path / "raw", 4)
     (raw / "000002.png").write_bytes(b"broken")
@@ -206,8 +233,9 @@ def test_rerun_rewrites_nothing_and_gives_identical_files(tmp_path, monkeypatch)
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix in (".png", ".jpg")}
     writes = []
     real_write = importer.write_image
-    monkeypatch.setattr(importer, "write_image",
-                        lambda path, *a, **k: (writes.append(path), real_write(path, *a, **k)))
+    monkeypatch.setattr(
+        importer, "write_image", lambda path, *a, **k: (writes.append(path), real_write(path, *a, **k))
+    )
     second = prepare(raw, out, val_fraction=0.25)
     assert writes == []
     assert all_files(out) == before  # dataset.json and splits included, byte for byte
@@ -240,34 +268,68 @@ def test_rerun_with_another_size_or_lr_convention_is_refused(tmp_path, change):
 
 # --- CLI and reading the output -----------------------------------------------------------------
 
+
 @pytest.fixture
 def cli_main(monkeypatch):
     """The real `python -m data_prep` entry, registering only this subcommand."""
-    monkeypatch.setattr(data_prep_cli, "COMMANDS", {"facesynthetics": data_prep_cli.COMMANDS["facesynthetics"]})
+    monkeypatch.setattr(
+        data_prep_cli, "COMMANDS", {"facesynthetics": data_prep_cli.COMMANDS["facesynthetics"]}
+    )
     return data_prep_cli.main
 
 
 def test_cli_prepares_splits_and_limits_like_the_python_api_with_two_workers(tmp_path, capsys, cli_main):
     raw = make_raw(tmp_path / "raw", 12)
-    rc = cli_main(["facesynthetics", "--root", str(raw), "--out", str(tmp_path / "cli"), "--size", "20",
-                   "--workers", "2", "--val-fraction", "0.2", "--test-fraction", "0.1", "--seed", "3",
-                   "--limit", "10", "--swap-lr"])
+    rc = cli_main(
+        [
+            "facesynthetics",
+            "--root",
+            str(raw),
+            "--out",
+            str(tmp_path / "cli"),
+            "--size",
+            "20",
+            "--workers",
+            "2",
+            "--val-fraction",
+            "0.2",
+            "--test-fraction",
+            "0.1",
+            "--seed",
+            "3",
+            "--limit",
+            "10",
+            "--swap-lr",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "10 samples (train 7, val 2, test 1)" in out and str(tmp_path / "cli") in out
     meta = PreparedDataset(tmp_path / "cli").meta()
     assert meta["source"] == "facesynthetics" and meta["size"] == 20 and meta["swap_lr"] is True
     assert meta["split"] == {"method": "random", "val_fraction": 0.2, "test_fraction": 0.1, "seed": 3}
-    api = prepare(raw, tmp_path / "api", size=20, val_fraction=0.2, test_fraction=0.1, seed=3,
-                  limit=10, swap_lr=True)
+    api = prepare(
+        raw, tmp_path / "api", size=20, val_fraction=0.2, test_fraction=0.1, seed=3, limit=10, swap_lr=True
+    )
     assert all_files(tmp_path / "cli") == all_files(tmp_path / "api")
     assert meta == api
 
 
 def test_cli_bad_fraction_is_one_clear_line(tmp_path, capsys, cli_main):
     raw = make_raw(tmp_path / "raw", 1)
-    rc = cli_main(["facesynthetics", "--root", str(raw), "--out", str(tmp_path / "prep"),
-                   "--val-fraction", "0.6", "--test-fraction", "0.5"])
+    rc = cli_main(
+        [
+            "facesynthetics",
+            "--root",
+            str(raw),
+            "--out",
+            str(tmp_path / "prep"),
+            "--val-fraction",
+            "0.6",
+            "--test-fraction",
+            "0.5",
+        ]
+    )
     assert rc == 2
     assert capsys.readouterr().err.strip().startswith("error: val_fraction + test_fraction must be < 1")
 
@@ -282,8 +344,15 @@ def test_output_is_read_by_the_training_dataset_and_mixes_with_another(tmp_path,
     assert 255 in mask and set(np.unique(mask)) <= set(range(NUM_CLASSES)) | {255}
 
     # No affine: ignore pixels near the border must not be shifted out of view by chance.
-    cfg = parse_config({"data": {"image_size": 32, "augment": {"affine": 0.0}, "datasets": [
-        {"path": str(tiny_prepared)}, {"path": str(tmp_path / "prep"), "weight": 0.5}]}})
+    cfg = parse_config(
+        {
+            "data": {
+                "image_size": 32,
+                "augment": {"affine": 0.0},
+                "datasets": [{"path": str(tiny_prepared)}, {"path": str(tmp_path / "prep"), "weight": 0.5}],
+            }
+        }
+    )
     train, val, sampler = build_datasets(cfg)
     assert len(train) == 24 + 5 and sampler is not None
     assert len(val) == 8  # no val split by default: validation stays on the other dataset

@@ -1,5 +1,6 @@
 """What used to fail inside every trial after Ray started now fails before: the search space's
 names and ranges, undecodable prepared data; and a failed trial's error is its message."""
+
 from __future__ import annotations
 
 import shutil
@@ -20,16 +21,20 @@ from tuning.export import error_message
 @pytest.fixture
 def no_ray(monkeypatch):
     """Starting Ray is a test failure: everything here must be caught before it."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("Ray was started although the input was bad")
+
     monkeypatch.setattr(search, "ray_session", refuse)
 
 
 def write_config(tmp_path: Path, **search_section) -> Path:
-    raw = {"data": {"image_size": 64, "num_workers": 0},
-           "train": {"epochs": 1, "batch_size": 4, "amp": "none", "device": "cpu"},
-           "search": {"archs": {"Unet": ["resnet18"]}, "num_samples": 1, **search_section},
-           "resources": {"storage": str(tmp_path / "ray")}}
+    raw = {
+        "data": {"image_size": 64, "num_workers": 0},
+        "train": {"epochs": 1, "batch_size": 4, "amp": "none", "device": "cpu"},
+        "search": {"archs": {"Unet": ["resnet18"]}, "num_samples": 1, **search_section},
+        "resources": {"storage": str(tmp_path / "ray")},
+    }
     path = tmp_path / "search.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -40,24 +45,39 @@ def copy_prepared(src: Path, dst: Path) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("params, expected", [
-    ({"train.lr": {"low": -1e-3, "high": 1e-2}},
-     r"search\.params\.train\.lr: -0\.001 is not a valid train\.lr"),
-    ({"train.lr": {"low": 0.0, "high": 1e-2}}, r"search\.params\.train\.lr: 0\.0 is not a valid"),
-    ({"train.lr": {"low": 1e-2, "high": 1e-3}}, r"low \(0\.01\) must be below high"),
-    ({"train.lr": {"low": 0.0, "high": 1e-2, "log": True}}, r"a log range needs low > 0"),
-    ({"train.amp": {"choices": ["bf16", "fp8"]}}, r"'fp8' is not a valid train\.amp"),
-    ({"data.image_size": {"choices": [64, 100]}},
-     r"100 is not a valid data\.image_size: must be a multiple of 32"),
-])
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        (
+            {"train.lr": {"low": -1e-3, "high": 1e-2}},
+            r"search\.params\.train\.lr: -0\.001 is not a valid train\.lr",
+        ),
+        ({"train.lr": {"low": 0.0, "high": 1e-2}}, r"search\.params\.train\.lr: 0\.0 is not a valid"),
+        ({"train.lr": {"low": 1e-2, "high": 1e-3}}, r"low \(0\.01\) must be below high"),
+        ({"train.lr": {"low": 0.0, "high": 1e-2, "log": True}}, r"a log range needs low > 0"),
+        ({"train.amp": {"choices": ["bf16", "fp8"]}}, r"'fp8' is not a valid train\.amp"),
+        (
+            {"data.image_size": {"choices": [64, 100]}},
+            r"100 is not a valid data\.image_size: must be a multiple of 32",
+        ),
+    ],
+)
 def test_every_sampled_value_is_validated_by_the_schema(params, expected):
     with pytest.raises(ConfigError, match=expected):
         parse_config({"search": {"params": params}})
 
 
 def test_a_valid_log_range_and_choices_pass():
-    cfg = parse_config({"search": {"params": {"train.lr": {"low": 1e-4, "high": 1e-2, "log": True},
-                                              "train.amp": {"choices": ["bf16", "none"]}}}})
+    cfg = parse_config(
+        {
+            "search": {
+                "params": {
+                    "train.lr": {"low": 1e-4, "high": 1e-2, "log": True},
+                    "train.amp": {"choices": ["bf16", "none"]},
+                }
+            }
+        }
+    )
     assert cfg.search.params["train.lr"].low == 1e-4
 
 

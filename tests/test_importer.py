@@ -1,4 +1,5 @@
 """The importer pipeline through a toy importer: what a dataset supplies is enough for the whole layout."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,16 @@ import pytest
 
 from configs import CLASS_ID, IGNORE_INDEX, NUM_CLASSES
 from data_prep import importer
-from data_prep.importer import (Found, Importer, Sample, Tally, add_common_arguments, common_options,
-                                prepare_dataset, read_image)
+from data_prep.importer import (
+    Found,
+    Importer,
+    Sample,
+    Tally,
+    add_common_arguments,
+    common_options,
+    prepare_dataset,
+    read_image,
+)
 from data_prep.layout import DatasetError, PreparedDataset, read_label_map, read_rgb
 from data_prep.splits import make_splits, sorted_ids
 
@@ -21,6 +30,7 @@ SIDE = 32  # raw side; prepared at 16, so a label map is its every second pixel
 
 # --- the toy importer: ROOT/{id}.png photos beside ROOT/{id}_label.png maps of our class IDs ---------
 
+
 def find_pairs(root: Path, limit: int | None) -> Found:
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: folder not found")
@@ -28,9 +38,12 @@ def find_pairs(root: Path, limit: int | None) -> Found:
     ids = sorted_ids(photos)[:limit]
     labels = {i: root / f"{i}_label.png" for i in ids}
     ignored = sorted(p.name for p in root.iterdir() if p.suffix != ".png")
-    return Found(ids, [Sample(i, photos[i], labels[i]) for i in ids if labels[i].is_file()],
-                 {i: f"{labels[i]}: not found" for i in ids if not labels[i].is_file()},
-                 [f"{root}: ignored {', '.join(ignored)}"] if ignored else [])
+    return Found(
+        ids,
+        [Sample(i, photos[i], labels[i]) for i in ids if labels[i].is_file()],
+        {i: f"{labels[i]}: not found" for i in ids if not labels[i].is_file()},
+        [f"{root}: ignored {', '.join(ignored)}"] if ignored else [],
+    )
 
 
 def convert_pair(sample: Sample, ignore_unknown: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -46,29 +59,48 @@ def has_hair(label: np.ndarray) -> bool:
     return bool((label == CLASS_ID["hair"]).any())
 
 
-def prepare_pairs(root: Path, out: Path, *, size: int = 16, workers: int = 1, val_fraction: float = 0.0,
-                  test_fraction: float = 0.0, seed: int = 0, limit: int | None = None,
-                  ignore_unknown: bool = False) -> dict:
+def prepare_pairs(
+    root: Path,
+    out: Path,
+    *,
+    size: int = 16,
+    workers: int = 1,
+    val_fraction: float = 0.0,
+    test_fraction: float = 0.0,
+    seed: int = 0,
+    limit: int | None = None,
+    ignore_unknown: bool = False,
+) -> dict:
     def meta(tally: Tally) -> dict:
-        return {"ignore_unknown": ignore_unknown, "samples_with_hair": tally.stats[True],
-                "ignore_pixels": int(tally.pixel_counts[IGNORE_INDEX]), "split": {"seed": seed}}
+        return {
+            "ignore_unknown": ignore_unknown,
+            "samples_with_hair": tally.stats[True],
+            "ignore_pixels": int(tally.pixel_counts[IGNORE_INDEX]),
+            "split": {"seed": seed},
+        }
 
-    pairs = Importer(name="pairs", source="toy-pairs", find_samples=find_pairs,
-                     convert_sample=partial(convert_pair, ignore_unknown=ignore_unknown),
-                     split=partial(make_splits, val_fraction=val_fraction, test_fraction=test_fraction,
-                                   seed=seed),
-                     settings={"ignore_unknown": ignore_unknown}, meta=meta, sample_stat=has_hair,
-                     allow_ignore=ignore_unknown)
+    pairs = Importer(
+        name="pairs",
+        source="toy-pairs",
+        find_samples=find_pairs,
+        convert_sample=partial(convert_pair, ignore_unknown=ignore_unknown),
+        split=partial(make_splits, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed),
+        settings={"ignore_unknown": ignore_unknown},
+        meta=meta,
+        sample_stat=has_hair,
+        allow_ignore=ignore_unknown,
+    )
     return prepare_dataset(pairs, root, out, size=size, workers=workers, limit=limit, progress=False)
 
 
 # --- raw fixture ---------------------------------------------------------------------------------
 
+
 def label_of(sample_id: int) -> np.ndarray:
     """Skin face, a nose, and hair on even ids only; 2-px blocks so the 16-px map keeps every part."""
     label = np.zeros((SIDE, SIDE), np.uint8)
     label[4:28, 4:28] = CLASS_ID["skin"]
-    label[12:20, 14 + sample_id % 4:18 + sample_id % 4] = CLASS_ID["nose"]
+    label[12:20, 14 + sample_id % 4 : 18 + sample_id % 4] = CLASS_ID["nose"]
     if sample_id % 2 == 0:
         label[0:6, :] = CLASS_ID["hair"]
     return label
@@ -100,6 +132,7 @@ def all_files(root: Path) -> dict[str, bytes]:
 
 # --- tests -----------------------------------------------------------------------------------------
 
+
 def test_toy_importer_writes_the_prepared_layout_skips_and_reports(tmp_path, capsys):
     raw = make_raw(tmp_path / "raw")
     prep = PreparedDataset(tmp_path / "prep")
@@ -111,12 +144,14 @@ def test_toy_importer_writes_the_prepared_layout_skips_and_reports(tmp_path, cap
 
     assert [(s["id"], s["reason"]) for s in meta["skipped"]] == [
         ("3", f"{raw / '3_label.png'}: not found"),  # found missing, then failed converting: id order
-        ("11", f"{raw / '11_label.png'}: values [40] are no class IDs")]
+        ("11", f"{raw / '11_label.png'}: values [40] are no class IDs"),
+    ]
     good = ["1", "2", "10"]
     # Split over every candidate id, then the skipped ones dropped: here the one val id was skipped.
     candidates = make_splits(["1", "2", "3", "10", "11"], val_fraction=0.25)
-    assert {s: prep.split_ids(s) for s in candidates} == {s: [i for i in ids if i in good]
-                                                         for s, ids in candidates.items()}
+    assert {s: prep.split_ids(s) for s in candidates} == {
+        s: [i for i in ids if i in good] for s, ids in candidates.items()
+    }
     assert meta["counts"] == {"train": 3, "val": 0, "test": 0}
     assert sorted(p.name for p in prep.images.iterdir()) == ["1.jpg", "10.jpg", "2.jpg"]
     assert sorted(p.name for p in prep.masks.iterdir()) == ["1.png", "10.png", "2.png"]
@@ -130,8 +165,10 @@ def test_toy_importer_writes_the_prepared_layout_skips_and_reports(tmp_path, cap
     assert sum(meta["class_frequency"].values()) == pytest.approx(1)
     assert prep.meta() == meta
     out, err = capsys.readouterr()
-    assert out == (f"toy-pairs: 3 samples (train 3, val 0, test 0), 2 skipped (reasons in dataset.json), "
-                   f"0 reused from an earlier run -> {prep.root}\n")
+    assert out == (
+        f"toy-pairs: 3 samples (train 3, val 0, test 0), 2 skipped (reasons in dataset.json), "
+        f"0 reused from an earlier run -> {prep.root}\n"
+    )
     assert err == f"warning: {raw}: ignored README.txt\n"
 
 
@@ -153,8 +190,9 @@ def test_rerun_rewrites_nothing_and_a_changed_setting_is_refused(tmp_path, capsy
     before = all_files(out)
     writes = []
     real_write = importer.write_image
-    monkeypatch.setattr(importer, "write_image",
-                        lambda path, *a, **k: (writes.append(path), real_write(path, *a, **k)))
+    monkeypatch.setattr(
+        importer, "write_image", lambda path, *a, **k: (writes.append(path), real_write(path, *a, **k))
+    )
     capsys.readouterr()
     assert prepare_pairs(raw, out, ignore_unknown=True) == first
     assert writes == [] and all_files(out) == before
@@ -178,18 +216,42 @@ def test_two_spawned_workers_write_the_same_files_as_one(tmp_path):
 
 def test_common_flags_parse_into_the_keywords_of_a_datasets_prepare(tmp_path):
     parser = argparse.ArgumentParser()
-    add_common_arguments(parser, root_help="pairs folder", val_fraction=(0.0, "val share"),
-                         test_fraction=(None, "test share"))
+    add_common_arguments(
+        parser, root_help="pairs folder", val_fraction=(0.0, "val share"), test_fraction=(None, "test share")
+    )
     defaults = parser.parse_args(["--root", "r", "--out", "o"])
     assert (defaults.root, defaults.out) == (Path("r"), Path("o"))
-    assert common_options(defaults) == {"size": 512, "workers": 1, "val_fraction": 0.0,
-                                        "test_fraction": None, "seed": 0, "limit": None}
+    assert common_options(defaults) == {
+        "size": 512,
+        "workers": 1,
+        "val_fraction": 0.0,
+        "test_fraction": None,
+        "seed": 0,
+        "limit": None,
+    }
     with pytest.raises(SystemExit):
         parser.parse_args(["--root", "r", "--out", "o", "--workers", "0"])
     raw = make_raw(tmp_path / "raw")
-    args = parser.parse_args(["--root", str(raw), "--out", str(tmp_path / "prep"), "--size", "8",
-                              "--workers", "1", "--val-fraction", "0.5", "--test-fraction", "0",
-                              "--seed", "2", "--limit", "2"])
+    args = parser.parse_args(
+        [
+            "--root",
+            str(raw),
+            "--out",
+            str(tmp_path / "prep"),
+            "--size",
+            "8",
+            "--workers",
+            "1",
+            "--val-fraction",
+            "0.5",
+            "--test-fraction",
+            "0",
+            "--seed",
+            "2",
+            "--limit",
+            "2",
+        ]
+    )
     meta = prepare_pairs(args.root, args.out, **common_options(args))
     assert meta["size"] == 8 and meta["counts"] == {"train": 1, "val": 1, "test": 0}
     assert meta["split"] == {"seed": 2}

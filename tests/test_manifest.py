@@ -1,4 +1,5 @@
 """The manifest schema: write_manifest records checksums atomically; read_manifest names the file and key."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,9 +12,19 @@ from tuning.manifest import MANIFEST_FORMAT, ManifestEntry, ManifestError, read_
 
 
 def entry(name: str = "m0", **changes) -> dict:
-    return {"name": name, "arch": "FPN", "encoder": "mobilenet_v2", "image_size": 64,
-            "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "weights": f"{name}.safetensors",
-            "val_f1": 0.5, "trial_id": "t0", "config": {"seed": 0}, **changes}
+    return {
+        "name": name,
+        "arch": "FPN",
+        "encoder": "mobilenet_v2",
+        "image_size": 64,
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.25, 0.25, 0.25],
+        "weights": f"{name}.safetensors",
+        "val_f1": 0.5,
+        "trial_id": "t0",
+        "config": {"seed": 0},
+        **changes,
+    }
 
 
 @pytest.fixture
@@ -34,7 +45,9 @@ def test_write_manifest_records_each_weights_checksum_and_reads_back(folder):
     raw = json.loads((folder / "manifest.json").read_text())
     assert raw["format"] == MANIFEST_FORMAT and raw["classes"] == list(CLASSES)
     assert [m["sha256"] for m in raw["members"]] == [
-        hashlib.sha256(b"weights zero").hexdigest(), hashlib.sha256(b"weights one").hexdigest()]
+        hashlib.sha256(b"weights zero").hexdigest(),
+        hashlib.sha256(b"weights one").hexdigest(),
+    ]
     assert sorted(p.name for p in folder.iterdir()) == ["m0.safetensors", "m1.safetensors", "manifest.json"]
 
     read = read_manifest(folder)  # a folder means its manifest.json
@@ -58,14 +71,17 @@ def test_write_manifest_refuses_repeated_names(folder):
         write_manifest(folder, [entry("m0"), entry("m0", weights="m1.safetensors")])
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"image_size": 50}, "member 'm0': image_size: must be a multiple of 32 (>= 32), got 50"),
-    ({"std": [0.2, 0.0, 0.2]}, "member 'm0': std: must be positive"),
-    ({"mean": [0.5, 0.5]}, "member 'm0': mean: must be 3 numbers (RGB), got [0.5, 0.5]"),
-    ({"arch": None}, "member 'm0': arch: "),
-    ({"colour": "red"}, "member 'm0': colour: unknown key"),
-    ({"weights": "gone.safetensors"}, "member 'm0': weights "),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"image_size": 50}, "member 'm0': image_size: must be a multiple of 32 (>= 32), got 50"),
+        ({"std": [0.2, 0.0, 0.2]}, "member 'm0': std: must be positive"),
+        ({"mean": [0.5, 0.5]}, "member 'm0': mean: must be 3 numbers (RGB), got [0.5, 0.5]"),
+        ({"arch": None}, "member 'm0': arch: "),
+        ({"colour": "red"}, "member 'm0': colour: unknown key"),
+        ({"weights": "gone.safetensors"}, "member 'm0': weights "),
+    ],
+)
 def test_read_manifest_names_the_file_member_and_key(folder, changes, message):
     path = write_manifest(folder, [entry("m0")]).path
     _rewrite(path, **changes)
@@ -101,21 +117,29 @@ def test_read_manifest_checks_format_and_class_order(folder):
         read_manifest(path)
 
 
-@pytest.mark.parametrize("weights, expected", [
-    ("../outside/x.safetensors",
-     r"member 'm0': weights: '\.\./outside/x\.safetensors' leaves the manifest's folder"),
-    ("sub/../../x.safetensors", r"leaves the manifest's folder"),
-    ("..\\x.safetensors", r"leaves the manifest's folder"),
-    ("/etc/x.safetensors", r"member 'm0': weights: '/etc/x\.safetensors' is an absolute path"),
-    ("C:\\models\\x.safetensors", r"is an absolute path"),
-])
+@pytest.mark.parametrize(
+    "weights, expected",
+    [
+        (
+            "../outside/x.safetensors",
+            r"member 'm0': weights: '\.\./outside/x\.safetensors' leaves the manifest's folder",
+        ),
+        ("sub/../../x.safetensors", r"leaves the manifest's folder"),
+        ("..\\x.safetensors", r"leaves the manifest's folder"),
+        ("/etc/x.safetensors", r"member 'm0': weights: '/etc/x\.safetensors' is an absolute path"),
+        ("C:\\models\\x.safetensors", r"is an absolute path"),
+    ],
+)
 def test_weights_outside_the_manifests_folder_are_refused(tmp_path, folder, weights, expected):
     outside = tmp_path.parent / "outside"
     outside.mkdir(exist_ok=True)
     (outside / "x.safetensors").write_bytes(b"weights elsewhere")  # exists: only the path is at fault
     path = folder / "manifest.json"
-    path.write_text(json.dumps({"format": MANIFEST_FORMAT, "classes": list(CLASSES),
-                                "members": [entry("m0", weights=weights)]}))
+    path.write_text(
+        json.dumps(
+            {"format": MANIFEST_FORMAT, "classes": list(CLASSES), "members": [entry("m0", weights=weights)]}
+        )
+    )
     with pytest.raises(ManifestError, match=expected):
         read_manifest(path)
 
@@ -123,8 +147,10 @@ def test_weights_outside_the_manifests_folder_are_refused(tmp_path, folder, weig
 def test_a_weights_file_in_a_subfolder_is_allowed(folder):
     (folder / "sub").mkdir()
     (folder / "sub" / "m0.safetensors").write_bytes(b"weights zero")
-    assert write_manifest(folder, [entry("m0", weights="sub/m0.safetensors")]).members[0].weights == \
-        "sub/m0.safetensors"
+    assert (
+        write_manifest(folder, [entry("m0", weights="sub/m0.safetensors")]).members[0].weights
+        == "sub/m0.safetensors"
+    )
 
 
 def test_a_huge_manifest_fails_fast_with_a_clear_error(folder, monkeypatch):
@@ -135,8 +161,15 @@ def test_a_huge_manifest_fails_fast_with_a_clear_error(folder, monkeypatch):
 
     path = folder / "manifest.json"
     for n in (MAX_MEMBERS + 1, 50_000):
-        path.write_text(json.dumps({"format": MANIFEST_FORMAT, "classes": list(CLASSES),
-                                    "members": [entry(f"m{i}") for i in range(n)]}))
+        path.write_text(
+            json.dumps(
+                {
+                    "format": MANIFEST_FORMAT,
+                    "classes": list(CLASSES),
+                    "members": [entry(f"m{i}") for i in range(n)],
+                }
+            )
+        )
         t0 = time.perf_counter()
         with pytest.raises(ManifestError, match=rf"members: {n} members, more than the {MAX_MEMBERS}"):
             read_manifest(path)
@@ -152,7 +185,7 @@ def test_repeated_names_are_found_in_linear_time():
 
     from tuning.manifest import repeated_names
 
-    names = [f"m{i}" for i in range(10 ** 6)] + ["m7", "m99"]
+    names = [f"m{i}" for i in range(10**6)] + ["m7", "m99"]
     t0 = time.perf_counter()
     assert repeated_names(names) == ["m7", "m99"]
     assert time.perf_counter() - t0 < 5  # the quadratic check this replaces takes hours at 10^6 names

@@ -1,4 +1,5 @@
 """tuning.metrics against a brute-force per-class count with numpy."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,7 +41,7 @@ def test_scores_equal_a_brute_force_count(seed):
     pred, target = random_maps(seed, absent)
     cm = ConfusionMatrix()
     for b in range(pred.shape[0]):  # accumulated batch by batch
-        cm.update(torch.from_numpy(pred[b:b + 1]), torch.from_numpy(target[b:b + 1]))
+        cm.update(torch.from_numpy(pred[b : b + 1]), torch.from_numpy(target[b : b + 1]))
     scores = cm.scores()
     expected = brute_force(pred, target)
 

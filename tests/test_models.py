@@ -1,4 +1,5 @@
 """Model factory: valid pairs build, bad names list what is valid, pretrained weights offline."""
+
 from __future__ import annotations
 
 import json
@@ -6,10 +7,10 @@ import time
 
 import huggingface_hub.constants as hf_constants
 import pytest
-import yaml
 import segmentation_models_pytorch as smp
 import timm
 import torch
+import yaml
 from safetensors.torch import save_file
 
 from configs import NUM_CLASSES
@@ -117,8 +118,12 @@ def test_cached_timm_weights_load_through_timm(isolated_hub):
 def test_prefetch_fills_the_cache_once_per_encoder(isolated_hub):
     torch.manual_seed(0)
     put_in_cache(isolated_hub, "resnet18", "imagenet", smp.encoders.get_encoder("resnet18").state_dict())
-    cfg = parse_config({"model": {"encoder_weights": "imagenet", "weights_cache": str(isolated_hub)},
-                        "search": {"archs": {"Unet": ["resnet18"], "FPN": ["resnet18"]}}})
+    cfg = parse_config(
+        {
+            "model": {"encoder_weights": "imagenet", "weights_cache": str(isolated_hub)},
+            "search": {"archs": {"Unet": ["resnet18"], "FPN": ["resnet18"]}},
+        }
+    )
     done = prefetch_weights(cfg)
     assert len(done) == 1 and done[0].startswith("resnet18")
     cfg_missing = cfg.with_overrides({"search.archs": {"Unet": ["resnet18", "resnet34"]}})
@@ -141,8 +146,14 @@ def test_prefetch_command_reports_missing_weights_in_one_line(isolated_hub, tmp_
     from tuning.__main__ import main as tuning_main
 
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"model": {"encoder_weights": "imagenet", "weights_cache": str(isolated_hub)},
-                                      "search": {"archs": {"Unet": ["resnet18"]}}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"encoder_weights": "imagenet", "weights_cache": str(isolated_hub)},
+                "search": {"archs": {"Unet": ["resnet18"]}},
+            }
+        )
+    )
     assert tuning_main(["prefetch-weights", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "resnet18" in err and "Traceback" not in err

@@ -1,4 +1,5 @@
 """Per-iteration LR schedule: follows lr_at step by step, survives a resume, scales with batches."""
+
 from __future__ import annotations
 
 import io
@@ -80,8 +81,9 @@ def test_resumed_schedule_continues_on_the_same_curve(cfg):
 def test_smaller_batches_mean_more_steps_on_the_same_curve():
     data = TensorDataset(torch.zeros(24, 1))
     epochs = 3
-    totals = {bs: epochs * steps_per_epoch(len(DataLoader(data, batch_size=bs, drop_last=True)))
-              for bs in (8, 4, 5)}
+    totals = {
+        bs: epochs * steps_per_epoch(len(DataLoader(data, batch_size=bs, drop_last=True))) for bs in (8, 4, 5)
+    }
     assert totals == {8: 9, 4: 18, 5: 12}
     assert epochs * steps_per_epoch(6, max_train_batches=2) == 6
     # Each run still ends at the minimum LR on its own last step.

@@ -1,4 +1,5 @@
 """The Ray layer: search space, top-k export, checkpoint retention, resume, cluster, dashboard."""
+
 from __future__ import annotations
 
 import argparse
@@ -42,12 +43,18 @@ def tiny_config(tmp_path: Path, prepared: Path, **search) -> Path:
         "data": {"datasets": [{"path": str(prepared)}], "image_size": 64, "num_workers": 0},
         "model": {"encoder_weights": None},
         "train": {"epochs": 2, "batch_size": 8, "lr": 3e-3, "amp": "none"},
-        "search": {"archs": {"Unet": ["resnet18"], "FPN": ["resnet18"]},
-                   "params": {"train.lr": {"low": 1e-3, "high": 5e-3, "log": True}},
-                   "num_samples": 3, "max_concurrent": 2, "num_to_keep": 1, "top_k": 1, "candidates": 2,
-                   "asha": {"grace_period": 2, "reduction_factor": 2}, **search},
-        "resources": {"cpu": 1, "gpu": 0, "storage": str(tmp_path / "ray"),
-                      "include_dashboard": False},
+        "search": {
+            "archs": {"Unet": ["resnet18"], "FPN": ["resnet18"]},
+            "params": {"train.lr": {"low": 1e-3, "high": 5e-3, "log": True}},
+            "num_samples": 3,
+            "max_concurrent": 2,
+            "num_to_keep": 1,
+            "top_k": 1,
+            "candidates": 2,
+            "asha": {"grace_period": 2, "reduction_factor": 2},
+            **search,
+        },
+        "resources": {"cpu": 1, "gpu": 0, "storage": str(tmp_path / "ray"), "include_dashboard": False},
     }
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -55,9 +62,13 @@ def tiny_config(tmp_path: Path, prepared: Path, **search) -> Path:
 
 
 def test_space_gives_each_architecture_its_own_encoder_choices():
-    search = SearchConfig(archs={"Unet": ["resnet18", "mobilenet_v2"], "FPN": ["resnet34"]},
-                          params={"train.lr": {"low": 1e-4, "high": 1e-2, "log": True},
-                                  "train.batch_size": {"choices": [8, 16]}})
+    search = SearchConfig(
+        archs={"Unet": ["resnet18", "mobilenet_v2"], "FPN": ["resnet34"]},
+        params={
+            "train.lr": {"low": 1e-4, "high": 1e-2, "log": True},
+            "train.batch_size": {"choices": [8, 16]},
+        },
+    )
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     space, seen = define_space(search), set()
     for _ in range(40):
@@ -76,8 +87,9 @@ def test_space_gives_each_architecture_its_own_encoder_choices():
 
 @pytest.mark.slow  # starts Ray
 def test_missing_data_path_names_path_and_node(tmp_path):
-    cfg = parse_config({"data": {"datasets": [{"path": str(tmp_path / "nowhere")}]},
-                        "resources": {"storage": str(tmp_path)}})
+    cfg = parse_config(
+        {"data": {"datasets": [{"path": str(tmp_path / "nowhere")}]}, "resources": {"storage": str(tmp_path)}}
+    )
     with pytest.raises(FileNotFoundError, match=r"nowhere.*node .*\("):
         check_paths_visible(cfg)
 
@@ -107,13 +119,28 @@ def test_three_trial_search_exports_two_member_manifest(tmp_path, tiny_prepared)
 
     # the export subcommand re-reads the finished search from storage alone (no running Ray)
     again = tmp_path / "again"
-    assert tuning_main(["export", "--config", str(config), "--experiment", str(tmp_path / "ray" / "t3"),
-                        "--out", str(again), "--candidates", "1"]) == 0
+    assert (
+        tuning_main(
+            [
+                "export",
+                "--config",
+                str(config),
+                "--experiment",
+                str(tmp_path / "ray" / "t3"),
+                "--out",
+                str(again),
+                "--candidates",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert [m.trial_id for m in read_manifest(again).members] == [members[0]["trial_id"]]
     assert (again / "m0.safetensors").read_bytes() == (out / "m0.safetensors").read_bytes()
 
     # weights load into fresh models and reproduce the reported val_f1
     from safetensors.torch import load_file
+
     cfg = load_config(config)
     val = FaceParsingDataset(tiny_prepared, "val", build_val_transform(cfg.data))
     loader = torch.utils.data.DataLoader(val, batch_size=8)
@@ -135,12 +162,29 @@ def _result_lines(trial_dir: Path) -> list[dict]:
 
 @pytest.mark.slow  # starts Ray
 def test_interrupted_search_resumes_without_retraining_finished_trials(tmp_path, tiny_prepared):
-    config = tiny_config(tmp_path, tiny_prepared, num_samples=3, max_concurrent=1,
-                         asha={"grace_period": 3, "reduction_factor": 2})
-    cmd = [sys.executable, "-m", "tuning", "--config", str(config), "--out", str(tmp_path / "m"),
-           "--name", "resume", "--max-epochs", "3"]
-    proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config = tiny_config(
+        tmp_path,
+        tiny_prepared,
+        num_samples=3,
+        max_concurrent=1,
+        asha={"grace_period": 3, "reduction_factor": 2},
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "tuning",
+        "--config",
+        str(config),
+        "--out",
+        str(tmp_path / "m"),
+        "--name",
+        "resume",
+        "--max-epochs",
+        "3",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     storage = tmp_path / "ray"
     deadline = time.time() + 240
     finished: dict[Path, int] = {}
@@ -180,9 +224,24 @@ def test_trials_run_on_both_nodes_of_a_two_node_cluster_with_fake_gpus(tmp_path,
     try:
         config = tiny_config(tmp_path, tiny_prepared, num_samples=2, max_concurrent=2)
         out = tmp_path / "models"
-        code = tuning_main(["--config", str(config), "--out", str(out), "--name", "cluster",
-                            "--address", cluster.address, "--gpus-per-trial", "1",
-                            "--max-epochs", "1", "--top-k", "2"])
+        code = tuning_main(
+            [
+                "--config",
+                str(config),
+                "--out",
+                str(out),
+                "--name",
+                "cluster",
+                "--address",
+                cluster.address,
+                "--gpus-per-trial",
+                "1",
+                "--max-epochs",
+                "1",
+                "--top-k",
+                "2",
+            ]
+        )
         assert code == 0
         trials = pd.read_csv(out / "trials.csv")
         assert len(trials) == 2
@@ -200,8 +259,11 @@ def test_dashboard_listens_on_loopback_only_with_token_auth(tmp_path):
     url = connect(cfg, address=None)
     try:
         assert url == f"http://127.0.0.1:{port}"
-        listening = [c for c in psutil.net_connections(kind="tcp")
-                     if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+        listening = [
+            c
+            for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        ]
         assert listening and {c.laddr.ip for c in listening} == {"127.0.0.1"}
         deadline = time.time() + 30
         while True:  # the dashboard may take a moment to answer

@@ -1,4 +1,5 @@
 """Split rules: split file -> train/test, seeded val/test fractions, disjoint, complete, sorted."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Synthetic face generator: determinism, raw CelebAMask-HQ layout, part sanity, CLI."""
+
 from __future__ import annotations
 
 import hashlib
@@ -16,8 +17,7 @@ import pytest
 from configs import CLASS_ID, CLASSES, DEFAULT_PAINT_ORDER, FLIP_LUT
 from data_prep.__main__ import main as data_prep_main
 from data_prep.layout import RAW_ANNO_DIR, RAW_IDS_PER_FOLDER, RAW_IMAGE_DIR, RAW_MAPPING_FILE, raw_mask_path
-from data_prep.synth import generate, render_face, write_face
-from data_prep.synth import rates
+from data_prep.synth import generate, rates, render_face, write_face
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "tests" / "data" / "synth_sha256.json"
@@ -29,8 +29,11 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 def _sha256_tree(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _stack(masks: dict[str, np.ndarray]) -> np.ndarray:
@@ -98,8 +101,11 @@ def test_layout_sizes_and_binary_single_channel_masks(small_set):
 def test_written_masks_are_the_downsampled_render(small_set):
     image, masks = render_face(np.random.default_rng([3, 2]), 64)
     written = {f.stem.split("_", 1)[1] for f in (small_set / RAW_ANNO_DIR / "0").glob("00002_*.png")}
-    assert written == {p for p, m in masks.items()
-                       if cv2.resize(m.astype(np.uint8) * 255, (32, 32), interpolation=cv2.INTER_AREA).max() > 127}
+    assert written == {
+        p
+        for p, m in masks.items()
+        if cv2.resize(m.astype(np.uint8) * 255, (32, 32), interpolation=cv2.INTER_AREA).max() > 127
+    }
     skin = cv2.imread(str(raw_mask_path(small_set, 2, "skin")), cv2.IMREAD_UNCHANGED) > 0
     full = cv2.resize(masks["skin"].astype(np.uint8), (32, 32), interpolation=cv2.INTER_NEAREST) > 0
     assert (skin != full).mean() < 0.05
@@ -133,8 +139,10 @@ def reference_sets(tmp_path_factory) -> dict[int, Path]:
     """The faces tests/data/synth_sha256.json describes (20 faces at 128 px per seed), written once."""
     ref = json.loads(REFERENCE.read_text())
     root = tmp_path_factory.mktemp("reference")
-    return {seed: generate(root / f"s{seed}", ref["num"], size=ref["size"], seed=seed, progress=False)
-            for seed in ref["seeds"]}
+    return {
+        seed: generate(root / f"s{seed}", ref["num"], size=ref["size"], seed=seed, progress=False)
+        for seed in ref["seeds"]
+    }
 
 
 def test_output_matches_reference_hashes(reference_sets):
@@ -150,8 +158,10 @@ def test_output_matches_reference_hashes(reference_sets):
         got = _sha256_tree(out)
         expected = ref["sha256"][str(seed)]
         differ = sorted(k for k in expected.keys() | got.keys() if expected.get(k) != got.get(k))
-        assert not differ, (f"seed {seed}: {len(differ)} files differ, first {differ[:5]} (reference made "
-                            f"with opencv {ref['opencv']}, numpy {ref['numpy']})")
+        assert not differ, (
+            f"seed {seed}: {len(differ)} files differ, first {differ[:5]} (reference made "
+            f"with opencv {ref['opencv']}, numpy {ref['numpy']})"
+        )
 
 
 def test_written_parts_are_known_classes_at_the_generators_rates(reference_sets):
@@ -176,9 +186,14 @@ def test_written_parts_are_known_classes_at_the_generators_rates(reference_sets)
     assert all(written[part] == n for part in ("skin", "nose", "l_eye", "r_eye", "u_lip", "l_lip"))
     bald = rates.HAIR_STYLE_P[rates.HAIR_STYLES.index("bald")]
     expected = {  # part: (rate, always visible when drawn)
-        "eye_g": (rates.P_GLASSES, True), "hat": (rates.P_HAT, True), "cloth": (rates.P_CLOTH, True),
-        "hair": (1 - bald, True), "mouth": (rates.P_MOUTH_OPEN, False), "ear_r": (rates.P_EARRINGS, False),
-        "neck_l": (rates.P_NECKLACE, False)}
+        "eye_g": (rates.P_GLASSES, True),
+        "hat": (rates.P_HAT, True),
+        "cloth": (rates.P_CLOTH, True),
+        "hair": (1 - bald, True),
+        "mouth": (rates.P_MOUTH_OPEN, False),
+        "ear_r": (rates.P_EARRINGS, False),
+        "neck_l": (rates.P_NECKLACE, False),
+    }
     for part, (rate, always_visible) in expected.items():
         slack = 4 * math.sqrt(rate * (1 - rate) / n)  # binomial: 4 standard deviations
         assert written[part] / n <= rate + slack, (part, written[part])
@@ -224,8 +239,10 @@ def test_faces_are_not_left_right_symmetric(upright_faces):
     features. Without yaw the median disagreement is about 0.15 (rounding, small random
     differences); with it about 0.5.
     """
-    features = [CLASS_ID[n] for n in ("l_eye", "r_eye", "l_brow", "r_brow", "nose", "u_lip", "l_lip",
-                                      "mouth", "l_ear", "r_ear")]
+    features = [
+        CLASS_ID[n]
+        for n in ("l_eye", "r_eye", "l_brow", "r_brow", "nose", "u_lip", "l_lip", "mouth", "l_ear", "r_ear")
+    ]
     disagreement = []
     for _, masks in upright_faces:
         label = _stack(masks)
@@ -251,6 +268,7 @@ def test_image_edges_follow_the_label_map(upright_faces):
             edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
             edge[1:] |= lab[1:] != lab[:-1]
             return grad[edge].mean() / grad[~edge].mean()
+
         ratios.append(boundary_ratio(label))
         shifted_ratios.append(boundary_ratio(np.roll(label, (5, 5), axis=(0, 1))))
     assert np.median(ratios) > 2.0
@@ -275,19 +293,40 @@ def test_hair_is_painted_where_the_label_map_says_hair(upright_faces):
 
 def test_cli_writes_dataset(tmp_path):
     out = tmp_path / "cli"
-    proc = subprocess.run([sys.executable, "-m", "data_prep", "synth", "--out", str(out), "--num", "2",
-                           "--size", "48", "--seed", "5"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "data_prep",
+            "synth",
+            "--out",
+            str(out),
+            "--num",
+            "2",
+            "--size",
+            "48",
+            "--seed",
+            "5",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (out / RAW_IMAGE_DIR).iterdir()) == ["0.jpg", "1.jpg"]
     assert cv2.imread(str(raw_mask_path(out, 1, "skin")), cv2.IMREAD_UNCHANGED).shape == (24, 24)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--size", "33"], "--size must be an even number >= 32"),
-    (["--size", "16"], "--size must be an even number >= 32"),
-    (["--num", "0"], "--num must be >= 1"),
-    (["--workers", "0"], "--workers must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--size", "33"], "--size must be an even number >= 32"),
+        (["--size", "16"], "--size must be an even number >= 32"),
+        (["--num", "0"], "--num must be >= 1"),
+        (["--workers", "0"], "--workers must be >= 1"),
+    ],
+)
 def test_bad_arguments_give_one_error_line(tmp_path, capsys, args, message):
     assert data_prep_main(["synth", "--out", str(tmp_path / "x"), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -1,4 +1,5 @@
 """The Ray-free training function: it learns, checkpoints, and resumes on the same LR curve."""
+
 from __future__ import annotations
 
 import json
@@ -22,20 +23,42 @@ from tuning.models import build_model
 from tuning.schedule import build_scheduler, lr_at
 from tuning.train import evaluate, train, train_step
 
-METRIC_KEYS = {"epoch", "train_loss", "val_loss", "val_f1", "val_f1_with_bg", "val_miou",
-               "val_pixel_acc", "lr", "epoch_seconds", "val_per_class_f1"}
+METRIC_KEYS = {
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_f1",
+    "val_f1_with_bg",
+    "val_miou",
+    "val_pixel_acc",
+    "lr",
+    "epoch_seconds",
+    "val_per_class_f1",
+}
 
 
 def make_config(root, **train):
-    return parse_config({
-        "seed": 0,
-        "data": {"datasets": [{"path": str(root)}], "image_size": 64, "num_workers": 0,
-                 # No affine: fewer steps to learn the drawn faces; flips stay on (L/R swap).
-                 "augment": {"affine": 0.0}},
-        "model": {"arch": "Unet", "encoder": "resnet18", "encoder_weights": None},
-        "train": {"epochs": 8, "batch_size": 2, "lr": 5e-3, "warmup_fraction": 0.1,
-                  "amp": "none", **train},
-    })
+    return parse_config(
+        {
+            "seed": 0,
+            "data": {
+                "datasets": [{"path": str(root)}],
+                "image_size": 64,
+                "num_workers": 0,
+                # No affine: fewer steps to learn the drawn faces; flips stay on (L/R swap).
+                "augment": {"affine": 0.0},
+            },
+            "model": {"arch": "Unet", "encoder": "resnet18", "encoder_weights": None},
+            "train": {
+                "epochs": 8,
+                "batch_size": 2,
+                "lr": 5e-3,
+                "warmup_fraction": 0.1,
+                "amp": "none",
+                **train,
+            },
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -147,19 +170,28 @@ def test_killed_run_resumes_at_next_epoch_on_the_same_curve(tiny_prepared, tmp_p
     def kill_after_epoch_2(metrics, ckpt_dir):
         if metrics["epoch"] == 2:
             raise Killed
+
     with pytest.raises(Killed):
         train(cfg, tmp_path / "killed", on_epoch=kill_after_epoch_2)
 
     resumed = []
-    result = train(cfg, tmp_path / "killed", resume_from=tmp_path / "killed" / "checkpoints" / "epoch_002",
-                   on_epoch=lambda m, d: resumed.append(m))
+    result = train(
+        cfg,
+        tmp_path / "killed",
+        resume_from=tmp_path / "killed" / "checkpoints" / "epoch_002",
+        on_epoch=lambda m, d: resumed.append(m),
+    )
     assert [m["epoch"] for m in resumed] == [3, 4]
     assert [m["lr"] for m in resumed] == pytest.approx([m["lr"] for m in full[2:]], rel=1e-9)
     assert resumed[-1]["lr"] == pytest.approx(cfg.train.lr * cfg.train.min_lr_ratio)
     # Same batches, same augmentations, same optimizer state: the same model comes out.
     assert resumed[-1]["train_loss"] == pytest.approx(full[-1]["train_loss"], rel=1e-4)
-    a = load_model_weights(build_model("Unet", "resnet18"), tmp_path / "full/checkpoints/epoch_004/model.safetensors")
-    b = load_model_weights(build_model("Unet", "resnet18"), tmp_path / "killed/checkpoints/epoch_004/model.safetensors")
+    a = load_model_weights(
+        build_model("Unet", "resnet18"), tmp_path / "full/checkpoints/epoch_004/model.safetensors"
+    )
+    b = load_model_weights(
+        build_model("Unet", "resnet18"), tmp_path / "killed/checkpoints/epoch_004/model.safetensors"
+    )
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
         torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, msg=name)
     state = torch.load(tmp_path / "killed/checkpoints/epoch_004/train_state.pt", weights_only=True)
@@ -182,8 +214,9 @@ def test_train_step_clips_gradients_and_steps_the_schedule():
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     images, masks = torch.randn(2, 3, 8, 8) * 10, torch.randint(0, len(CLASSES), (2, 8, 8))
     before = [p.detach().clone() for p in model.parameters()]
-    loss, lr = train_step(model, images, masks, build_loss(cfg), optimizer, scheduler, scaler,
-                          grad_clip=cfg.grad_clip)
+    loss, lr = train_step(
+        model, images, masks, build_loss(cfg), optimizer, scheduler, scaler, grad_clip=cfg.grad_clip
+    )
     assert loss.requires_grad is False and float(loss) > 0
     assert lr == pytest.approx(lr_at(0, 4, cfg))  # the lr this step used; the next one is set
     assert optimizer.param_groups[0]["lr"] == pytest.approx(lr_at(1, 4, cfg))

@@ -1,4 +1,5 @@
 """L/R-swapping flip and the train/val augmentation pipelines."""
+
 from __future__ import annotations
 
 import albumentations as A
@@ -17,7 +18,7 @@ def asymmetric_face() -> tuple[np.ndarray, np.ndarray]:
     """An 8x12 label map with each left part on the image's right, at distinct rows."""
     mask = np.full((8, 12), CLASS_ID["skin"], np.uint8)
     for row, (left, right) in enumerate(PAIRS):
-        mask[row, 9] = CLASS_ID[left]   # subject's left = image right
+        mask[row, 9] = CLASS_ID[left]  # subject's left = image right
         mask[row, 1] = CLASS_ID[right]
     mask[5, 10] = CLASS_ID["nose"]  # an unpaired part off-centre
     mask[7, 0] = IGNORE_INDEX
@@ -83,8 +84,9 @@ def random_sample(size: int = 80, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 
 
 def test_train_transform_gives_tensors_at_image_size_with_valid_labels():
-    cfg = DataConfig(image_size=64, augment={"hflip": 1.0, "affine": 1.0, "color": 1.0,
-                                             "blur": 1.0, "noise": 1.0})
+    cfg = DataConfig(
+        image_size=64, augment={"hflip": 1.0, "affine": 1.0, "color": 1.0, "blur": 1.0, "noise": 1.0}
+    )
     transform = build_train_transform(cfg)
     valid = set(range(NUM_CLASSES)) | {IGNORE_INDEX}
     for seed in range(5):
@@ -97,8 +99,19 @@ def test_train_transform_gives_tensors_at_image_size_with_valid_labels():
 
 
 def test_affine_fills_border_with_background():
-    cfg = DataConfig(image_size=64, augment={"hflip": 0, "affine": 1.0, "shift": 0.5, "scale": 0.0,
-                                             "rotate": 0.0, "color": 0, "blur": 0, "noise": 0})
+    cfg = DataConfig(
+        image_size=64,
+        augment={
+            "hflip": 0,
+            "affine": 1.0,
+            "shift": 0.5,
+            "scale": 0.0,
+            "rotate": 0.0,
+            "color": 0,
+            "blur": 0,
+            "noise": 0,
+        },
+    )
     transform = build_train_transform(cfg)
     transform.set_random_seed(0)
     mask = np.full((64, 64), CLASS_ID["skin"], np.uint8)

@@ -1,5 +1,6 @@
 """python -m tuning {search,prefetch-weights,export} ...: search architectures and hyperparameters,
 export the top-k members. `search` is the default: `python -m tuning --config F ...` runs it."""
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,11 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-epochs", type=int, help="epochs per trial (train.epochs; ASHA max_t)")
     p.add_argument("--max-concurrent", type=int, help="trials at once (search.max_concurrent)")
     p.add_argument("--top-k", type=int, help="ensemble size the library is sized for (search.top_k)")
-    p.add_argument("--candidates", type=int,
-                   help="trials exported as candidates for ensemble fit (search.candidates; default 2 x top-k)")
+    p.add_argument(
+        "--candidates",
+        type=int,
+        help="trials exported as candidates for ensemble fit (search.candidates; default 2 x top-k)",
+    )
     p.add_argument("--max-per-arch", type=int, help="cap members per architecture")
     p.add_argument("--cpus-per-trial", type=float, help="resources.cpu")
     p.add_argument("--gpus-per-trial", type=float, help="resources.gpu (fractions share a card)")
@@ -38,8 +42,11 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="experiment name (default: the config file's stem)")
     p.add_argument("--storage", help="local path or URI every node can reach (resources.storage)")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a fresh local Ray)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted search: finish unfinished and errored trials")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted search: finish unfinished and errored trials",
+    )
     p.add_argument("--dashboard-host", help="resources.dashboard_host (default 127.0.0.1)")
     p.add_argument("--dashboard-port", type=int, help="resources.dashboard_port")
     p.add_argument("--seed", type=int, help="search seed (search.seed)")
@@ -49,21 +56,27 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
 def apply_cli(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
     """CLI flags -> config overrides (one schema: the flags only fill its fields)."""
     flags = {
-        "search.num_samples": args.num_samples, "train.epochs": args.max_epochs,
-        "search.max_concurrent": args.max_concurrent, "search.top_k": args.top_k,
-        "search.candidates": args.candidates, "search.max_per_arch": args.max_per_arch,
+        "search.num_samples": args.num_samples,
+        "train.epochs": args.max_epochs,
+        "search.max_concurrent": args.max_concurrent,
+        "search.top_k": args.top_k,
+        "search.candidates": args.candidates,
+        "search.max_per_arch": args.max_per_arch,
         "resources.cpu": args.cpus_per_trial,
-        "resources.gpu": args.gpus_per_trial, "resources.storage": args.storage,
+        "resources.gpu": args.gpus_per_trial,
+        "resources.storage": args.storage,
         "resources.dashboard_host": args.dashboard_host,
-        "resources.dashboard_port": args.dashboard_port, "search.seed": args.seed,
+        "resources.dashboard_port": args.dashboard_port,
+        "search.seed": args.seed,
     }
     overrides = {k: v for k, v in flags.items() if v is not None}
     if args.data:
         overrides["data.datasets"] = [{"path": str(p)} for p in args.data]
     cfg = cfg.with_overrides(overrides) if overrides else cfg
     # Ray runs each trial in its own directory: make every local path absolute on the driver.
-    absolute = {"data.datasets": [{"path": str(d.path.resolve()), "weight": d.weight}
-                                  for d in cfg.data.datasets]}
+    absolute = {
+        "data.datasets": [{"path": str(d.path.resolve()), "weight": d.weight} for d in cfg.data.datasets]
+    }
     if "://" not in cfg.resources.storage:
         absolute["resources.storage"] = str(Path(cfg.resources.storage).resolve())
     return cfg.with_overrides(absolute)
@@ -81,8 +94,10 @@ def run_search(args: argparse.Namespace) -> int:
     if not search.is_uri(cfg.resources.storage):
         Path(cfg.resources.storage).mkdir(parents=True, exist_ok=True)
         if not args.resume and search.can_restore(exp_path):
-            raise ConfigError(f"{exp_path} already holds a search: pass --resume to continue it, "
-                              f"or --name NEW to start another")
+            raise ConfigError(
+                f"{exp_path} already holds a search: pass --resume to continue it, "
+                f"or --name NEW to start another"
+            )
     if not args.address:
         search.check_paths_visible(cfg)  # fail here, before starting Ray, on a single machine
     check_before_ray(cfg, args.config)
@@ -90,15 +105,21 @@ def run_search(args: argparse.Namespace) -> int:
     with search.ray_session(cfg, args.address) as url, tempfile.TemporaryDirectory() as staging:
         if url:
             port = url.rsplit(":", 1)[-1].strip("/")  # the port in use: the configured one may be taken
-            print(f"Ray dashboard: {url}  (token: ~/.ray/auth_token; from your laptop: "
-                  f"ssh -L {port}:127.0.0.1:{port} HEAD)", flush=True)
+            print(
+                f"Ray dashboard: {url}  (token: ~/.ray/auth_token; from your laptop: "
+                f"ssh -L {port}:127.0.0.1:{port} HEAD)",
+                flush=True,
+            )
         started = time.time()
         outcome = search.fit(cfg, name, resume=args.resume, staging=Path(staging))
         wall = time.time() - started
         if not outcome.finished:
             # Ctrl-C (or a lost driver): Tune saved its state; export only a finished search.
-            print(f"\nsearch interrupted after {wall:.0f} s: nothing exported. Continue it with "
-                  f"the same command plus --resume ({exp_path})", file=sys.stderr)
+            print(
+                f"\nsearch interrupted after {wall:.0f} s: nothing exported. Continue it with "
+                f"the same command plus --resume ({exp_path})",
+                file=sys.stderr,
+            )
             return 130
         return export_and_summarise(cfg, outcome.trials, out, wall, exp_path)
 
@@ -116,8 +137,9 @@ def check_before_ray(cfg: RunConfig, config_path: Path) -> None:
     check_datasets(visible)
 
 
-def export_and_summarise(cfg: RunConfig, trials: list[TrialSummary], out: Path, wall: float,
-                         exp_path: str) -> int:
+def export_and_summarise(
+    cfg: RunConfig, trials: list[TrialSummary], out: Path, wall: float, exp_path: str
+) -> int:
     """Rank, write trials.csv + plot, export the candidate library and say where everything went."""
     members = export.rank(trials, cfg.search.library_size, cfg.search.max_per_arch)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,8 +147,10 @@ def export_and_summarise(cfg: RunConfig, trials: list[TrialSummary], out: Path, 
     export.plot_trials(trials, out / "trials.png")
     print("\n" + export.ranked_table(trials, members))
     if not members:
-        print(f"\nerror: no trial produced a checkpoint; see {out / 'trials.csv'} and {exp_path}",
-              file=sys.stderr)
+        print(
+            f"\nerror: no trial produced a checkpoint; see {out / 'trials.csv'} and {exp_path}",
+            file=sys.stderr,
+        )
         return 1
     manifest = export.export_members(members, out)
     overhead = df["overhead_s"].dropna()
@@ -136,8 +160,10 @@ def export_and_summarise(cfg: RunConfig, trials: list[TrialSummary], out: Path, 
     if len(overhead):
         summary += f", Ray overhead per trial {overhead.mean():.1f} s (median {overhead.median():.1f} s)"
     print("\n" + summary)
-    print(f"manifest: {manifest.path} ({len(members)} candidates; choose the ensemble on val with "
-          f"python -m ensemble fit --manifest {manifest.path} --data PREP)")
+    print(
+        f"manifest: {manifest.path} ({len(members)} candidates; choose the ensemble on val with "
+        f"python -m ensemble fit --manifest {manifest.path} --data PREP)"
+    )
     print(f"trials:   {out / 'trials.csv'}, plot {out / 'trials.png'}")
     print(f"search:   {exp_path} (resume with --resume)")
     return 0
@@ -148,7 +174,9 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experiment", required=True, help="experiment path of the search (STORAGE/NAME)")
     p.add_argument("--out", required=True, type=Path, help="folder for the manifest, weights, trials.csv")
     p.add_argument("--top-k", type=int, help="ensemble size the library is sized for (default search.top_k)")
-    p.add_argument("--candidates", type=int, help="trials to export (default search.candidates, else 2 x top-k)")
+    p.add_argument(
+        "--candidates", type=int, help="trials to export (default search.candidates, else 2 x top-k)"
+    )
     p.add_argument("--max-per-arch", type=int, help="cap members per architecture (search.max_per_arch)")
     add_set_argument(p)
 
@@ -157,8 +185,11 @@ def run_export(args: argparse.Namespace) -> int:
     from tuning import search
 
     cfg = load_with_sets(args.config, args.overrides)
-    flags = {"search.top_k": args.top_k, "search.candidates": args.candidates,
-             "search.max_per_arch": args.max_per_arch}
+    flags = {
+        "search.top_k": args.top_k,
+        "search.candidates": args.candidates,
+        "search.max_per_arch": args.max_per_arch,
+    }
     over = {k: v for k, v in flags.items() if v is not None}
     cfg = cfg.with_overrides(over) if over else cfg
     with tempfile.TemporaryDirectory() as staging:
@@ -167,8 +198,9 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def add_prefetch_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", required=True, type=Path,
-                   help="YAML run config: every encoder of search.archs is fetched")
+    p.add_argument(
+        "--config", required=True, type=Path, help="YAML run config: every encoder of search.archs is fetched"
+    )
     add_set_argument(p)
 
 
@@ -182,17 +214,24 @@ def run_prefetch(args: argparse.Namespace) -> int:
 
 # subcommand -> (add_arguments(parser), main(args) -> int, help)
 COMMANDS = {
-    "search": (add_search_arguments, run_search,
-               "Ray Tune + Optuna search, then top-k export (the default subcommand)"),
-    "prefetch-weights": (add_prefetch_arguments, run_prefetch,
-                         "download the encoder weights of a search space into the cache"),
+    "search": (
+        add_search_arguments,
+        run_search,
+        "Ray Tune + Optuna search, then top-k export (the default subcommand)",
+    ),
+    "prefetch-weights": (
+        add_prefetch_arguments,
+        run_prefetch,
+        "download the encoder weights of a search space into the cache",
+    ),
     "export": (add_export_arguments, run_export, "(re-)export the top-k members of a finished search"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tuning", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tuning", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (add_arguments, _, help_text) in COMMANDS.items():
         add_arguments(sub.add_parser(name, help=help_text, description=help_text))
@@ -206,8 +245,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command][1](args)
-    except (ConfigError, DatasetError, ManifestError, CheckpointError, WeightsUnavailableError,
-            FileNotFoundError) as err:
+    except (
+        ConfigError,
+        DatasetError,
+        ManifestError,
+        CheckpointError,
+        WeightsUnavailableError,
+        FileNotFoundError,
+    ) as err:
         for line in str(err).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return 2

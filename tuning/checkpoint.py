@@ -1,10 +1,11 @@
 """Checkpoint directories: model.safetensors + train_state.pt (tensors/numbers only) + meta.json.
 
-    DIR/model.safetensors   model state_dict (safetensors: no pickle, loads anywhere)
-    DIR/train_state.pt      optimizer, scheduler, scaler, epoch, global_step, best_val_f1
-                            (torch.save of tensors and primitives: loads with weights_only=True)
-    DIR/meta.json           arch, encoder, image_size, mean, std, classes, metrics, full config
+DIR/model.safetensors   model state_dict (safetensors: no pickle, loads anywhere)
+DIR/train_state.pt      optimizer, scheduler, scaler, epoch, global_step, best_val_f1
+                        (torch.save of tensors and primitives: loads with weights_only=True)
+DIR/meta.json           arch, encoder, image_size, mean, std, classes, metrics, full config
 """
+
 from __future__ import annotations
 
 import io
@@ -34,9 +35,19 @@ def model_state_bytes(model: torch.nn.Module) -> bytes:
     return save(state)
 
 
-def save_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, scaler: Any, epoch: int, global_step: int, metrics: dict,
-                    cfg: RunConfig, best_val_f1: float | None = None, best_epoch: int | None = None) -> Path:
+def save_checkpoint(
+    directory: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Any,
+    epoch: int,
+    global_step: int,
+    metrics: dict,
+    cfg: RunConfig,
+    best_val_f1: float | None = None,
+    best_epoch: int | None = None,
+) -> Path:
     """Write a checkpoint directory (each file atomically); returns the directory."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -53,20 +64,23 @@ def save_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: to
     buffer = io.BytesIO()
     torch.save(state, buffer)
     write_bytes(directory / STATE_FILE, buffer.getvalue())
-    write_json(directory / META_FILE, {
-        "arch": cfg.model.arch,
-        "encoder": cfg.model.encoder,
-        "encoder_weights": cfg.model.encoder_weights,
-        "image_size": cfg.data.image_size,
-        "mean": list(cfg.data.mean),
-        "std": list(cfg.data.std),
-        "num_classes": NUM_CLASSES,
-        "classes": list(CLASSES),
-        "epoch": int(epoch),
-        "global_step": int(global_step),
-        **{k: _json_number(v) for k, v in metrics.items() if k != "epoch"},
-        "config": cfg.model_dump(mode="json"),
-    })
+    write_json(
+        directory / META_FILE,
+        {
+            "arch": cfg.model.arch,
+            "encoder": cfg.model.encoder,
+            "encoder_weights": cfg.model.encoder_weights,
+            "image_size": cfg.data.image_size,
+            "mean": list(cfg.data.mean),
+            "std": list(cfg.data.std),
+            "num_classes": NUM_CLASSES,
+            "classes": list(CLASSES),
+            "epoch": int(epoch),
+            "global_step": int(global_step),
+            **{k: _json_number(v) for k, v in metrics.items() if k != "epoch"},
+            "config": cfg.model_dump(mode="json"),
+        },
+    )
     return directory
 
 
@@ -101,9 +115,13 @@ def read_meta(directory: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def load_checkpoint(directory: str | Path, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
-                    scaler: Any = None) -> dict:
+def load_checkpoint(
+    directory: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    scaler: Any = None,
+) -> dict:
     """Restore model (and optimizer/scheduler/scaler if given); returns the train state + meta."""
     directory = Path(directory)
     if not directory.is_dir():

@@ -4,6 +4,7 @@ and a plot of the search metric per trial coloured by architecture.
 The search layer (tuning.search) turns Ray's results into TrialSummary records; everything here
 reads only those, so it runs (and is tested) without Ray.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,7 +38,7 @@ def error_message(err: BaseException | str) -> str:
     else:
         lines = [ln.rstrip() for ln in _ANSI.sub("", str(err)).splitlines() if ln.strip()]
         starts = [i for i, ln in enumerate(lines) if _EXCEPTION_LINE.match(ln)]
-        text = "\n".join(lines[starts[-1]:] if starts else lines[-1:])
+        text = "\n".join(lines[starts[-1] :] if starts else lines[-1:])
         if not starts and isinstance(err, BaseException):
             text = f"{type(err).__name__}: {text}"
     return " | ".join(ln.strip() for ln in _ANSI.sub("", text).splitlines() if ln.strip())[:ERROR_CHARS]
@@ -114,10 +115,21 @@ def export_members(members: list[TrialSummary], out: Path) -> ManifestFile:
         meta = read_meta(t.best_checkpoint)
         weights = f"m{i}.safetensors"
         write_bytes(out / weights, (t.best_checkpoint / MODEL_FILE).read_bytes())
-        entries.append(ManifestEntry(
-            name=f"m{i}-{meta['arch']}-{meta['encoder']}", arch=meta["arch"], encoder=meta["encoder"],
-            image_size=meta["image_size"], mean=meta["mean"], std=meta["std"], weights=weights,
-            val_f1=meta["val_f1"], epoch=meta["epoch"], trial_id=t.trial_id, config=meta["config"]))
+        entries.append(
+            ManifestEntry(
+                name=f"m{i}-{meta['arch']}-{meta['encoder']}",
+                arch=meta["arch"],
+                encoder=meta["encoder"],
+                image_size=meta["image_size"],
+                mean=meta["mean"],
+                std=meta["std"],
+                weights=weights,
+                val_f1=meta["val_f1"],
+                epoch=meta["epoch"],
+                trial_id=t.trial_id,
+                config=meta["config"],
+            )
+        )
     return write_manifest(out, entries)
 
 
@@ -130,11 +142,23 @@ def trials_frame(trials: list[TrialSummary]) -> pd.DataFrame:
     best = f"best_{search_metric(trials)}"
     rows = []
     for t in by_score(trials):
-        rows.append({"trial_id": t.trial_id, "status": t.status, "arch": t.arch,
-                     "encoder": t.encoder, **t.params, "epochs": t.num_epochs,
-                     best: t.best_score, "node": t.node, "device": t.device,
-                     "wall_s": t.wall_s, "train_s": t.train_s, "overhead_s": t.overhead_s,
-                     "error": t.error})
+        rows.append(
+            {
+                "trial_id": t.trial_id,
+                "status": t.status,
+                "arch": t.arch,
+                "encoder": t.encoder,
+                **t.params,
+                "epochs": t.num_epochs,
+                best: t.best_score,
+                "node": t.node,
+                "device": t.device,
+                "wall_s": t.wall_s,
+                "train_s": t.train_s,
+                "overhead_s": t.overhead_s,
+                "error": t.error,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -160,10 +184,14 @@ def plot_trials(trials: list[TrialSummary], path: Path) -> None:
             ax1.plot(range(1, len(t.history) + 1), t.history, marker="o", color=colors[t.arch], alpha=0.8)
     ax1.set(xlabel="epoch", ylabel=metric, title=f"{metric} per epoch (ASHA stops the weak)")
     ranked = by_score(trials)
-    ax2.bar(range(len(ranked)), [0 if math.isnan(t.best_score) else t.best_score for t in ranked],
-            color=[colors[t.arch] for t in ranked])
-    ax2.set_xticks(range(len(ranked)), [f"{t.encoder}\n{t.trial_id[-5:]}" for t in ranked],
-                   rotation=60, fontsize=7)
+    ax2.bar(
+        range(len(ranked)),
+        [0 if math.isnan(t.best_score) else t.best_score for t in ranked],
+        color=[colors[t.arch] for t in ranked],
+    )
+    ax2.set_xticks(
+        range(len(ranked)), [f"{t.encoder}\n{t.trial_id[-5:]}" for t in ranked], rotation=60, fontsize=7
+    )
     ax2.set(ylabel=f"best {metric}", title=f"best {metric} per trial")
     handles = [plt.Line2D([], [], color=colors[a], marker="s", ls="", label=a) for a in archs]
     fig.legend(handles=handles, loc="upper center", ncol=len(archs), frameon=False)
@@ -177,11 +205,15 @@ def plot_trials(trials: list[TrialSummary], path: Path) -> None:
 def ranked_table(trials: list[TrialSummary], members: list[TrialSummary]) -> str:
     """A plain-text ranked table for the terminal."""
     member_ids = {t.trial_id: i for i, t in enumerate(members)}
-    lines = [f"{'rank':>4}  {'member':>6}  {'trial':<22} {'arch':<14} {'encoder':<16} "
-             f"{'epochs':>6}  {search_metric(trials):>7}  status"]
+    lines = [
+        f"{'rank':>4}  {'member':>6}  {'trial':<22} {'arch':<14} {'encoder':<16} "
+        f"{'epochs':>6}  {search_metric(trials):>7}  status"
+    ]
     ranked = by_score(trials)
     for r, t in enumerate(ranked, 1):
         m = f"m{member_ids[t.trial_id]}" if t.trial_id in member_ids else ""
-        lines.append(f"{r:>4}  {m:>6}  {t.trial_id:<22} {t.arch:<14} {t.encoder:<16} "
-                     f"{t.num_epochs:>6}  {t.best_score:>7.4f}  {t.status}")
+        lines.append(
+            f"{r:>4}  {m:>6}  {t.trial_id:<22} {t.arch:<14} {t.encoder:<16} "
+            f"{t.num_epochs:>6}  {t.best_score:>7.4f}  {t.status}"
+        )
     return "\n".join(lines)

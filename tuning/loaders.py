@@ -1,4 +1,5 @@
 """Training data loaders: worker count, worker seeding, and the per-epoch reseed that makes resume exact."""
+
 from __future__ import annotations
 
 import os
@@ -13,9 +14,14 @@ from configs.schema import RunConfig
 from data_prep.dataset import build_datasets, seed_transforms
 
 
-def build_loaders(cfg: RunConfig, generator: torch.Generator, *, cpus: int | None = None,
-                  pin_memory: bool = False,
-                  train_set: Dataset | None = None) -> tuple[DataLoader, DataLoader]:
+def build_loaders(
+    cfg: RunConfig,
+    generator: torch.Generator,
+    *,
+    cpus: int | None = None,
+    pin_memory: bool = False,
+    train_set: Dataset | None = None,
+) -> tuple[DataLoader, DataLoader]:
     """(train loader, val loader) over cfg.data; shuffling and dataset mixing draw from generator.
 
     cpus (the CPUs this run may use) sizes the worker pool and torch's own thread count.
@@ -27,8 +33,9 @@ def build_loaders(cfg: RunConfig, generator: torch.Generator, *, cpus: int | Non
     else:
         sampler = None
     if len(train_set) < cfg.train.batch_size:
-        raise ValueError(f"train.batch_size {cfg.train.batch_size} is larger than the train set "
-                         f"({len(train_set)} samples)")
+        raise ValueError(
+            f"train.batch_size {cfg.train.batch_size} is larger than the train set ({len(train_set)} samples)"
+        )
     workers = loader_workers(cfg.data.num_workers, cpus)
     if workers:
         # The loader processes are the parallelism. Set this in the parent, before the fork:
@@ -36,10 +43,21 @@ def build_loaders(cfg: RunConfig, generator: torch.Generator, *, cpus: int | Non
         cv2.setNumThreads(1)
     if cpus is not None:
         torch.set_num_threads(max(1, cpus - workers))
-    loader_args = dict(batch_size=cfg.train.batch_size, num_workers=workers, pin_memory=pin_memory,
-                       persistent_workers=workers > 0, worker_init_fn=seed_worker)
-    train_loader = DataLoader(train_set, sampler=sampler, shuffle=sampler is None, drop_last=True,
-                              generator=generator, **loader_args)
+    loader_args = dict(
+        batch_size=cfg.train.batch_size,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+        worker_init_fn=seed_worker,
+    )
+    train_loader = DataLoader(
+        train_set,
+        sampler=sampler,
+        shuffle=sampler is None,
+        drop_last=True,
+        generator=generator,
+        **loader_args,
+    )
     val_loader = DataLoader(val_set, shuffle=False, **loader_args)
     return train_loader, val_loader
 

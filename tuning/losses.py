@@ -1,4 +1,5 @@
 """Training losses: weighted CE + multiclass Dice (smp), and distillation (KL to a teacher + CE)."""
+
 from __future__ import annotations
 
 import segmentation_models_pytorch as smp
@@ -13,8 +14,9 @@ from configs.schema import DistillConfig, TrainConfig
 class SegmentationLoss(nn.Module):
     """ce_weight * CrossEntropy(class weights) + dice_weight * Dice; a term with weight 0 is skipped."""
 
-    def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0,
-                 class_weights: torch.Tensor | None = None):
+    def __init__(
+        self, ce_weight: float = 1.0, dice_weight: float = 1.0, class_weights: torch.Tensor | None = None
+    ):
         super().__init__()
         self.ce_weight, self.dice_weight = ce_weight, dice_weight
         # torch's CE rather than smp's SoftCrossEntropyLoss: only torch's takes class weights.
@@ -47,8 +49,13 @@ class DistillationLoss(nn.Module):
     label 255 (unlabelled images, ignored regions) adds no CE term.
     """
 
-    def __init__(self, temperature: float = 2.0, kd_weight: float = 1.0, ce_weight: float = 0.5,
-                 class_weights: torch.Tensor | None = None):
+    def __init__(
+        self,
+        temperature: float = 2.0,
+        kd_weight: float = 1.0,
+        ce_weight: float = 0.5,
+        class_weights: torch.Tensor | None = None,
+    ):
         super().__init__()
         self.temperature, self.kd_weight, self.ce_weight = float(temperature), kd_weight, ce_weight
         self.ce = nn.CrossEntropyLoss(weight=class_weights, ignore_index=IGNORE_INDEX)

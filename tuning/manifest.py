@@ -7,6 +7,7 @@
 Weights are named relative to the manifest's folder. The tuning export writes it, the ensemble
 reads it (ensemble.members builds the models); nothing else declares these keys.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -61,8 +62,9 @@ class ManifestEntry(_Strict):
         # A manifest names files of its own folder: a shared or downloaded manifest must not make
         # the ensemble read (and report on) files elsewhere.
         if PurePosixPath(v).is_absolute() or PureWindowsPath(v).is_absolute() or PureWindowsPath(v).drive:
-            raise ValueError(f"{v!r} is an absolute path; weights must be a file name inside the "
-                             f"manifest's folder")
+            raise ValueError(
+                f"{v!r} is an absolute path; weights must be a file name inside the manifest's folder"
+            )
         if ".." in PureWindowsPath(v).parts:
             raise ValueError(f"{v!r} leaves the manifest's folder ('..'); weights must stay inside it")
         return v
@@ -71,8 +73,11 @@ class ManifestEntry(_Strict):
     @classmethod
     def _rgb(cls, v: Any) -> Any:
         # pydantic would name one tuple position ("mean.2: missing"); say what the key needs.
-        if not isinstance(v, (list, tuple)) or len(v) != 3 or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+        if (
+            not isinstance(v, (list, tuple))
+            or len(v) != 3
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+        ):
             raise ValueError(f"must be 3 numbers (RGB), got {v!r}")
         return v
 
@@ -110,8 +115,9 @@ class ManifestFile(_Strict):
     @classmethod
     def _class_table(cls, v: list[str]) -> list[str]:
         if list(v) != list(CLASSES):
-            raise ValueError(f"{v!r} differ from the class table; expected the {len(CLASSES)} "
-                             f"names {list(CLASSES)}")
+            raise ValueError(
+                f"{v!r} differ from the class table; expected the {len(CLASSES)} names {list(CLASSES)}"
+            )
         return v
 
     @field_validator("members", mode="before")
@@ -119,8 +125,10 @@ class ManifestFile(_Strict):
     def _not_too_many(cls, v: Any) -> Any:
         # Before the entries are validated one by one: a huge list fails at once.
         if isinstance(v, list) and len(v) > MAX_MEMBERS:
-            raise ValueError(f"{len(v)} members, more than the {MAX_MEMBERS} an ensemble may load; "
-                             f"export fewer candidates (search.candidates)")
+            raise ValueError(
+                f"{len(v)} members, more than the {MAX_MEMBERS} an ensemble may load; "
+                f"export fewer candidates (search.candidates)"
+            )
         return v
 
     @field_validator("members")
@@ -177,8 +185,10 @@ def read_manifest(path: str | Path) -> ManifestFile:
         raise ManifestError(f"{path}: manifest not found")
     size = path.stat().st_size
     if size > MAX_BYTES:
-        raise ManifestError(f"{path}: {size / 2**20:.0f} MiB, more than a manifest of at most {MAX_MEMBERS} "
-                            f"members can be ({MAX_BYTES >> 20} MiB)")
+        raise ManifestError(
+            f"{path}: {size / 2**20:.0f} MiB, more than a manifest of at most {MAX_MEMBERS} "
+            f"members can be ({MAX_BYTES >> 20} MiB)"
+        )
     try:
         raw = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -209,8 +219,10 @@ def check_sha256(path: Path, entry: ManifestEntry, manifest: Path) -> None:
         return
     digest = sha256_of(path)
     if digest != entry.sha256:
-        raise ManifestError(f"{manifest}: member {entry.name!r}: weights {path}: sha256 {digest[:12]}... "
-                            f"does not match the manifest's {entry.sha256[:12]}...; the file was changed")
+        raise ManifestError(
+            f"{manifest}: member {entry.name!r}: weights {path}: sha256 {digest[:12]}... "
+            f"does not match the manifest's {entry.sha256[:12]}...; the file was changed"
+        )
 
 
 def _validate(raw: dict[str, Any], path: Path) -> ManifestFile:

@@ -1,4 +1,5 @@
 """Confusion-matrix metrics: per-class F1, mean F1 (face classes / with background), mIoU."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,9 @@ import torch
 from configs import CLASSES, FACE_CLASS_IDS, IGNORE_INDEX, NUM_CLASSES
 
 
-def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int = NUM_CLASSES,
-                     ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def confusion_matrix(
+    pred: torch.Tensor, target: torch.Tensor, num_classes: int = NUM_CLASSES, ignore_index: int = IGNORE_INDEX
+) -> torch.Tensor:
     """int64 (C, C) counts, rows = ground truth, columns = prediction; stays on the input's device."""
     pred = pred.reshape(-1).long()
     target = target.reshape(-1).long()
@@ -20,8 +22,12 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int 
 class ConfusionMatrix:
     """Accumulates a confusion matrix on the device; one host sync when scores are read."""
 
-    def __init__(self, num_classes: int = NUM_CLASSES, device: torch.device | str = "cpu",
-                 ignore_index: int = IGNORE_INDEX):
+    def __init__(
+        self,
+        num_classes: int = NUM_CLASSES,
+        device: torch.device | str = "cpu",
+        ignore_index: int = IGNORE_INDEX,
+    ):
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)

@@ -3,6 +3,7 @@
 Pretrained encoder weights are fetched by tuning.pretrained (cache first, fail fast offline);
 the model is built here from the local file.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,17 +42,23 @@ def check_model_names(arch: str, encoder: str, encoder_weights: str | None = Non
     if encoder.startswith("tu-"):
         base = encoder[3:].split(".")[0]
         if not timm.is_model(base):
-            raise ValueError(f"model.encoder {encoder!r}: {base!r} is not a timm model "
-                             "(see timm.list_models(); smp names need no 'tu-' prefix)")
+            raise ValueError(
+                f"model.encoder {encoder!r}: {base!r} is not a timm model "
+                "(see timm.list_models(); smp names need no 'tu-' prefix)"
+            )
         return
     if encoder not in smp.encoders.encoders:
-        raise ValueError(f"model.encoder {encoder!r} is not an smp encoder; expected one of {encoders()} "
-                         "or 'tu-<timm model name>'")
+        raise ValueError(
+            f"model.encoder {encoder!r} is not an smp encoder; expected one of {encoders()} "
+            "or 'tu-<timm model name>'"
+        )
     if encoder_weights is not None:
         available = list(smp.encoders.encoders[encoder]["pretrained_settings"])
         if encoder_weights not in available:
-            raise ValueError(f"model.encoder_weights {encoder_weights!r} does not exist for encoder "
-                             f"{encoder!r}; expected one of {available} or null")
+            raise ValueError(
+                f"model.encoder_weights {encoder_weights!r} does not exist for encoder "
+                f"{encoder!r}; expected one of {available} or null"
+            )
 
 
 def search_space_errors(cfg: RunConfig) -> list[str]:
@@ -66,8 +73,13 @@ def search_space_errors(cfg: RunConfig) -> list[str]:
     return list(dict.fromkeys(errors))  # an unknown arch is named once, not once per encoder
 
 
-def build_model(arch: str, encoder: str, encoder_weights: str | None = None,
-                num_classes: int = NUM_CLASSES, weights_cache: str | Path | None = None) -> torch.nn.Module:
+def build_model(
+    arch: str,
+    encoder: str,
+    encoder_weights: str | None = None,
+    num_classes: int = NUM_CLASSES,
+    weights_cache: str | Path | None = None,
+) -> torch.nn.Module:
     """smp.create_model(arch, encoder, classes=19); raises ValueError naming a bad arch/encoder.
 
     With encoder_weights the weights come from the local cache (weights_cache, else the default
@@ -81,20 +93,27 @@ def build_model(arch: str, encoder: str, encoder_weights: str | None = None,
     if timm_model_name(encoder) is not None:
         # smp hands extra keywords to timm.create_model; timm's documented override for loading
         # pretrained weights from a local file is pretrained_cfg_overlay=dict(file=...).
-        return _create_checked(arch, encoder, num_classes, encoder_weights=True,
-                               pretrained_cfg_overlay=dict(file=str(weights_file)))
+        return _create_checked(
+            arch,
+            encoder,
+            num_classes,
+            encoder_weights=True,
+            pretrained_cfg_overlay=dict(file=str(weights_file)),
+        )
     model = _create_checked(arch, encoder, num_classes)
     # What smp.encoders.get_encoder does with the file it downloads (3 input channels: no conv patch).
     model.encoder.load_state_dict(load_file(weights_file, device="cpu"))
     return model
 
 
-def _create_checked(arch: str, encoder: str, num_classes: int, encoder_weights: bool | None = None,
-                    **kwargs) -> torch.nn.Module:
+def _create_checked(
+    arch: str, encoder: str, num_classes: int, encoder_weights: bool | None = None, **kwargs
+) -> torch.nn.Module:
     # encoder_weights always passed: smp's own default ("imagenet") would download.
     try:
-        return smp.create_model(arch, encoder_name=encoder, encoder_weights=encoder_weights,
-                                classes=num_classes, **kwargs)
+        return smp.create_model(
+            arch, encoder_name=encoder, encoder_weights=encoder_weights, classes=num_classes, **kwargs
+        )
     except (KeyError, AssertionError) as err:
         # smp rejects some pairs only when building (e.g. a decoder that needs a ViT encoder).
         raise ValueError(f"smp cannot build arch {arch!r} with encoder {encoder!r}: {err}") from None

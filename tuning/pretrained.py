@@ -7,6 +7,7 @@ fails, on every trial of a search. So the file is fetched here with the document
 hf_hub_download(local_files_only=True) for the cache, then one short probe of the hub before a
 real download (none at all under HF_HUB_OFFLINE=1), and build_model loads the local file.
 """
+
 from __future__ import annotations
 
 import urllib.error
@@ -35,6 +36,7 @@ class WeightsUnavailableError(RuntimeError):
 @dataclass(frozen=True)
 class HubFile:
     """One weights file in an HF hub repo; revision None is the repo's main branch."""
+
     repo_id: str
     filename: str = "model.safetensors"
     revision: str | None = None
@@ -59,8 +61,10 @@ def weights_location(encoder: str, encoder_weights: str) -> HubFile | str:
             raise ValueError(f"model.encoder {encoder!r} is not an smp encoder (or 'tu-<timm model name>')")
         settings = smp.encoders.encoders[encoder]["pretrained_settings"]
         if encoder_weights not in settings:
-            raise ValueError(f"model.encoder_weights {encoder_weights!r} does not exist for encoder "
-                             f"{encoder!r}; expected one of {list(settings)} or null")
+            raise ValueError(
+                f"model.encoder_weights {encoder_weights!r} does not exist for encoder "
+                f"{encoder!r}; expected one of {list(settings)} or null"
+            )
         return HubFile(settings[encoder_weights]["repo_id"], revision=settings[encoder_weights]["revision"])
     # For timm the variant is part of the name ('tu-resnet50.a1_in1k'); encoder_weights only says "yes".
     cfg = timm.models.get_pretrained_cfg(timm_name)
@@ -68,9 +72,11 @@ def weights_location(encoder: str, encoder_weights: str) -> HubFile | str:
         return HubFile(cfg.hf_hub_id, filename=cfg.hf_hub_filename or "model.safetensors")
     if cfg is not None and cfg.url:
         return cfg.url
-    raise ValueError(f"model.encoder {encoder!r}: timm has no pretrained weights for {timm_name!r}; "
-                     "pick a tagged variant ('tu-<name>.<tag>', see timm.list_pretrained()) "
-                     "or set model.encoder_weights: null")
+    raise ValueError(
+        f"model.encoder {encoder!r}: timm has no pretrained weights for {timm_name!r}; "
+        "pick a tagged variant ('tu-<name>.<tag>', see timm.list_pretrained()) "
+        "or set model.encoder_weights: null"
+    )
 
 
 def hub_cache_dir(weights_cache: str | Path | None) -> Path:
@@ -87,8 +93,9 @@ def url_cache_dir(weights_cache: str | Path | None) -> Path:
     return Path(weights_cache).expanduser().resolve() / "torch" / "hub" / "checkpoints"
 
 
-def fetch_encoder_weights(encoder: str, encoder_weights: str,
-                          weights_cache: str | Path | None = None) -> Path:
+def fetch_encoder_weights(
+    encoder: str, encoder_weights: str, weights_cache: str | Path | None = None
+) -> Path:
     """Local path of the encoder's pretrained weights file, downloading it only when not cached.
 
     Raises WeightsUnavailableError within seconds when it is neither cached nor downloadable.
@@ -97,8 +104,9 @@ def fetch_encoder_weights(encoder: str, encoder_weights: str,
     if isinstance(location, str):
         return _fetch_url(location, url_cache_dir(weights_cache), encoder, encoder_weights)
     cache_dir = hub_cache_dir(weights_cache)
-    args = dict(repo_id=location.repo_id, filename=location.filename, revision=location.revision,
-                cache_dir=cache_dir)
+    args = dict(
+        repo_id=location.repo_id, filename=location.filename, revision=location.revision, cache_dir=cache_dir
+    )
     try:
         return Path(huggingface_hub.hf_hub_download(**args, local_files_only=True))
     except LocalEntryNotFoundError:
@@ -131,11 +139,13 @@ def _fetch_url(url: str, folder: Path, encoder: str, encoder_weights: str) -> Pa
 
 
 def _missing_weights_message(encoder: str, encoder_weights: str, cache_dir: Path, reason: str) -> str:
-    return (f"pretrained weights {encoder_weights!r} for encoder {encoder!r} are not in the cache "
-            f"({cache_dir}) and {reason}. "
-            "Fix: run `python -m tuning prefetch-weights --config FILE` on a machine with internet "
-            "and set model.weights_cache to that cache folder (shared by all nodes), "
-            "or set model.encoder_weights: null to train from scratch.")
+    return (
+        f"pretrained weights {encoder_weights!r} for encoder {encoder!r} are not in the cache "
+        f"({cache_dir}) and {reason}. "
+        "Fix: run `python -m tuning prefetch-weights --config FILE` on a machine with internet "
+        "and set model.weights_cache to that cache folder (shared by all nodes), "
+        "or set model.encoder_weights: null to train from scratch."
+    )
 
 
 def hub_reachable(endpoint: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> bool:

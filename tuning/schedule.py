@@ -1,4 +1,5 @@
 """Per-iteration learning-rate schedules: linear warm-up + cosine decay, or a one-cycle curve."""
+
 from __future__ import annotations
 
 import math

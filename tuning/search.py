@@ -3,6 +3,7 @@
 The only module that imports Ray: it starts or joins the cluster, runs or resumes the search and
 turns Ray's results into plain TrialSummary records (tuning.export), so nothing after it needs Ray.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,7 +52,7 @@ def where() -> str:
     """This node, for error messages: hostname and IP."""
     host = socket.gethostname()
     try:
-            ip = ray.util.get_node_ip_address()
+        ip = ray.util.get_node_ip_address()
     except Exception:  # outside Ray
         ip = "?"
     return f"{host} ({ip})"
@@ -63,12 +64,14 @@ def check_paths_visible(cfg: RunConfig) -> None:
         if not (ref.path / "dataset.json").is_file():
             raise FileNotFoundError(
                 f"prepared dataset {ref.path} not found on node {where()}: data paths must be "
-                f"visible to every node (shared filesystem, same absolute path)")
+                f"visible to every node (shared filesystem, same absolute path)"
+            )
     storage = cfg.resources.storage
     if not is_uri(storage) and not Path(storage).is_dir():
         raise FileNotFoundError(
             f"storage path {storage} not found on node {where()}: use a path every node "
-            f"mounts (NFS) or a URI such as s3://bucket/runs")
+            f"mounts (NFS) or a URI such as s3://bucket/runs"
+        )
 
 
 def trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
@@ -91,8 +94,9 @@ def trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             resume_from = Path(checkpoint.to_directory(os.path.join(work, "restored")))
-        train(cfg, Path(work), resume_from=resume_from, on_epoch=on_epoch,
-              cpus=max(1, int(cfg.resources.cpu)))
+        train(
+            cfg, Path(work), resume_from=resume_from, on_epoch=on_epoch, cpus=max(1, int(cfg.resources.cpu))
+        )
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -126,10 +130,17 @@ def connect(cfg: RunConfig, address: str | None) -> str | None:
         if res.include_dashboard:
             port = free_port(res.dashboard_host, res.dashboard_port)
             if port != res.dashboard_port:
-                print(f"dashboard port {res.dashboard_port} is taken (another Ray on this machine?): "
-                      f"using {port}", flush=True)
-        ctx = ray.init(address="local", include_dashboard=res.include_dashboard,
-                       dashboard_host=res.dashboard_host, dashboard_port=port)
+                print(
+                    f"dashboard port {res.dashboard_port} is taken (another Ray on this machine?): "
+                    f"using {port}",
+                    flush=True,
+                )
+        ctx = ray.init(
+            address="local",
+            include_dashboard=res.include_dashboard,
+            dashboard_host=res.dashboard_host,
+            dashboard_port=port,
+        )
     url = getattr(ctx, "dashboard_url", None)
     return f"http://{url}" if url and not url.startswith("http") else url
 
@@ -144,21 +155,26 @@ def build_tuner(cfg: RunConfig, name: str):
         sampler = optuna.samplers.TPESampler(seed=s.seed, multivariate=True, group=True)
     searcher = ConcurrencyLimiter(
         OptunaSearch(space=define_space(s), metric=s.metric, mode=MODE, sampler=sampler),
-        max_concurrent=s.max_concurrent)
-    scheduler = ASHAScheduler(time_attr="training_iteration", metric=s.metric, mode=MODE,
-                              max_t=cfg.train.epochs, grace_period=min(s.asha.grace_period, cfg.train.epochs),
-                              reduction_factor=s.asha.reduction_factor)
+        max_concurrent=s.max_concurrent,
+    )
+    scheduler = ASHAScheduler(
+        time_attr="training_iteration",
+        metric=s.metric,
+        mode=MODE,
+        max_t=cfg.train.epochs,
+        grace_period=min(s.asha.grace_period, cfg.train.epochs),
+        reduction_factor=s.asha.reduction_factor,
+    )
     storage = cfg.resources.storage
     return tune.Tuner(
         resourced_trainable(cfg),
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
-                                    num_samples=s.num_samples),
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=s.num_samples),
         run_config=tune.RunConfig(
             name=name,
             storage_path=storage if is_uri(storage) else str(Path(storage).resolve()),
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=s.num_to_keep, checkpoint_score_attribute=s.metric,
-                checkpoint_score_order=MODE),
+                num_to_keep=s.num_to_keep, checkpoint_score_attribute=s.metric, checkpoint_score_order=MODE
+            ),
             failure_config=tune.FailureConfig(max_failures=s.max_failures),
         ),
     )
@@ -166,14 +182,14 @@ def build_tuner(cfg: RunConfig, name: str):
 
 def resourced_trainable(cfg: RunConfig):
     res = {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu}
-    return tune.with_resources(
-        tune.with_parameters(trainable, base=cfg.model_dump(mode="json")), res)
+    return tune.with_resources(tune.with_parameters(trainable, base=cfg.model_dump(mode="json")), res)
 
 
 def restore_tuner(cfg: RunConfig, path: str):
     """Tuner.restore: finishes unfinished trials and resumes errored ones from their checkpoints."""
-    return tune.Tuner.restore(path, trainable=resourced_trainable(cfg),
-                              resume_unfinished=True, resume_errored=True)
+    return tune.Tuner.restore(
+        path, trainable=resourced_trainable(cfg), resume_unfinished=True, resume_errored=True
+    )
 
 
 def can_restore(path: str) -> bool:
@@ -201,8 +217,9 @@ def fit(cfg: RunConfig, name: str, *, resume: bool, staging: Path) -> SearchOutc
     path = experiment_path(cfg, name)
     tuner = restore_tuner(cfg, path) if resume else build_tuner(cfg, name)
     results = tuner.fit()
-    finished = (len(results) >= cfg.search.num_samples
-                and results.num_terminated + results.num_errors >= len(results))
+    finished = len(results) >= cfg.search.num_samples and results.num_terminated + results.num_errors >= len(
+        results
+    )
     return SearchOutcome(summarize(results, cfg, staging) if finished else [], finished)
 
 
@@ -229,11 +246,15 @@ def _summary(result: tune.Result, cfg: RunConfig, staging: Path) -> TrialSummary
     trial_id = str((result.metrics or {}).get("trial_id") or Path(result.path).name)
     reached = max((int(e["epoch"]) for e in epochs if "epoch" in e), default=0)
     trial = TrialSummary(
-        trial_id=trial_id, config=trial_overrides(config) if "arch" in config else {},
+        trial_id=trial_id,
+        config=trial_overrides(config) if "arch" in config else {},
         status="error" if result.error else "completed" if reached >= cfg.train.epochs else "stopped early",
-        metric=metric, epochs=epochs, best_score=max(scores) if scores else math.nan,
+        metric=metric,
+        epochs=epochs,
+        best_score=max(scores) if scores else math.nan,
         error=error_message(result.error) if result.error else "",
-        node=str(last.get("node", "")), device=str(last.get("device", "")),
+        node=str(last.get("node", "")),
+        device=str(last.get("device", "")),
         train_s=sum(r[TRAIN_TIME] for r in rows) if rows and TRAIN_TIME in last else math.nan,
         wall_s=float(last.get("time_total_s", math.nan)),
     )

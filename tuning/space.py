@@ -1,4 +1,5 @@
 """The Optuna define-by-run search space and its mapping back onto the config schema."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,12 +1,13 @@
 """Train one model on prepared datasets (no Ray here): the loop the Ray trainable wraps."""
+
 from __future__ import annotations
 
 import math
 import random
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -24,10 +25,16 @@ from tuning.schedule import build_scheduler, steps_per_epoch
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def train(cfg: RunConfig, work_dir: Path, *, resume_from: Path | None = None,
-          on_epoch: Callable[[dict, Path], None] | None = None,
-          cpus: int | None = None, train_set: Dataset | None = None,
-          loss_fn: torch.nn.Module | None = None) -> dict:
+def train(
+    cfg: RunConfig,
+    work_dir: Path,
+    *,
+    resume_from: Path | None = None,
+    on_epoch: Callable[[dict, Path], None] | None = None,
+    cpus: int | None = None,
+    train_set: Dataset | None = None,
+    loss_fn: torch.nn.Module | None = None,
+) -> dict:
     """Train one model; returns the final metrics dict (+ 'best_val_f1', 'checkpoint': path of best).
 
     Each epoch writes work_dir/checkpoints/epoch_NNN and calls on_epoch(metrics, that_dir);
@@ -44,13 +51,13 @@ def train(cfg: RunConfig, work_dir: Path, *, resume_from: Path | None = None,
 
     # ---- data
     generator = torch.Generator().manual_seed(cfg.seed)
-    train_loader, val_loader = build_loaders(cfg, generator, cpus=cpus, pin_memory=cuda,
-                                             train_set=train_set)
+    train_loader, val_loader = build_loaders(cfg, generator, cpus=cpus, pin_memory=cuda, train_set=train_set)
     epoch_steps = steps_per_epoch(len(train_loader), cfg.train.max_train_batches)
 
     # ---- model, optimizer, schedule, loss
-    model = build_model(cfg.model.arch, cfg.model.encoder, cfg.model.encoder_weights,
-                        weights_cache=cfg.model.weights_cache).to(device)
+    model = build_model(
+        cfg.model.arch, cfg.model.encoder, cfg.model.encoder_weights, weights_cache=cfg.model.weights_cache
+    ).to(device)
     memory_format = torch.channels_last if cuda and cfg.train.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
@@ -63,29 +70,52 @@ def train(cfg: RunConfig, work_dir: Path, *, resume_from: Path | None = None,
     start_epoch, global_step, best_f1, best_epoch, metrics = 1, 0, None, None, {}
     if resume_from is not None:
         start_epoch, global_step, best_f1, best_epoch, metrics = _resume(
-            resume_from, model, optimizer, scheduler, scaler, epoch_steps)
+            resume_from, model, optimizer, scheduler, scaler, epoch_steps
+        )
 
     # ---- loop
     for epoch in range(start_epoch, cfg.train.epochs + 1):
         t0 = time.perf_counter()
         reseed_epoch(train_loader, generator, cfg.seed, epoch)
-        train_loss, lr, steps = train_epoch(model, train_loader, epoch_steps, loss_fn, optimizer, scheduler,
-                                            scaler, amp_dtype=amp_dtype, memory_format=memory_format,
-                                            grad_clip=cfg.train.grad_clip)
+        train_loss, lr, steps = train_epoch(
+            model,
+            train_loader,
+            epoch_steps,
+            loss_fn,
+            optimizer,
+            scheduler,
+            scaler,
+            amp_dtype=amp_dtype,
+            memory_format=memory_format,
+            grad_clip=cfg.train.grad_clip,
+        )
         global_step += steps
         if not math.isfinite(train_loss):
-            raise FloatingPointError(f"train loss is {train_loss} in epoch {epoch} (lr {lr:.3g}): "
-                                     "the model diverged; lower train.lr or raise train.grad_clip")
-        scores = evaluate(model, val_loader, device, loss_fn=loss_fn, amp_dtype=amp_dtype,
-                          memory_format=memory_format)
+            raise FloatingPointError(
+                f"train loss is {train_loss} in epoch {epoch} (lr {lr:.3g}): "
+                "the model diverged; lower train.lr or raise train.grad_clip"
+            )
+        scores = evaluate(
+            model, val_loader, device, loss_fn=loss_fn, amp_dtype=amp_dtype, memory_format=memory_format
+        )
         metrics = epoch_metrics(epoch, train_loss, scores, lr, seconds=time.perf_counter() - t0)
         if math.isfinite(metrics["val_f1"]) and (best_f1 is None or metrics["val_f1"] > best_f1):
             best_f1, best_epoch = metrics["val_f1"], epoch
         print(_epoch_line(metrics, cfg.train.epochs), flush=True)
 
-        ckpt_dir = save_checkpoint(ckpt_root / _epoch_dir_name(epoch), model, optimizer, scheduler, scaler,
-                                   epoch, global_step, metrics, cfg, best_val_f1=best_f1,
-                                   best_epoch=best_epoch)
+        ckpt_dir = save_checkpoint(
+            ckpt_root / _epoch_dir_name(epoch),
+            model,
+            optimizer,
+            scheduler,
+            scaler,
+            epoch,
+            global_step,
+            metrics,
+            cfg,
+            best_val_f1=best_f1,
+            best_epoch=best_epoch,
+        )
         if on_epoch is not None:
             on_epoch(dict(metrics), ckpt_dir)
         _prune_checkpoints(ckpt_root, keep={ckpt_dir.name, _epoch_dir_name(best_epoch)})
@@ -94,11 +124,18 @@ def train(cfg: RunConfig, work_dir: Path, *, resume_from: Path | None = None,
     return {**metrics, "best_val_f1": best_f1, "checkpoint": str(best_dir) if best_dir else None}
 
 
-def train_step(model: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor | tuple,
-               loss_fn: torch.nn.Module,
-               optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
-               scaler: torch.amp.GradScaler, *, amp_dtype: torch.dtype | None = None,
-               grad_clip: float = 0.0) -> tuple[torch.Tensor, float]:
+def train_step(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    masks: torch.Tensor | tuple,
+    loss_fn: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    *,
+    amp_dtype: torch.dtype | None = None,
+    grad_clip: float = 0.0,
+) -> tuple[torch.Tensor, float]:
     """One optimizer step on a batch already on the model's device; returns (loss, the lr it used).
 
     amp_dtype None runs in float32; grad_clip 0 disables clipping. The loss stays a detached
@@ -119,11 +156,19 @@ def train_step(model: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor
     return loss.detach(), lr
 
 
-def train_epoch(model: torch.nn.Module, loader: DataLoader, max_steps: int, loss_fn: torch.nn.Module,
-                optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
-                scaler: torch.amp.GradScaler, *, amp_dtype: torch.dtype | None = None,
-                memory_format: torch.memory_format = torch.contiguous_format,
-                grad_clip: float = 0.0) -> tuple[float, float, int]:
+def train_epoch(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    max_steps: int,
+    loss_fn: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    *,
+    amp_dtype: torch.dtype | None = None,
+    memory_format: torch.memory_format = torch.contiguous_format,
+    grad_clip: float = 0.0,
+) -> tuple[float, float, int]:
     """Up to max_steps train_steps over loader; returns (mean train loss, last step's lr, steps done)."""
     device = next(model.parameters()).device
     model.train()
@@ -133,8 +178,17 @@ def train_epoch(model: torch.nn.Module, loader: DataLoader, max_steps: int, loss
             break
         images = images.to(device, non_blocking=True, memory_format=memory_format)
         masks = to_device(masks, device)
-        loss, lr = train_step(model, images, masks, loss_fn, optimizer, scheduler, scaler,
-                              amp_dtype=amp_dtype, grad_clip=grad_clip)
+        loss, lr = train_step(
+            model,
+            images,
+            masks,
+            loss_fn,
+            optimizer,
+            scheduler,
+            scaler,
+            amp_dtype=amp_dtype,
+            grad_clip=grad_clip,
+        )
         loss_sum += loss
         steps += 1
     return float(loss_sum) / max(1, steps), lr, steps
@@ -164,31 +218,58 @@ def epoch_metrics(epoch: int, train_loss: float, scores: dict, lr: float, second
 
 
 def _epoch_line(metrics: dict, epochs: int) -> str:
-    return (f"epoch {metrics['epoch']}/{epochs}  train_loss {metrics['train_loss']:.4f}  val_loss "
-            f"{metrics['val_loss']:.4f}  val_f1 {metrics['val_f1']:.4f}  val_miou "
-            f"{metrics['val_miou']:.4f}  lr {metrics['lr']:.2e}  {metrics['epoch_seconds']:.1f}s")
+    return (
+        f"epoch {metrics['epoch']}/{epochs}  train_loss {metrics['train_loss']:.4f}  val_loss "
+        f"{metrics['val_loss']:.4f}  val_f1 {metrics['val_f1']:.4f}  val_miou "
+        f"{metrics['val_miou']:.4f}  lr {metrics['lr']:.2e}  {metrics['epoch_seconds']:.1f}s"
+    )
 
 
-def _resume(resume_from: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler,
-            scaler, epoch_steps: int) -> tuple[int, int, float | None, int | None, dict]:
+def _resume(
+    resume_from: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    scaler,
+    epoch_steps: int,
+) -> tuple[int, int, float | None, int | None, dict]:
     # -> (next epoch, global step, best val_f1, best epoch, the checkpoint's metrics); the metrics
     # are what train() returns when no epoch is left to run.
     state = load_checkpoint(resume_from, model, optimizer, scheduler, scaler)
     if state["global_step"] != state["epoch"] * epoch_steps:
-        print(f"warning: {resume_from} was saved after {state['global_step']} steps, but {state['epoch']} "
-              f"epochs are {state['epoch'] * epoch_steps} steps with this config", flush=True)
+        print(
+            f"warning: {resume_from} was saved after {state['global_step']} steps, but {state['epoch']} "
+            f"epochs are {state['epoch'] * epoch_steps} steps with this config",
+            flush=True,
+        )
     metrics = {k: state["meta"].get(k) for k in METRIC_KEYS}
     return state["epoch"] + 1, state["global_step"], state["best_val_f1"], state["best_epoch"], metrics
 
 
-METRIC_KEYS = ("epoch", "train_loss", "val_loss", "val_f1", "val_f1_with_bg", "val_miou",
-               "val_pixel_acc", "lr", "epoch_seconds", "val_per_class_f1")
+METRIC_KEYS = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_f1",
+    "val_f1_with_bg",
+    "val_miou",
+    "val_pixel_acc",
+    "lr",
+    "epoch_seconds",
+    "val_per_class_f1",
+)
 
 
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device | str, *,
-             loss_fn: torch.nn.Module | None = None, amp_dtype: torch.dtype | None = None,
-             memory_format: torch.memory_format = torch.contiguous_format) -> dict:
+def evaluate(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    device: torch.device | str,
+    *,
+    loss_fn: torch.nn.Module | None = None,
+    amp_dtype: torch.dtype | None = None,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> dict:
     """Scores (tuning.metrics.scores_from_confusion) over a loader; + 'loss' when loss_fn is given."""
     device = torch.device(device)
     model.eval()

@@ -23,6 +23,7 @@ Modules, in the order a face is made:
     render      one face: masks + image;  dataset: writing the raw layout;  cli: the subcommand
     draw, colour, labels    drawing primitives, colour tables/noise, masks <-> label maps
 """
+
 from __future__ import annotations
 
 from data_prep.layout import raw_mask_path as mask_path

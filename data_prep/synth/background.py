@@ -1,4 +1,5 @@
 """The scene behind the face: gradient, clutter shapes, smooth colour noise."""
+
 from __future__ import annotations
 
 import math
@@ -31,12 +32,25 @@ def paint_background(rng: np.random.Generator, size: int, scene: list[np.ndarray
             q = p + rng.uniform(-1, 1, 2) * extent
             cv2.rectangle(img, tuple(int(v) for v in p), tuple(int(v) for v in q), colour, -1)
         elif kind == 1:  # ellipse
-            cv2.ellipse(img, (int(p[0]), int(p[1])), (int(extent), int(extent * rng.uniform(0.3, 1))),
-                        float(rng.uniform(0, 180)), 0, 360, colour, -1)
+            cv2.ellipse(
+                img,
+                (int(p[0]), int(p[1])),
+                (int(extent), int(extent * rng.uniform(0.3, 1))),
+                float(rng.uniform(0, 180)),
+                0,
+                360,
+                colour,
+                -1,
+            )
         elif kind == 2:  # line
             q = p + rng.uniform(-1, 1, 2) * extent * 2
-            cv2.line(img, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), colour,
-                     max(1, int(rng.uniform(0.005, 0.04) * size)))
+            cv2.line(
+                img,
+                (int(p[0]), int(p[1])),
+                (int(q[0]), int(q[1])),
+                colour,
+                max(1, int(rng.uniform(0.005, 0.04) * size)),
+            )
         else:  # polygon
             points = (p + rng.uniform(-1, 1, (int(rng.integers(3, 7)), 2)) * extent).astype(np.int32)
             cv2.fillPoly(img, [points], colour)

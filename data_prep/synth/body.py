@@ -1,4 +1,5 @@
 """Neck, shoulders and what is worn below the head: cloth, necklace, earrings."""
+
 from __future__ import annotations
 
 import math
@@ -24,16 +25,28 @@ def sample_body(rng: np.random.Generator) -> Body:
 def neck_mask(canvas: Canvas, body: Body) -> np.ndarray:
     """The neck from under the chin down, plus the shoulders when they are bare."""
     nw, y0 = body.neck_half_width, body.shoulder_y
-    neck = canvas.fill(np.array([[-nw, 0.2], [nw, 0.2], [nw * 1.02, y0 - 0.3], [nw * 1.35, y0 + 0.05],
-                                 [nw * 1.35, 9], [-nw * 1.35, 9], [-nw * 1.35, y0 + 0.05],
-                                 [-nw * 1.02, y0 - 0.3]]))
+    neck = canvas.fill(
+        np.array(
+            [
+                [-nw, 0.2],
+                [nw, 0.2],
+                [nw * 1.02, y0 - 0.3],
+                [nw * 1.35, y0 + 0.05],
+                [nw * 1.35, 9],
+                [-nw * 1.35, 9],
+                [-nw * 1.35, y0 + 0.05],
+                [-nw * 1.02, y0 - 0.3],
+            ]
+        )
+    )
     if not body.clothed:  # bare shoulders are labelled neck, as in CelebAMask-HQ
         neck |= canvas.fill(body.shoulders())
     return neck
 
 
-def sample_earrings(rng: np.random.Generator, canvas: Canvas,
-                    ears: tuple[Ear, Ear]) -> tuple[Earrings, np.ndarray]:
+def sample_earrings(
+    rng: np.random.Generator, canvas: Canvas, ears: tuple[Ear, Ear]
+) -> tuple[Earrings, np.ndarray]:
     """Studs, hoops or drops under one or both ear lobes (head frame)."""
     sides = [1, -1] if rng.random() < 0.6 else [int(rng.choice([-1, 1]))]
     kind = rng.choice(["stud", "hoop", "drop"])
@@ -63,9 +76,13 @@ def sample_necklace(rng: np.random.Generator, canvas: Canvas, body: Body) -> tup
     arc = ellipse(0, cy, rx, ry, 0, 30, math.radians(15), math.radians(165))
     width = rng.uniform(0.025, 0.05)
     pearls = rng.random() < 0.3
-    colour = (GOLD if rng.random() < 0.4 else
-              SILVER if rng.random() < 0.5 else
-              hsv(rng.random(), rng.uniform(0, 0.7), rng.uniform(0.5, 1.0)))
+    colour = (
+        GOLD
+        if rng.random() < 0.4
+        else SILVER
+        if rng.random() < 0.5
+        else hsv(rng.random(), rng.uniform(0, 0.7), rng.uniform(0.5, 1.0))
+    )
     mask = canvas.stroke(arc, width)
     if rng.random() < 0.5:  # pendant
         mask |= canvas.fill(ellipse(0, cy + ry + 0.06, 0.05, 0.08))

@@ -1,4 +1,5 @@
 """The camera's finish on a painted image: soft edges, sometimes defocus, sensor noise."""
+
 from __future__ import annotations
 
 import math

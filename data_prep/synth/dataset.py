@@ -1,4 +1,5 @@
 """Write faces in the raw CelebAMask-HQ layout (data_prep.layout): images, half-size part masks, mapping."""
+
 from __future__ import annotations
 
 import functools
@@ -62,8 +63,9 @@ def _remove_stale(out: Path, num: int) -> None:
                 raw_mask_path(out, i, part).unlink(missing_ok=True)
 
 
-def generate(out: str | Path, num: int, size: int = 256, seed: int = 0, workers: int = 1,
-             progress: bool = True) -> Path:
+def generate(
+    out: str | Path, num: int, size: int = 256, seed: int = 0, workers: int = 1, progress: bool = True
+) -> Path:
     """Write num synthetic faces to out in the raw CelebAMask-HQ layout; returns out.
 
     Face i depends only on (seed, i), so the output is the same for any number of workers.
@@ -75,6 +77,8 @@ def generate(out: str | Path, num: int, size: int = 256, seed: int = 0, workers:
     job = functools.partial(write_face, out=out, size=size, seed=seed)
     for _ in run_tasks(job, range(num), workers, progress, f"synth faces {size}px"):
         pass
-    write_text(out / RAW_MAPPING_FILE,
-               RAW_MAPPING_HEADER + "\n" + "".join(f"{i} {i} synth_{i:06d}.jpg\n" for i in range(num)))
+    write_text(
+        out / RAW_MAPPING_FILE,
+        RAW_MAPPING_HEADER + "\n" + "".join(f"{i} {i} synth_{i:06d}.jpg\n" for i in range(num)),
+    )
     return out

@@ -1,4 +1,5 @@
 """Drawing primitives: curves in a head or body frame and a canvas that draws them into pixels."""
+
 from __future__ import annotations
 
 import math
@@ -11,8 +12,16 @@ SUBPIXEL_BITS = 4  # cv2 takes fixed-point polygon coordinates with this many fr
 _SUBPIXEL_ONE = 1 << SUBPIXEL_BITS
 
 
-def ellipse(cx: float, cy: float, rx: float, ry: float, angle: float = 0.0, n: int = 40,
-            t0: float = 0.0, t1: float = 2 * math.pi) -> np.ndarray:
+def ellipse(
+    cx: float,
+    cy: float,
+    rx: float,
+    ry: float,
+    angle: float = 0.0,
+    n: int = 40,
+    t0: float = 0.0,
+    t1: float = 2 * math.pi,
+) -> np.ndarray:
     """Points (n, 2) on an ellipse arc from t0 to t1 (radians), rotated by angle (radians)."""
     closed = abs(t1 - t0 - 2 * math.pi) < 1e-9
     t = np.linspace(t0, t1, n, endpoint=not closed)
@@ -85,19 +94,28 @@ class Canvas:
     def stroke(self, points: np.ndarray, width: float, closed: bool = False) -> np.ndarray:
         """Mask (uint8 0/1) of a polyline of the given frame-unit width."""
         mask = np.zeros((self.size, self.size), np.uint8)
-        cv2.polylines(mask, [self.to_pixels(points)], closed, 1, self.line_width(width), cv2.LINE_8,
-                      SUBPIXEL_BITS)
+        cv2.polylines(
+            mask, [self.to_pixels(points)], closed, 1, self.line_width(width), cv2.LINE_8, SUBPIXEL_BITS
+        )
         return mask
 
     def draw_fill(self, img: np.ndarray, polys: list[np.ndarray], colour) -> None:
         """Fill polygons on img in colour."""
         cv2.fillPoly(img, self.to_pixels_many(polys), cv_colour(colour, img), cv2.LINE_8, SUBPIXEL_BITS)
 
-    def draw_stroke(self, img: np.ndarray, polys: list[np.ndarray], width: float, colour,
-                    closed: bool = False) -> None:
+    def draw_stroke(
+        self, img: np.ndarray, polys: list[np.ndarray], width: float, colour, closed: bool = False
+    ) -> None:
         """Draw polylines on img in colour."""
-        cv2.polylines(img, self.to_pixels_many(polys), closed, cv_colour(colour, img),
-                      self.line_width(width), cv2.LINE_8, SUBPIXEL_BITS)
+        cv2.polylines(
+            img,
+            self.to_pixels_many(polys),
+            closed,
+            cv_colour(colour, img),
+            self.line_width(width),
+            cv2.LINE_8,
+            SUBPIXEL_BITS,
+        )
 
 
 def clip_draw(img: np.ndarray, region: np.ndarray, draw: Callable[[np.ndarray], None]) -> None:

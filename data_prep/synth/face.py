@@ -4,6 +4,7 @@ A part that is physically behind another one painted later in DEFAULT_PAINT_ORDE
 here, so stacking the masks gives the visible label map. The order of the samplers is the order
 of the random numbers: changing it changes every face of a seed.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,14 @@ import numpy as np
 
 from data_prep.synth.body import neck_mask, sample_body, sample_cloth, sample_earrings, sample_necklace
 from data_prep.synth.draw import Canvas, similarity
-from data_prep.synth.features import (sample_brows, sample_ears, sample_eyes, sample_glasses, sample_mouth,
-                                      sample_nose)
+from data_prep.synth.features import (
+    sample_brows,
+    sample_ears,
+    sample_eyes,
+    sample_glasses,
+    sample_mouth,
+    sample_nose,
+)
 from data_prep.synth.geometry import Face, Head, Pose
 from data_prep.synth.hair import sample_hair, sample_hat
 from data_prep.synth.rates import P_EARRINGS, P_GLASSES, P_HAT, P_NECKLACE
@@ -44,14 +51,20 @@ def sample_head(rng: np.random.Generator, yaw: float) -> Head:
     t = np.linspace(0, 2 * math.pi, 72, endpoint=False)
     s, c = np.sin(t), np.cos(t)
     lower = s > 0
-    x = np.where(lower, c * (1 - jaw_taper * s ** 2) + yaw * 0.25 * s ** 2, c)
+    x = np.where(lower, c * (1 - jaw_taper * s**2) + yaw * 0.25 * s**2, c)
     y = np.where(lower, s * chin_height, s * skull_height)
-    return Head(skull_height=skull_height, chin_height=chin_height, jaw_taper=jaw_taper, eye_y=eye_y,
-                outline=np.stack([x, y], axis=1))
+    return Head(
+        skull_height=skull_height,
+        chin_height=chin_height,
+        jaw_taper=jaw_taper,
+        eye_y=eye_y,
+        outline=np.stack([x, y], axis=1),
+    )
 
 
-def build_face(rng: np.random.Generator, size: int,
-               max_rotation: float) -> tuple[Face, dict[str, np.ndarray]]:
+def build_face(
+    rng: np.random.Generator, size: int, max_rotation: float
+) -> tuple[Face, dict[str, np.ndarray]]:
     """One face's geometry and its part masks (uint8 0/1, full size) keyed by part name.
 
     Parts a face lacks (mouth when closed, cloth, hair, hat) have no mask; eye_g, ear_r and
@@ -103,7 +116,22 @@ def build_face(rng: np.random.Generator, size: int,
     hat = None
     if rng.random() < P_HAT:
         hat, masks["hat"] = sample_hat(rng, pose, head, hair)
-    face = Face(size=size, pose=pose, head=head, light_angle=light_angle, eyes=eyes, brow_y=brow_y, nose=nose,
-                mouth=mouth, ears=ears, body=body, glasses=glasses, earrings=earrings, necklace=necklace,
-                cloth=cloth, hair=hair, hat=hat)
+    face = Face(
+        size=size,
+        pose=pose,
+        head=head,
+        light_angle=light_angle,
+        eyes=eyes,
+        brow_y=brow_y,
+        nose=nose,
+        mouth=mouth,
+        ears=ears,
+        body=body,
+        glasses=glasses,
+        earrings=earrings,
+        necklace=necklace,
+        cloth=cloth,
+        hair=hair,
+        hat=hat,
+    )
     return face, masks

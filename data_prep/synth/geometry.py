@@ -4,6 +4,7 @@ The head frame has x to the image right, y down, unit = half the head width, ori
 eyes' level and the face centre. side = +1 is the subject's left (image right), -1 the right.
 Parts that a face may lack are None on Face.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -114,9 +115,20 @@ class Body:
     def shoulders(self) -> np.ndarray:
         """Polygon of shoulders and chest down to the image bottom."""
         nw, y0 = self.neck_half_width, self.shoulder_y
-        return np.array([[-5, y0 + 2.0], [-2.1, y0 + 0.4], [-1.3, y0 + 0.1], [-nw * 1.2, y0],
-                         [nw * 1.2, y0], [1.3, y0 + 0.1], [2.1, y0 + 0.4], [5, y0 + 2.0],
-                         [5, 9], [-5, 9]])
+        return np.array(
+            [
+                [-5, y0 + 2.0],
+                [-2.1, y0 + 0.4],
+                [-1.3, y0 + 0.1],
+                [-nw * 1.2, y0],
+                [nw * 1.2, y0],
+                [1.3, y0 + 0.1],
+                [2.1, y0 + 0.4],
+                [5, y0 + 2.0],
+                [5, 9],
+                [-5, 9],
+            ]
+        )
 
 
 @dataclass(frozen=True)

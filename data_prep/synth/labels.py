@@ -1,4 +1,5 @@
 """Part masks -> label map, and label map -> boolean regions."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """How often each accessory and style is drawn (per face): the long tail of the class table."""
+
 from __future__ import annotations
 
 P_GLASSES = 0.17

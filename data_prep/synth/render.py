@@ -1,4 +1,5 @@
 """One synthetic face: sample its shape, stack the part masks, paint the image from the label map."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,9 @@ def paint(face: Face, label: np.ndarray, label_under: np.ndarray, rng: np.random
     size = face.size
     colours = sample_colours(rng, face)
     img = paint_background(rng, size, colours.scene)
-    noise = (0.6 * low_freq_noise(rng, size, max(4, size // 16))
-             + 0.4 * rng.standard_normal((size, size), np.float32))
+    noise = 0.6 * low_freq_noise(rng, size, max(4, size // 16)) + 0.4 * rng.standard_normal(
+        (size, size), np.float32
+    )
     foreground = label_under > 0
     parts = colours.by_class[label_under] * (1 + TEXTURE_AMPLITUDE[label_under] * noise)[..., None]
     np.copyto(img, parts, where=foreground[..., None])
@@ -34,8 +36,9 @@ def paint(face: Face, label: np.ndarray, label_under: np.ndarray, rng: np.random
     return img
 
 
-def render_face(rng: np.random.Generator, size: int, *,
-                max_rotation: float = 25.0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def render_face(
+    rng: np.random.Generator, size: int, *, max_rotation: float = 25.0
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """One synthetic face: (RGB uint8 (size, size, 3), {part: bool (size, size)} for parts present).
 
     max_rotation (degrees) bounds the in-plane roll; 0 gives upright heads.
@@ -49,6 +52,9 @@ def render_face(rng: np.random.Generator, size: int, *,
     counts = np.bincount(label_under.ravel(), minlength=NUM_CLASSES)
     counts[CLASS_ID["eye_g"]] = np.count_nonzero(label == CLASS_ID["eye_g"])
     min_pixels = max(4, size * size // 8192)
-    present = {name: masks[name].astype(bool) for name in PARTS
-               if name in masks and counts[CLASS_ID[name]] >= min_pixels}
+    present = {
+        name: masks[name].astype(bool)
+        for name in PARTS
+        if name in masks and counts[CLASS_ID[name]] >= min_pixels
+    }
     return img, present

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from configs.overrides import add_set_argument
 from configs.schema import ConfigError
 from data_prep.layout import DatasetError, PreparedDataset
 from ensemble.distill import TEACHER_MODES, DistillError, DistillOptions, distill
@@ -74,6 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="where teacher and student run (auto: cuda when available)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_set_argument(p)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -84,6 +86,7 @@ def main(args: argparse.Namespace) -> int:
             data=args.data,
             out=args.out,
             config=args.config,
+            overrides=args.overrides,
             unlabeled=args.unlabeled,
             work=args.work,
             epochs=args.epochs,

@@ -9,9 +9,10 @@ predict use like any ensemble, and a teacher-vs-student report (ensemble.distill
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from configs.overrides import apply_sets
 from configs.schema import RunConfig, load_config, parse_config
 from data_prep.atomic import write_bytes
 from data_prep.dataset import class_weights_from
@@ -38,6 +39,7 @@ class DistillOptions:
     data: Path
     out: Path
     config: Path | None = None  # None: the teacher's heaviest member's own training config
+    overrides: list[str] = field(default_factory=list)  # --set KEY=VALUE, applied to the base config
     unlabeled: Path | None = None
     work: Path | None = None  # checkpoints; None: runs/distill/<out name>
     epochs: int | None = None
@@ -59,6 +61,7 @@ def student_config(teacher: Teacher, opts: DistillOptions) -> RunConfig:
         base = base.with_overrides(
             {"data.image_size": m.image_size, "data.mean": list(m.mean), "data.std": list(m.std)}
         )
+    base = apply_sets(base, opts.overrides)
     d = base.distill
     check_model_names(d.arch, d.encoder, base.model.encoder_weights)
     return base.with_overrides(

@@ -34,6 +34,13 @@ def decisions_markdown(recipe: dict[str, Any]) -> list[str]:
         "| stage | choose | confirm | all |",
         "|---|---:|---:|---:|",
     ]
+    kept = data.get("postprocess_images")
+    if kept is not None and kept < data.get("images", kept):
+        lines[3:3] = [
+            "",
+            f"Post-processing was scored on the {kept} images whose full-size probabilities "
+            f"fit the memory budget; its rows compare on those images only.",
+        ]
     for stage, s in scores.items():
         lines.append(f"| {stage} | {_f(s['choose'])} | {_f(s['confirm'])} | {_f(s['all'])} |")
     lines += [

@@ -83,11 +83,14 @@ class HalfScores:
 
 @dataclass
 class FullResolution:
-    """The chosen ensemble at each image's own size: probabilities (half precision) and stage scores."""
+    """The chosen ensemble at each image's own size: stage scores on every image, and the
+    probabilities (half precision) of as many images as fit the memory budget, for the
+    post-processing stage (N x 19 x H x W x 2 bytes; the first images of the seeded subset)."""
 
     probs: list[np.ndarray]
     gts: list[np.ndarray]
     paths: list[Path]
+    indices: list[int]  # each kept image's index among the fit images (for its half)
     halves: HalfScores
 
 
@@ -104,7 +107,8 @@ def _full_resolution(
     ens = opts.ensemble
     chosen = [m for m in members if weights.get(m.name, 0) > 0]
     halves = HalfScores(choose)
-    out = FullResolution([], [], [], halves)
+    out = FullResolution([], [], [], [], halves)
+    budget, used = opts.cache_gb * 1e9, 0
     for pred in predict(
         chosen,
         [weights[m.name] for m in chosen],
@@ -120,16 +124,25 @@ def _full_resolution(
         for stage, labels in pred.stage_labels.items():
             halves.add(stage, pred.index, labels, gt)
         halves.add("tta", pred.index, argmax_labels(pred.probs), gt)
-        out.probs.append(pred.probs.half().cpu().numpy())
-        out.gts.append(gt)
-        out.paths.append(pred.path)
+        size = pred.probs.numel() * 2
+        if used + size <= budget:
+            used += size
+            out.probs.append(pred.probs.half().cpu().numpy())
+            out.gts.append(gt)
+            out.paths.append(pred.path)
+            out.indices.append(pred.index)
+    if len(out.probs) < 2:
+        raise FitError(
+            f"--cache-gb {opts.cache_gb:g} holds {len(out.probs)} full-size probability maps; "
+            f"the post-processing stage needs 2 or more (raise --cache-gb)"
+        )
     return out
 
 
 def _postprocess_scores(full: FullResolution, cfg: PostprocessConfig) -> Scores:
     steps = build_steps(cfg)
     halves = HalfScores(full.halves.choose)
-    for i, (probs, gt, path) in enumerate(zip(full.probs, full.gts, full.paths)):
+    for i, probs, gt, path in zip(full.indices, full.probs, full.gts, full.paths):
         halves.add("pp", i, postprocess(torch.from_numpy(probs).float(), steps, path), gt)
     return halves.scores("pp")
 
@@ -233,7 +246,10 @@ def fit(opts: FitOptions, members: Sequence[Member] | None = None) -> Recipe:
         )
         tta = ensemble
 
-    cfg, current, step_decisions = PLAIN, tta, []
+    # Steps are scored on the images whose probabilities were kept: their plain argmax is the start
+    # (the same as the views' scores when every image fits the memory budget).
+    plain = tta if len(full.indices) == len(items) else _postprocess_scores(full, PLAIN)
+    cfg, current, step_decisions = PLAIN, plain, []
     for stage, options_on in _postprocess_stages():
         kept, current, decisions = select_options(
             stage, options_on(cfg), current, lambda c: _postprocess_scores(full, c)
@@ -264,7 +280,8 @@ def fit(opts: FitOptions, members: Sequence[Member] | None = None) -> Recipe:
             "confirm": len(confirm),
             "seed": opts.seed,
             "cache_resolution": opts.resolution,
-            "cache_gb": round(cache.nbytes / 1e9, 3),
+            "cache_gb": round(cache.nbytes / 1e9, 6),
+            "postprocess_images": len(full.indices),
             "seconds": round(time.perf_counter() - t0, 1),
         },
     )

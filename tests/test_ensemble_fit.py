@@ -219,3 +219,23 @@ def test_run_with_the_recipe_reproduces_the_fit_val_score(tmp_path, capsys):
         == 0
     )
     assert json.loads((plain / "report.json").read_text())["recipe"] is None
+
+
+def test_memory_budget_bounds_the_cache_and_the_full_size_probabilities(fitted, tmp_path):
+    _, opts, members = fitted
+    # Per image: cache 3 members x 1 view x 19 x 32² x 2 B + labels = 117,760 B; full-size
+    # probabilities 19 x 64² x 2 B = 155,648 B. 0.8 MB holds 6 cached images and 5 full-size maps.
+    small = FitOptions(
+        manifest=opts.manifest,
+        data=opts.data,
+        out=tmp_path / "recipe.json",
+        ensemble=opts.ensemble,
+        candidate_views="none",
+        resolution=32,
+        cache_gb=0.0008,
+        progress=False,
+    )
+    recipe = fit(small, members)
+    assert recipe.data["images"] == 6 and recipe.data["postprocess_images"] == 5
+    assert recipe.data["cache_gb"] <= 0.0008
+    assert recipe.decisions["postprocess"]  # the step stage ran on the 5 kept maps

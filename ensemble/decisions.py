@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from data_prep.atomic import AtomicFile
 
 
-def _f(x: float | None) -> str:
-    return "—" if x is None else f"{x:.4f}"
+def fmt_num(x: float | None, digits: int = 4) -> str:
+    """A score for a markdown table; missing or undefined (NaN) -> '—'."""
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def _d(x: float | None) -> str:
-    return "—" if x is None else f"{x:+.4f}"
+def fmt_delta(x: float | None, missing: str = "—") -> str:
+    """A signed change for a markdown table; missing or undefined -> missing."""
+    return missing if x is None or math.isnan(x) else f"{x:+.4f}"
 
 
 def decisions_markdown(recipe: dict[str, Any]) -> list[str]:
@@ -42,7 +45,7 @@ def decisions_markdown(recipe: dict[str, Any]) -> list[str]:
             f"fit the memory budget; its rows compare on those images only.",
         ]
     for stage, s in scores.items():
-        lines.append(f"| {stage} | {_f(s['choose'])} | {_f(s['confirm'])} | {_f(s['all'])} |")
+        lines.append(f"| {stage} | {fmt_num(s['choose'])} | {fmt_num(s['confirm'])} | {fmt_num(s['all'])} |")
     lines += [
         "",
         "### Candidates (cached resolution, no TTA)",
@@ -53,7 +56,7 @@ def decisions_markdown(recipe: dict[str, Any]) -> list[str]:
     counts = dec.get("selection", {}).get("counts", {})
     for name, s in sorted(dec.get("candidates", {}).items(), key=lambda kv: -kv[1]["all"]):
         lines.append(
-            f"| {name} | {_f(s['choose'])} | {_f(s['confirm'])} | {_f(s['all'])} | {counts.get(name, 0)} |"
+            f"| {name} | {fmt_num(s['choose'])} | {fmt_num(s['confirm'])} | {fmt_num(s['all'])} | {counts.get(name, 0)} |"
         )
     sel = dec.get("selection", {})
     lines += [
@@ -65,7 +68,7 @@ def decisions_markdown(recipe: dict[str, Any]) -> list[str]:
     ]
     for t in sel.get("trace", []):
         lines.append(
-            f"| {t['step']} | {t['added']} | {_f(t['choose'])} | {_f(t['confirm'])} | {_f(t['all'])} |"
+            f"| {t['step']} | {t['added']} | {fmt_num(t['choose'])} | {fmt_num(t['confirm'])} | {fmt_num(t['all'])} |"
         )
     weights = ", ".join(f"{n} {w:.3f}" for n, w in recipe.get("members", {}).items())
     lines += ["", f"Weights (selection counts, normalised): {weights}."]
@@ -73,8 +76,8 @@ def decisions_markdown(recipe: dict[str, Any]) -> list[str]:
         lines.append("The ensemble lost on the confirming half, so the best single candidate stays.")
     for c in dec.get("full_resolution", []):
         lines.append(
-            f"Dropped at full resolution: {c['stage']} (Δ choose {_d(c['choose'])}, "
-            f"confirm {_d(c['confirm'])}, all {_d(c['all'])})."
+            f"Dropped at full resolution: {c['stage']} (Δ choose {fmt_delta(c['choose'])}, "
+            f"confirm {fmt_delta(c['confirm'])}, all {fmt_delta(c['all'])})."
         )
     for title, key in (("Views", "views"), ("Post-processing", "postprocess")):
         rows = dec.get(key, [])
@@ -91,7 +94,7 @@ def decisions_markdown(recipe: dict[str, Any]) -> list[str]:
             d = r["delta"]
             lines.append(
                 f"| {r['stage']} | {r['option']} | {'yes' if r['kept'] else 'no'} | "
-                f"{_d(d['choose'])} | {_d(d['confirm'])} | {_d(d['all'])} |"
+                f"{fmt_delta(d['choose'])} | {fmt_delta(d['confirm'])} | {fmt_delta(d['all'])} |"
             )
     return lines
 

@@ -12,7 +12,7 @@ import torch
 
 from configs import CLASSES, NUM_CLASSES
 from data_prep.atomic import write_json, write_text
-from ensemble.decisions import decisions_markdown
+from ensemble.decisions import decisions_markdown, fmt_delta, fmt_num
 from tuning.metrics import confusion_matrix, scores_from_confusion
 
 MEMBER_PREFIX = "member:"
@@ -55,14 +55,6 @@ class StageScores:
         return rows
 
 
-def _f(x: float | None, digits: int = 4) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-
-def _signed(x: float | None) -> str:
-    return "" if x is None or math.isnan(x) else f"{x:+.4f}"
-
-
 def compact_rows(stages: list[dict[str, Any]]) -> list[tuple[str, float]]:
     """Best member, then every ensemble stage: (name, mean face F1)."""
     members = [s for s in stages if s["kind"] == "member"]
@@ -79,7 +71,7 @@ def compact_table(stages: list[dict[str, Any]]) -> str:
     rows = compact_rows(stages)
     width = max(len(n) for n, _ in rows)
     lines = [f"{'stage':<{width}}  mean F1 (face)"]
-    lines += [f"{n:<{width}}  {_f(v)}" for n, v in rows]
+    lines += [f"{n:<{width}}  {fmt_num(v)}" for n, v in rows]
     return "\n".join(lines)
 
 
@@ -107,7 +99,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     for m in report["members"]:
         lines.append(
             f"| {m['name']} | {m['arch']} | {m['encoder']} | {m['image_size']} | "
-            f"{_f(m['val_f1'])} | {m['weight']:.4f} |"
+            f"{fmt_num(m['val_f1'])} | {m['weight']:.4f} |"
         )
     lines += ["", f"Member weights: {report['weights_mode']}.", ""]
     if report.get("decisions"):
@@ -125,8 +117,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         ]
         for s in stages:
             lines.append(
-                f"| {s['stage']} | {_f(s['f1'])} | {_signed(s.get('delta_f1'))} | "
-                f"{_f(s['f1_with_bg'])} | {_f(s['miou'])} | {_f(s['pixel_acc'])} |"
+                f"| {s['stage']} | {fmt_num(s['f1'])} | {fmt_delta(s.get('delta_f1'), missing='')} | "
+                f"{fmt_num(s['f1_with_bg'])} | {fmt_num(s['miou'])} | {fmt_num(s['pixel_acc'])} |"
             )
         lines += [
             "",
@@ -136,7 +128,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             "|---|" + "---|" * len(stages),
         ]
         for c in CLASSES:
-            lines.append(f"| {c} | " + " | ".join(_f(s["per_class_f1"][c], 3) for s in stages) + " |")
+            lines.append(f"| {c} | " + " | ".join(fmt_num(s["per_class_f1"][c], 3) for s in stages) + " |")
         lines += ["", "![confusion matrix](confusion.png)", ""]  # report.md sits beside it
     else:
         lines += ["No ground truth given: no scores (pass --gt MASKDIR or a prepared dataset).", ""]

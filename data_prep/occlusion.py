@@ -177,10 +177,13 @@ class CopyPasteOcclusion(A.DualTransform):
                         _draw_object(kind if kind != "face" else "blob", rng, alpha, centre, size),
                         BACKGROUND,
                     )
-                on = alpha.astype(bool)
-                tex = _texture(rng, (h, w), colour, amount=rng.uniform(4, 20))
-                rgb[on] = np.clip(tex[on], 0, 255).astype(np.uint8)
-                label[on] = value
+                x, y, bw, bh = cv2.boundingRect(alpha)  # texture only the occluder's box: it is the cost
+                if bw and bh:
+                    box = np.s_[y : y + bh, x : x + bw]
+                    on = alpha[box].astype(bool)
+                    tex = _texture(rng, (bh, bw), colour, amount=rng.uniform(4, 20))
+                    rgb[box][on] = np.clip(tex[on], 0, 255).astype(np.uint8)
+                    label[box][on] = value
             pasted |= alpha.astype(bool)
         self.bank.append((image.copy(), mask.copy()))
         return {"paste": pasted, "paste_rgb": rgb, "paste_label": label}

@@ -23,7 +23,6 @@ Two label sets (configs.label_sets):
 from __future__ import annotations
 
 import argparse
-import sys
 from functools import partial
 from pathlib import Path
 
@@ -32,7 +31,6 @@ import numpy as np
 
 from configs import CLASS_ID, FLIP_LUT, IGNORE_INDEX
 from configs.label_sets import LAPA11
-from data_prep.facesynthetics import LR_WARN_SHARE, lr_vote
 from data_prep.importer import (
     Found,
     Importer,
@@ -44,6 +42,7 @@ from data_prep.importer import (
     read_image,
 )
 from data_prep.layout import DatasetError, read_label_map
+from data_prep.left_right import left_right_check, lr_vote, warn_if_mirrored
 from data_prep.splits import check_fraction, make_splits, sorted_ids
 
 SOURCE = "lapa"
@@ -183,18 +182,13 @@ def prepare(
     lut = class_lut(label_set, ignore, swap_lr)
 
     def meta(tally: Tally) -> dict:
-        votes = tally.stats
         extra = {
             "label_set": label_set,
             "ignore": list(ignore),
             "swap_lr": swap_lr,
             "label_map": label_mapping(lut, label_set),
             "ignore_pixels": int(tally.pixel_counts[IGNORE_INDEX]),
-            "left_right_check": {
-                "r_eye_on_image_left": votes[1],
-                "r_eye_on_image_right": votes[-1],
-                "undecided": votes[0],
-            },
+            "left_right_check": left_right_check(tally.stats),
             "split": {
                 "method": "random",
                 "val_fraction": fractions[0],
@@ -229,18 +223,7 @@ def prepare(
         allow_ignore=True,
     )
     result = prepare_dataset(importer, root, out, size=size, workers=workers, limit=limit, progress=progress)
-    check = result["left_right_check"]
-    mirrored, decided = (
-        check["r_eye_on_image_right"],
-        check["r_eye_on_image_right"] + check["r_eye_on_image_left"],
-    )
-    if mirrored > LR_WARN_SHARE * decided:
-        print(
-            f"warning: in {mirrored} of {decided} samples the right eye lies on the image's right: the labels "
-            f"look mirrored against CelebAMask-HQ's convention (r_* = the subject's right); prepare again "
-            f"into a new --out {'without' if swap_lr else 'with'} --swap-lr",
-            file=sys.stderr,
-        )
+    warn_if_mirrored(result["left_right_check"], swap_lr)
     return result
 
 

@@ -70,7 +70,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=list(LABEL_SETS),
         default="celebamask19",
         help="score and write masks in this label set: lapa11 = LaPa's 11 classes, each the summed "
-        "probability of the classes it takes (configs/label_sets.py); --gt then holds LaPa IDs",
+        "probability of the classes it takes (configs/label_sets.py)",
+    )
+    p.add_argument(
+        "--gt-label-set",
+        choices=list(LABEL_SETS),
+        help="label set of the ground truth (default: a prepared dataset's own, from its dataset.json, "
+        "else --label-set); celebamask19 truth is merged like the predictions",
     )
     p.add_argument(
         "--device",
@@ -166,6 +172,7 @@ def run_options(args: argparse.Namespace, ens: EnsembleConfig) -> RunOptions:
         progress=not args.quiet,
         overwrite=args.overwrite,
         label_set=args.label_set,
+        gt_label_set=args.gt_label_set,
     )
 
 

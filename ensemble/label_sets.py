@@ -5,12 +5,14 @@ probabilities of the 19 classes it takes, held in its representative's channel (
 Averaging over members and views is linear, so it equals merging the averaged probabilities; every
 argmax (each member's stage, the ensemble, TTA, post-processing) then picks among the set's classes
 only, and the rest of the run keeps working in 19-class IDs. Ground truth in the set's IDs is read
-into representative IDs for scoring; written masks/ hold the set's IDs (color/ keeps our palette).
+into representative IDs for scoring, and 19-class ground truth is merged the same way (its labels
+mapped); written masks/ hold the set's IDs (color/ keeps our palette).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +27,7 @@ from configs import IGNORE_INDEX, colorize
 from configs.label_sets import CELEBAMASK19, LabelSet, get_label_set
 from data_prep.atomic import write_image
 from data_prep.layout import DatasetError, read_label_map
-from ensemble.inputs import ImageSet, InputError
+from ensemble.inputs import ImageSet, InputError, is_prepared
 from ensemble.members import Member
 from ensemble.submission import write_masks
 
@@ -52,6 +54,7 @@ class RunLabels:
     """What a run does differently for a label set: members, ground truth, written masks, report."""
 
     label_set: LabelSet = CELEBAMASK19
+    gt_set: LabelSet = CELEBAMASK19  # the label set ground-truth masks are in
 
     @property
     def identity(self) -> bool:
@@ -65,7 +68,11 @@ class RunLabels:
     def read_gt(self, path: Path) -> np.ndarray:
         """Ground truth in the set's IDs -> representative 19-class IDs (what the run scores in)."""
         gt = read_label_map(path)
-        return gt if self.identity else self.label_set.from_set_lut[gt]
+        if self.identity:
+            return gt
+        if self.gt_set is CELEBAMASK19:  # 19-class truth, merged like the predictions
+            gt = self.label_set.to_set_lut[gt]
+        return self.label_set.from_set_lut[gt]
 
     def write(self, out: Path, stem: str, labels: np.ndarray) -> None:
         """masks/{stem}.png in the set's IDs, color/{stem}.png in our palette."""
@@ -77,9 +84,9 @@ class RunLabels:
 
     def check_gt(self, paths: Sequence[Path] | None, workers: int) -> None:
         """Refuse ground truth with values outside the set (e.g. a 19-class mask given to lapa11)."""
-        if self.identity or not paths:
+        if self.gt_set is CELEBAMASK19 or not paths:
             return
-        n = self.label_set.num_classes
+        n = self.gt_set.num_classes
 
         def bad(path: Path) -> str | None:
             try:
@@ -90,7 +97,8 @@ class RunLabels:
             if outside.size:
                 return (
                     f"{path}: ground-truth values {outside[:5].tolist()} are outside the "
-                    f"{self.label_set.name} label set (0..{n - 1} and {IGNORE_INDEX})"
+                    f"{self.gt_set.name} label set (0..{n - 1} and {IGNORE_INDEX}; --gt-label-set "
+                    f"celebamask19 scores 19-class masks)"
                 )
             return None
 
@@ -98,7 +106,7 @@ class RunLabels:
             lines = [line for line in pool.map(bad, paths) if line]
         if lines:
             raise InputError(
-                "\n".join(lines + [f"{len(lines)} ground-truth mask(s) not in {self.label_set.name}"])
+                "\n".join(lines + [f"{len(lines)} ground-truth mask(s) not in {self.gt_set.name}"])
             )
 
     def report(self) -> dict[str, Any] | None:
@@ -108,20 +116,36 @@ class RunLabels:
         s = self.label_set
         return {
             "name": s.name,
+            "ground_truth": self.gt_set.name,
             "classes": list(s.classes),
             "display_names": list(s.display_names),
             "merged_into": s.merged_into(),
         }
 
 
+def ground_truth_label_set(images: Path, run_set: str, given: str | None) -> str:
+    """The label set of the ground truth: given, else a prepared dataset's own, else the run's."""
+    if given is not None:
+        return given
+    if is_prepared(images):
+        meta = json.loads((Path(images) / "dataset.json").read_text())
+        return str(meta.get("label_set", CELEBAMASK19.name))
+    return run_set
+
+
 def apply_label_set(
-    name: str, test_set: ImageSet, members: Sequence[Member], workers: int
+    name: str, test_set: ImageSet, members: Sequence[Member], workers: int, images: Path, gt_set: str | None
 ) -> tuple[RunLabels, list[Member]]:
-    """Check the ground truth against label set `name` and merge the members' outputs into it."""
+    """Check the ground truth against its label set and merge the members' outputs into set `name`."""
+    gt_name = ground_truth_label_set(images, name, gt_set)
     try:
-        labels = RunLabels(get_label_set(name))
+        labels = RunLabels(get_label_set(name), get_label_set(gt_name))
     except ValueError as err:
         raise InputError(str(err)) from None
+    if labels.gt_set is not CELEBAMASK19 and labels.gt_set is not labels.label_set:
+        raise InputError(
+            f"ground truth in {gt_name} can be scored only with --label-set {gt_name} (the run's is {name})"
+        )
     labels.check_gt(test_set.gt_paths, workers)
     return labels, labels.members(members)
 
@@ -131,7 +155,7 @@ def label_set_markdown(entry: dict[str, Any] | None) -> list[str]:
     if not entry:
         return []
     lines = [
-        f"## Label set: {entry['name']}",
+        f"## Label set: {entry['name']} (ground truth in {entry.get('ground_truth', entry['name'])})",
         "",
         "Each class's probability is the sum of the probabilities of the classes it takes, before the "
         "argmax. Scores and masks/ use these IDs; the per-class table names each by its 19-class "

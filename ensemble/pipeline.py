@@ -79,6 +79,7 @@ class RunOptions:
     progress: bool = True
     overwrite: bool = False  # replace a previous run's outputs in out (else out must be empty)
     label_set: str = "celebamask19"  # score and write in this label set (configs.label_sets)
+    gt_label_set: str | None = None  # None: a prepared dataset's own (dataset.json), else label_set
 
 
 @dataclass
@@ -216,7 +217,9 @@ def _plan(opts: RunOptions) -> _Plan:
     if recipe is not None:
         check_members(recipe, [m.name for m in members], recipe_path)
         members = [m for m in members if m.name in recipe.members]
-    labels, members = apply_label_set(opts.label_set, test_set, members, check_workers)
+    labels, members = apply_label_set(
+        opts.label_set, test_set, members, check_workers, opts.images, opts.gt_label_set
+    )
     plan = _Plan(
         test_set=test_set,
         bad={b.path: b.reason for b in bad_images},

@@ -16,7 +16,7 @@ from ensemble.label_sets import MergedModel
 from run_ensemble import main
 from tuning.metrics import confusion_matrix, scores_from_confusion
 
-from ensemble_fixtures import make_image_folder, write_manifest
+from ensemble_fixtures import make_face_dataset, make_image_folder, write_manifest
 
 # LaPa's IDs, written out by hand from its README (not taken from the module under test).
 LAPA = {
@@ -157,3 +157,29 @@ def test_run_with_lapa11_refuses_19_class_ground_truth_before_writing(lapa_folde
     assert main([*args, "--label-set", "lapa11", *FAST]) == 2
     assert "outside the lapa11 label set" in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_lapa11_run_merges_19_class_ground_truth_of_a_prepared_dataset(tmp_path):
+    prep = make_face_dataset(tmp_path / "prep", {"train": 1, "val": 1, "test": 2}, size=64)
+    manifest = write_manifest(tmp_path / "models")
+    out = tmp_path / "out"
+    argv = ["--manifest", str(manifest), "--images", str(prep.root), "--out", str(out), "--tta", "none"]
+    assert main([*argv, "--no-postprocess", "--label-set", "lapa11", *FAST]) == 0
+    cm = np.zeros((19, 19), np.int64)
+    for s in prep.split_ids("test"):
+        written = LAPA11.from_set_lut[read_label_map(out / "masks" / f"{s}.png")]
+        truth = LAPA11.from_set_lut[LAPA11.to_set_lut[read_label_map(prep.mask_path(s))]]  # merged by name
+        cm += confusion_matrix(torch.from_numpy(written), torch.from_numpy(truth)).numpy()
+    report = json.loads((out / "report.json").read_text())
+    assert report["label_set"]["ground_truth"] == "celebamask19"
+    assert report["stages"][-1]["f1"] == pytest.approx(scores_from_confusion(cm)["f1"])
+
+
+def test_lapa11_ground_truth_needs_a_lapa11_run(tmp_path, capsys):
+    prep = make_face_dataset(tmp_path / "prep", {"train": 1, "val": 1, "test": 1}, size=64)
+    meta = json.loads(prep.meta_path.read_text())
+    prep.meta_path.write_text(json.dumps({**meta, "label_set": "lapa11"}))
+    manifest = write_manifest(tmp_path / "models")
+    argv = ["--manifest", str(manifest), "--images", str(prep.root), "--out", str(tmp_path / "out")]
+    assert main([*argv, *FAST]) == 2
+    assert "can be scored only with --label-set lapa11" in capsys.readouterr().err

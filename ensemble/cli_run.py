@@ -76,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--gt-label-set",
         choices=list(LABEL_SETS),
         help="label set of the ground truth (default: a prepared dataset's own, from its dataset.json, "
-        "else --label-set); celebamask19 truth is merged like the predictions",
+        "else the run's); celebamask19 truth is merged like the predictions",
     )
     p.add_argument(
         "--device",

@@ -89,3 +89,24 @@ def test_cli_writes_a_prepared_dataset_with_boxes(tmp_path, capsys):
         label = read_label_map(prep.mask_path(stem))
         assert len(listed) <= 2 and (len(listed) == 0) == (not INNER[label].any())
     assert "wild scenes" in capsys.readouterr().out
+
+
+def test_clothes_continue_to_the_bottom_of_the_canvas(monkeypatch):
+    def bust(rng, side):
+        masks = {"skin": np.zeros((side, side), np.uint8), "cloth": np.zeros((side, side), np.uint8)}
+        masks["skin"][: side // 2, side // 4 : 3 * side // 4] = 1
+        masks["cloth"][side // 2 :] = 1
+        return np.full((side, side, 3), 90, np.uint8), masks
+
+    monkeypatch.setattr(wild, "render_face", bust)  # crops of 32 px (the smallest): 16 rows of clothes
+    longest = 0
+    for seed in range(6):
+        scene = render_scene(np.random.default_rng(seed), 96, num_faces=1, face_scale=(0.3, 0.3))
+        cloth = scene.label == CLASS_ID["cloth"]
+        cols = np.flatnonzero(cloth.any(0))
+        assert cols.size and cloth[-1, cols].all(), (
+            "the clothes reach the bottom row in every column they cover"
+        )
+        assert set(np.unique(scene.label)) <= {0, CLASS_ID["skin"], CLASS_ID["cloth"]}
+        longest = max(longest, int(cloth[:, cols[0]].sum()))
+    assert longest > 16, "some crop ended above the bottom and its clothes were continued"

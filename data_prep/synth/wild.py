@@ -59,6 +59,18 @@ def face_boxes(label: np.ndarray, instance: np.ndarray, faces: int) -> list[list
     return boxes
 
 
+def _clothes_to_the_bottom(img: np.ndarray, label: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Continue the clothes of the crop's last row down by `rows`, so a person is not a floating bust."""
+    if rows <= 0:
+        return img, label
+    cloth = label[-1:] == CLASS_ID["cloth"]
+    more_label = np.repeat(np.where(cloth, label[-1:], 0).astype(np.uint8), rows, axis=0)
+    # darker further down, as clothes in shadow: no flat stripes of one colour
+    shade = np.linspace(1.0, 0.7, rows, dtype=np.float32)[:, None, None]
+    more_img = np.clip(np.repeat(img[-1:].astype(np.float32), rows, axis=0) * shade, 0, 255).astype(np.uint8)
+    return np.vstack([img, more_img]), np.vstack([label, more_label])
+
+
 def render_scene(
     rng: np.random.Generator,
     size: int,
@@ -79,8 +91,10 @@ def render_scene(
         face_img, masks = render_face(np.random.default_rng(rng.integers(2**63)), side)
         face_label = stack_parts(masks, side)
         x0, y0 = (int(rng.uniform(-0.3 * side, size - 0.7 * side)) for _ in range(2))
+        face_img, face_label = _clothes_to_the_bottom(face_img, face_label, size - (y0 + side))
         # the part of the face crop that lands on the canvas
-        cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(size, x0 + side), min(size, y0 + side)
+        h = face_label.shape[0]
+        cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(size, x0 + side), min(size, y0 + h)
         if cx1 <= cx0 or cy1 <= cy0:
             continue
         crop = np.s_[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]

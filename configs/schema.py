@@ -53,6 +53,19 @@ class AugmentConfig(Section):
     hue: Annotated[float, Field(ge=0, le=0.5)] = 0.02
     blur: Prob = 0.1
     noise: Prob = 0.1
+    # Copy-paste occlusion (data_prep.occlusion): hands, mics, cups, hair strands, other faces' patches.
+    occlusion: Prob = 0.0
+    max_occluders: Annotated[int, Field(ge=1, le=8)] = 2
+    # Zoom out (face smaller in the frame, the border labelled background) or in (face cropped).
+    zoom: Prob = 0.0
+    zoom_range: tuple[Positive, Positive] = (0.5, 1.3)
+
+    @field_validator("zoom_range")
+    @classmethod
+    def _zoom_ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not v[0] <= 1.0 <= v[1]:
+            raise ValueError(f"must be [low, high] with low <= 1 <= high (1 = no zoom), got {list(v)}")
+        return v
 
 
 class DataConfig(Section):

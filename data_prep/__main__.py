@@ -1,4 +1,4 @@
-"""python -m data_prep {synth,celebamask,facesynthetics} ...: make raw datasets and prepared datasets."""
+"""python -m data_prep {synth,celebamask,facesynthetics,lapa} ...: make raw datasets and prepared datasets."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ COMMANDS = {
     "synth": ("data_prep.synth", "generate a synthetic face dataset in the raw CelebAMask-HQ layout"),
     "celebamask": ("data_prep.celebamask", "raw CelebAMask-HQ tree -> prepared dataset"),
     "facesynthetics": ("data_prep.facesynthetics", "FaceSynthetics -> prepared dataset"),
+    "lapa": ("data_prep.lapa", "LaPa (train/val/test images + labels) -> prepared dataset"),
 }
 
 

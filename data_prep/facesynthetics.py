@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from functools import partial
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from data_prep.importer import (
     read_image,
 )
 from data_prep.layout import DatasetError, decode
+from data_prep.left_right import left_right_check, lr_vote, warn_if_mirrored
 from data_prep.splits import check_fraction, make_splits, sorted_ids
 
 SOURCE = "facesynthetics"
@@ -90,11 +90,6 @@ FS_TO_CLASS: dict[str, str | None] = {
     "IGNORE": None,
 }
 
-# Fewer eye pixels than this on either side: the left/right check does not vote for the sample.
-LR_CHECK_MIN_PIXELS = 4
-# Share of the deciding samples with r_eye on the image's right above which the labels look mirrored.
-LR_WARN_SHARE = 0.75
-
 
 def class_lut(swap_lr: bool = False) -> np.ndarray:
     """256-entry uint8 table: FaceSynthetics label -> our class ID (IGNORE_INDEX for ignored labels).
@@ -134,17 +129,6 @@ def read_seg(path: Path) -> np.ndarray:
             )
         seg = np.ascontiguousarray(colour[:, :, 0])
     return seg
-
-
-def lr_vote(label: np.ndarray) -> int:
-    """+1: r_eye's centre left of l_eye's in the image (CelebAMask-HQ's way); -1: right; 0: an eye missing."""
-    xs = []
-    for name in ("r_eye", "l_eye"):
-        cols = np.nonzero(label == CLASS_ID[name])[1]
-        if cols.size < LR_CHECK_MIN_PIXELS:
-            return 0
-        xs.append(cols.mean())
-    return 1 if xs[0] < xs[1] else -1 if xs[0] > xs[1] else 0
 
 
 def convert_sample(sample: Sample, swap_lr: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -236,16 +220,11 @@ def prepare(
         raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}")
 
     def meta(tally: Tally) -> dict:
-        votes = tally.stats
         return {
             "swap_lr": swap_lr,
             "label_map": label_mapping(swap_lr),
             "ignore_pixels": int(tally.pixel_counts[IGNORE_INDEX]),
-            "left_right_check": {
-                "r_eye_on_image_left": votes[1],
-                "r_eye_on_image_right": votes[-1],
-                "undecided": votes[0],
-            },
+            "left_right_check": left_right_check(tally.stats),
             "split": {
                 "method": "random",
                 "val_fraction": val_fraction,
@@ -266,18 +245,7 @@ def prepare(
         allow_ignore=True,
     )
     result = prepare_dataset(importer, root, out, size=size, workers=workers, limit=limit, progress=progress)
-    check = result["left_right_check"]
-    mirrored = check["r_eye_on_image_right"]
-    decided = mirrored + check["r_eye_on_image_left"]
-    # Real faces vote nearly all one way; only a clear majority is worth a warning.
-    if mirrored > LR_WARN_SHARE * decided:
-        print(
-            f"warning: in {mirrored} of {decided} samples r_eye lies on the image's "
-            f"right, i.e. the labels look mirrored against CelebAMask-HQ's convention (r_* = the "
-            f"subject's right); prepare again into a new --out "
-            f"{'without' if swap_lr else 'with'} --swap-lr",
-            file=sys.stderr,
-        )
+    warn_if_mirrored(result["left_right_check"], swap_lr)
     return result
 
 

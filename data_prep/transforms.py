@@ -10,7 +10,8 @@ import numpy as np
 from albumentations.pytorch import ToTensorV2
 
 from configs import FLIP_LUT, FLIP_PERMUTATION, NUM_CLASSES
-from configs.schema import DataConfig
+from configs.schema import AugmentConfig, DataConfig
+from data_prep.occlusion import CopyPasteOcclusion
 
 
 def swap_left_right_labels(mask: np.ndarray) -> np.ndarray:
@@ -55,8 +56,39 @@ def _resize(cfg: DataConfig) -> A.BasicTransform:
     )
 
 
+def zoom_transform(aug: AugmentConfig) -> A.Affine:
+    """Scale by aug.zoom_range about the centre, shifted so a zoomed-out face may sit off-centre.
+
+    Zooming out pads the border: image black, label background (nothing of the face is there).
+    """
+    low = aug.zoom_range[0]
+    shift = max(0.05, (1.0 - low) / 2)
+    return A.Affine(
+        scale=aug.zoom_range,
+        translate_percent=(-shift, shift),
+        keep_ratio=True,
+        interpolation=cv2.INTER_LINEAR,
+        mask_interpolation=cv2.INTER_NEAREST,
+        border_mode=cv2.BORDER_CONSTANT,
+        fill=0,
+        fill_mask=0,
+        p=aug.zoom,
+    )
+
+
+def _wild_steps(aug: AugmentConfig) -> list[A.BasicTransform]:
+    """Zoom and copy-paste occlusion, each only when switched on (p > 0), so a config without them
+    draws the same random numbers, and gets the same augmentations, as before they existed."""
+    steps: list[A.BasicTransform] = []
+    if aug.zoom > 0:
+        steps.append(zoom_transform(aug))
+    if aug.occlusion > 0:
+        steps.append(CopyPasteOcclusion(max_occluders=aug.max_occluders, p=aug.occlusion))
+    return steps
+
+
 def build_train_transform(cfg: DataConfig) -> A.Compose:
-    """Resize, L/R-swapping flip, affine, colour jitter, blur, noise, normalise, to tensor."""
+    """Resize, L/R-swapping flip, affine, [zoom, occlusion], colour jitter, blur, noise, normalise, to tensor."""
     aug = cfg.augment
     steps: list[A.BasicTransform] = [
         _resize(cfg),
@@ -72,6 +104,7 @@ def build_train_transform(cfg: DataConfig) -> A.Compose:
             fill_mask=0,  # pixels shifted in from outside are background
             p=aug.affine,
         ),
+        *_wild_steps(aug),  # before the colour steps: occluders get the same jitter, blur and noise
         A.ColorJitter(
             brightness=aug.brightness,
             contrast=aug.contrast,

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from configs.label_sets import LABEL_SETS
 from configs.overrides import add_set_argument, load_with_sets
 from configs.schema import ConfigError, EnsembleConfig, parse_config
 from ensemble.pipeline import RunError, RunOptions, run
@@ -64,6 +65,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="background row: its run-length code (default, as the seed) or 0",
     )
     p.add_argument("--viz", type=int, help="comparison panels to draw")
+    p.add_argument(
+        "--label-set",
+        choices=list(LABEL_SETS),
+        default="celebamask19",
+        help="score and write masks in this label set: lapa11 = LaPa's 11 classes, each the summed "
+        "probability of the classes it takes (configs/label_sets.py)",
+    )
+    p.add_argument(
+        "--gt-label-set",
+        choices=list(LABEL_SETS),
+        help="label set of the ground truth (default: a prepared dataset's own, from its dataset.json, "
+        "else the run's); celebamask19 truth is merged like the predictions",
+    )
     p.add_argument(
         "--device",
         default="auto",
@@ -157,6 +171,8 @@ def run_options(args: argparse.Namespace, ens: EnsembleConfig) -> RunOptions:
         skip_bad=args.skip_bad,
         progress=not args.quiet,
         overwrite=args.overwrite,
+        label_set=args.label_set,
+        gt_label_set=args.gt_label_set,
     )
 
 

@@ -14,8 +14,9 @@ import numpy as np
 
 from configs.schema import ConfigError, EnsembleConfig
 from data_prep.atomic import write_image
-from data_prep.layout import DatasetError, fit_pixels, read_label_map, read_rgb, scaled_size
+from data_prep.layout import DatasetError, fit_pixels, read_rgb, scaled_size
 from ensemble.inputs import ImageSet, InputError, discover, validate
+from ensemble.label_sets import RunLabels, apply_label_set
 from ensemble.members import ManifestError, Member, load_manifest, resolve_device
 from ensemble.outputs import OutputFolderError, check_out_folder, clear_previous
 from ensemble.postprocess import (
@@ -30,7 +31,7 @@ from ensemble.postprocess import (
 from ensemble.predict import Prediction, Timings, predict
 from ensemble.recipe import Recipe, RecipeError, check_members, default_recipe_path, read_recipe
 from ensemble.report import StageScores, image_confusion, write_report
-from ensemble.submission import SubmissionWriter, csv_rows, write_ids, write_masks
+from ensemble.submission import SubmissionWriter, csv_rows, write_ids
 from ensemble.tta import TTAError, View, build_views, view_from_name
 from ensemble.viz import comparison_panel, plot_confusion
 from ensemble.weights import WEIGHT_MODES, WeightsError
@@ -77,6 +78,8 @@ class RunOptions:
     skip_bad: bool = False
     progress: bool = True
     overwrite: bool = False  # replace a previous run's outputs in out (else out must be empty)
+    label_set: str = "celebamask19"  # score and write in this label set (configs.label_sets)
+    gt_label_set: str | None = None  # None: a prepared dataset's own (dataset.json), else label_set
 
 
 @dataclass
@@ -93,6 +96,7 @@ class _Plan:
     weights_mode: str
     recipe: Recipe | None = None
     recipe_path: Path | None = None
+    labels: RunLabels = field(default_factory=RunLabels)
 
 
 def run(opts: RunOptions) -> dict[str, Any]:
@@ -142,6 +146,7 @@ def run(opts: RunOptions) -> dict[str, Any]:
         "recipe": str(plan.recipe_path) if plan.recipe_path else None,
         "decisions": plan.recipe.model_dump(mode="json") if plan.recipe else None,
         "csv": ens.csv.model_dump(),
+        "label_set": plan.labels.report(),
         "members": [
             {
                 "name": m.name,
@@ -212,6 +217,9 @@ def _plan(opts: RunOptions) -> _Plan:
     if recipe is not None:
         check_members(recipe, [m.name for m in members], recipe_path)
         members = [m for m in members if m.name in recipe.members]
+    labels, members = apply_label_set(
+        opts.label_set, test_set, members, check_workers, opts.images, opts.gt_label_set
+    )
     plan = _Plan(
         test_set=test_set,
         bad={b.path: b.reason for b in bad_images},
@@ -223,6 +231,7 @@ def _plan(opts: RunOptions) -> _Plan:
         weights_mode=mode or ("recipe" if recipe else ens.member_weights),
         recipe=recipe,
         recipe_path=recipe_path,
+        labels=labels,
     )
     if mode is None and recipe is not None:
         total = sum(recipe.members.values())
@@ -286,8 +295,8 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
         full = (
             labels if labels.shape == (h, w) else cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
         )
-        write_masks(out, pred.stem, full)
-        gt = read_label_map(gt_paths[position]) if track else None
+        plan.labels.write(out, pred.stem, full)
+        gt = plan.labels.read_gt(gt_paths[position]) if track else None
         if gt is not None and gt.shape != labels.shape:  # scored at the size it was predicted at
             gt = cv2.resize(gt, labels.shape[::-1], interpolation=cv2.INTER_NEAREST)
         if position in viz_positions:

@@ -13,6 +13,7 @@ import torch
 from configs import CLASSES, NUM_CLASSES
 from data_prep.atomic import write_json, write_text
 from ensemble.decisions import decisions_markdown, fmt_delta, fmt_num
+from ensemble.label_sets import label_set_markdown
 from tuning.metrics import confusion_matrix, scores_from_confusion
 
 MEMBER_PREFIX = "member:"
@@ -90,6 +91,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- CSV: resize `{report['csv']['resize']}` to 256, background row `{report['csv']['background']}`",
         "",
     ]
+    lines += label_set_markdown(report.get("label_set"))
+    classes = report["label_set"]["classes"] if report.get("label_set") else CLASSES
     lines += [
         "## Members",
         "",
@@ -109,7 +112,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [
             "## Scores",
             "",
-            f"Ground truth: `{report['gt']}`. Mean F1 over the 18 face "
+            f"Ground truth: `{report['gt']}`. Mean F1 over the {len(classes) - 1} face "
             "classes; Δ is the change from the previous ensemble stage.",
             "",
             "| stage | mean F1 (face) | Δ | F1 with bg | mIoU | pixel acc |",
@@ -127,7 +130,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             "| class | " + " | ".join(s["stage"] for s in stages) + " |",
             "|---|" + "---|" * len(stages),
         ]
-        for c in CLASSES:
+        for c in classes:
             lines.append(f"| {c} | " + " | ".join(fmt_num(s["per_class_f1"][c], 3) for s in stages) + " |")
         lines += ["", "![confusion matrix](confusion.png)", ""]  # report.md sits beside it
     else:

@@ -111,6 +111,8 @@ def check_datasets(
     progress: bool = True,
 ) -> None:
     """check_prepared over several datasets; raises DatasetError listing every bad file."""
+    for root in roots:
+        PreparedDataset(root).require_training_classes()
     problems = [line for root in roots for line in check_prepared(root, splits, workers, progress)]
     if problems:
         raise DatasetError(

@@ -89,6 +89,8 @@ def build_datasets(
             "(data.datasets: [{path: PREP}]) or pass --data PREP"
         )
     train_tf, val_tf = build_train_transform(cfg.data), build_val_transform(cfg.data)
+    for ref in refs:
+        PreparedDataset(ref.path).require_training_classes()
     train_parts = [FaceParsingDataset(ref.path, "train", train_tf) for ref in refs]
     val_parts = [FaceParsingDataset(ref.path, "val", val_tf) for ref in refs]
     for part in train_parts:

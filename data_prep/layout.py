@@ -77,6 +77,18 @@ class PreparedDataset:
             raise DatasetError(f"{self.meta_path}: not found (is {self.root} a prepared dataset?)")
         return json.loads(self.meta_path.read_text())
 
+    def label_set(self) -> str:
+        """The class IDs its masks hold: 'celebamask19' (our table) unless dataset.json names another."""
+        return self.meta().get("label_set", "celebamask19") if self.meta_path.is_file() else "celebamask19"
+
+    def require_training_classes(self) -> None:
+        """Training and class weights read masks as our 19 classes: refuse a set with other IDs."""
+        if self.label_set() != "celebamask19":
+            raise DatasetError(
+                f"{self.meta_path}: masks hold {self.label_set()!r} class IDs, not the 19-class table; "
+                "re-prepare it without --label-set to train on it (that set is for scoring only)"
+            )
+
     def class_frequencies(self) -> np.ndarray:
         """Per-class pixel frequency (sums to 1) from dataset.json."""
         freq = self.meta()["class_frequency"]

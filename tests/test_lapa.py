@@ -12,7 +12,8 @@ import data_prep.__main__ as data_prep_cli
 from configs import CLASS_ID
 from data_prep import lapa
 from data_prep.atomic import write_image
-from data_prep.layout import PreparedDataset, read_label_map, read_rgb
+from data_prep.check import check_datasets
+from data_prep.layout import DatasetError, PreparedDataset, read_label_map, read_rgb
 
 BLOCK = 4
 # LaPa ID -> our class, written out by hand from LaPa's README (not from the module under test).
@@ -98,6 +99,13 @@ def test_lapa11_keeps_lapa_ids_and_names(lapa_root, tmp_path):
     assert meta["label_set"] == "lapa11" and meta["classes"][8] == "inner mouth"
     assert meta["class_pixels"]["hair"] == 4 * 16  # one 4x4 block in each sample (none resized at 48)
     assert meta["left_right_check"]["r_eye_on_image_left"] == 4
+    # Its masks are LaPa IDs: training (and the pre-Ray check) must refuse it, a 19-class one passes.
+    with pytest.raises(DatasetError, match="lapa11"):
+        PreparedDataset(out).require_training_classes()
+    with pytest.raises(DatasetError, match="lapa11"):
+        check_datasets([out], progress=False)
+    lapa.prepare(lapa_root, tmp_path / "prep19", size=48, progress=False)
+    PreparedDataset(tmp_path / "prep19").require_training_classes()
 
 
 def test_swap_lr_swaps_eyes_and_brows(lapa_root, tmp_path):

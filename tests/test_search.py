@@ -221,6 +221,9 @@ def test_interrupted_search_resumes_without_retraining_finished_trials(tmp_path,
         epochs = [r["epoch"] for r in _result_lines(d)]
         assert epochs == sorted(set(epochs)) and epochs[-1] == 3  # resumed, not restarted
     assert len(json.loads((tmp_path / "m" / "manifest.json").read_text())["members"]) == 2
+    # the resumed search kept telling the same Optuna study: 3 trials, none left running
+    study = optuna.load_study(study_name="resume", storage=f"sqlite:///{storage / 'resume' / 'optuna.db'}")
+    assert sorted(t.state.name for t in study.trials) == ["COMPLETE"] * 3
 
 
 @pytest.mark.slow  # starts Ray

@@ -61,9 +61,8 @@ def param_importances(study: optuna.Study) -> tuple[dict[str, float], str]:
     """(importance per parameter, best first; why there are none, else "").
 
     PED-ANOVA: Optuna's default evaluator, and the one that needs no scikit-learn (fANOVA and
-    mean decrease impurity fit random forests). It scores the parameters sampled in every
-    completed trial; an encoder is sampled per architecture, so it counts only when one
-    architecture is searched.
+    mean decrease impurity fit random forests). Conditional parameters (each architecture's
+    encoder) are scored over the trials that sampled them; one with a single choice scores 0.
     """
     completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(completed) < 2:
@@ -77,7 +76,7 @@ def param_importances(study: optuna.Study) -> tuple[dict[str, float], str]:
     except (ValueError, RuntimeError) as err:
         return {}, f"optuna could not compute importances: {err}"
     if not values:
-        return {}, "no parameter with more than one value was sampled in every completed trial"
+        return {}, "the study has no sampled parameters"
     return {k: float(v) for k, v in values.items()}, ""
 
 

@@ -187,7 +187,7 @@ def to_device(target: torch.Tensor | tuple | list, device: torch.device) -> torc
 
 
 def epoch_metrics(epoch: int, train_loss: float, scores: dict, lr: float, seconds: float) -> dict:
-    """The metrics dict on_epoch receives and checkpoints record (keys: METRIC_KEYS)."""
+    """The metrics dict on_epoch receives and checkpoints record (METRIC_KEYS; train() adds the batch split)."""
     return {
         "epoch": epoch,
         "train_loss": train_loss,

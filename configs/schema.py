@@ -172,6 +172,9 @@ class SearchConfig(Section):
     # (None: 2 x top_k), best first; max_per_arch caps each architecture's share.
     candidates: Annotated[int, Field(ge=1)] | None = None
     max_per_arch: Annotated[int, Field(ge=1)] | None = None
+    # Where the Optuna study is kept (tuning.study): "auto" = sqlite at STORAGE/NAME/optuna.db
+    # (local storage only), an SQLAlchemy URL or a sqlite file path, or null for in-memory.
+    optuna_storage: str | None = "auto"
 
     @property
     def library_size(self) -> int:

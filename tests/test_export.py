@@ -13,7 +13,15 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tuning.export import TrialSummary, export_members, plot_trials, rank, ranked_table, write_trials_csv
+from tuning.export import (
+    TrialSummary,
+    export_members,
+    plot_trials,
+    rank,
+    ranked_table,
+    write_per_class_csv,
+    write_trials_csv,
+)
 from tuning.manifest import read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,7 +140,7 @@ def test_export_copies_best_weights_and_writes_a_checked_manifest(tmp_path):
 
 def test_export_layer_imports_no_ray():
     code = (
-        "import sys, tuning.export, tuning.manifest, ensemble.members; "
+        "import sys, tuning.export, tuning.manifest, tuning.study, ensemble.members; "
         "sys.exit(any(m == 'ray' or m.startswith('ray.') for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO).returncode == 0
@@ -155,3 +163,30 @@ def test_export_records_sha256_so_a_swapped_member_is_refused(tmp_path):
     check_sha256(out / m0.weights, m0, manifest.path)  # intact
     with pytest.raises(ManifestError, match=r"member 'm0-Unet-resnet18'.*sha256 .* does not match"):
         check_sha256(out / m1.weights, m0, manifest.path)  # another trial's weights in m0's place
+
+
+def test_per_class_f1_csv_and_the_batch_split_columns_come_from_the_reported_epochs(tmp_path):
+    def epoch(e, f1, skin, micro, retries):
+        split = {"micro_batch": micro, "accum_steps": 8 // micro, "oom_retries": retries}
+        return {"epoch": e, "val_f1": f1, "val_f1_skin": skin, "val_f1_hat": None, **split}
+
+    shrunk = trial(0, "Unet", [])
+    shrunk.epochs = [epoch(1, 0.5, 0.8, 4, 1), epoch(2, 0.4, 0.7, 2, 2)]  # best epoch: 1
+    shrunk.best_score = 0.5
+    plain = trial(1, "FPN", [])
+    plain.epochs = [epoch(1, 0.3, 0.6, 8, 0), epoch(2, 0.6, 0.9, 8, 0)]
+    plain.best_score = 0.6
+    failed = trial(2, "FPN", [], status="error", error="boom")
+
+    per_class = write_per_class_csv([shrunk, plain, failed], tmp_path / "per_class_f1.csv")
+    csv = pd.read_csv(tmp_path / "per_class_f1.csv")
+    assert list(csv.columns[:4]) == ["trial_id", "arch", "encoder", "epoch"] and len(csv.columns) == 4 + 19
+    assert csv["trial_id"].tolist() == ["trial_00001", "trial_00000", "trial_00002"]
+    assert csv["epoch"].tolist()[:2] == [2, 1] and csv["skin"].tolist()[:2] == [0.9, 0.8]
+    assert csv["hat"].isna().all() and per_class["skin"].isna().tolist() == [False, False, True]
+
+    write_trials_csv([shrunk, plain, failed], tmp_path / "trials.csv")
+    trials = pd.read_csv(tmp_path / "trials.csv").set_index("trial_id")
+    assert trials.loc["trial_00000", ["micro_batch", "accum_steps", "oom_retries"]].tolist() == [2, 4, 2]
+    assert trials.loc["trial_00001", ["micro_batch", "accum_steps", "oom_retries"]].tolist() == [8, 1, 0]
+    assert trials.loc["trial_00002", ["micro_batch", "accum_steps", "oom_retries"]].isna().all()

@@ -78,3 +78,22 @@ def test_a_class_predicted_but_absent_from_truth_scores_zero():
     scores = scores_from_confusion(cm)
     assert scores["per_class_f1"]["nose"] == 0.0
     assert scores["f1"] == pytest.approx((1.0 + 0.0) / 2)  # skin 1.0, nose 0.0; others undefined
+
+
+def test_each_class_f1_is_reported_as_a_flat_metric_equal_to_a_hand_count():
+    from tuning.train import epoch_metrics
+
+    # skin: 6 right, 2 pixels of nose called skin, 1 skin pixel called background -> F1 = 12 / 15
+    cm = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    skin, nose = CLASS_ID["skin"], CLASS_ID["nose"]
+    cm[skin, skin], cm[nose, skin], cm[skin, 0], cm[0, 0], cm[nose, nose] = 6, 2, 1, 5, 3
+    scores = scores_from_confusion(cm)
+    scores["loss"] = 0.5
+    metrics = epoch_metrics(1, 0.7, scores, 1e-3, seconds=1.0)
+    assert metrics["val_f1_skin"] == pytest.approx(12 / 15)
+    assert metrics["val_f1_nose"] == pytest.approx(6 / 8)  # 3 right, 2 missed
+    assert metrics["val_f1_background"] == pytest.approx(10 / 11)
+    assert metrics["val_f1_hat"] is None  # no hat pixels anywhere: no score, not a zero
+    assert [k for k in metrics if k.startswith("val_f1_") and k != "val_f1_with_bg"] == [
+        f"val_f1_{name}" for name in CLASSES
+    ]

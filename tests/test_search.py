@@ -116,6 +116,14 @@ def test_three_trial_search_exports_two_member_manifest(tmp_path, tiny_prepared)
     # Ray's time_total_s covers the training function plus reporting: both measured, in order
     assert (trials["train_s"] > 0).all() and (trials["wall_s"] >= trials["train_s"]).all()
     assert (out / "trials.png").stat().st_size > 5000
+    # the Optuna study is kept in sqlite beside the experiment: one finished trial per Ray trial
+    study = optuna.load_study(study_name="t3", storage=f"sqlite:///{tmp_path / 'ray' / 't3' / 'optuna.db'}")
+    assert len(study.trials) == 3 and all(t.state.is_finished() for t in study.trials)
+    assert json.loads((out / "param_importance.json").read_text())["trials"] == 3
+    assert len(pd.read_csv(out / "per_class_f1.csv")) == 3
+    # per-class F1 reached Ray's loggers: result.json and the TensorBoard events file
+    trial_dir = _trial_dirs(tmp_path / "ray")[0]
+    assert "val_f1_skin" in _result_lines(trial_dir)[-1] and list(trial_dir.glob("events.out.tfevents*"))
 
     # the export subcommand re-reads the finished search from storage alone (no running Ray)
     again = tmp_path / "again"
@@ -213,6 +221,9 @@ def test_interrupted_search_resumes_without_retraining_finished_trials(tmp_path,
         epochs = [r["epoch"] for r in _result_lines(d)]
         assert epochs == sorted(set(epochs)) and epochs[-1] == 3  # resumed, not restarted
     assert len(json.loads((tmp_path / "m" / "manifest.json").read_text())["members"]) == 2
+    # the resumed search kept telling the same Optuna study: 3 trials, none left running
+    study = optuna.load_study(study_name="resume", storage=f"sqlite:///{storage / 'resume' / 'optuna.db'}")
+    assert sorted(t.state.name for t in study.trials) == ["COMPLETE"] * 3
 
 
 @pytest.mark.slow  # starts Ray

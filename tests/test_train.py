@@ -34,6 +34,10 @@ METRIC_KEYS = {
     "lr",
     "epoch_seconds",
     "val_per_class_f1",
+    *(f"val_f1_{name}" for name in CLASSES),  # flat copies: Ray's TensorBoard logger plots each
+    "micro_batch",  # train batch split (tuning.oom): the batch and 1 unless a step ran out of memory
+    "accum_steps",
+    "oom_retries",
 }
 
 
@@ -104,6 +108,8 @@ def test_metrics_have_exactly_the_agreed_keys_every_epoch(trained):
         assert set(metrics) == METRIC_KEYS
         assert isinstance(metrics["epoch"], int)
         assert set(metrics["val_per_class_f1"]) == set(CLASSES)
+        assert all(metrics[f"val_f1_{n}"] == v for n, v in metrics["val_per_class_f1"].items())
+        assert (metrics["micro_batch"], metrics["accum_steps"], metrics["oom_retries"]) == (2, 1, 0)
         assert ckpt_dir == work / "checkpoints" / f"epoch_{metrics['epoch']:03d}"
         assert files == ["meta.json", "model.safetensors", "train_state.pt"]
     assert set(result) == METRIC_KEYS | {"best_val_f1", "checkpoint"}

@@ -14,7 +14,7 @@ from configs import ConfigError
 from configs.overrides import add_set_argument, load_with_sets
 from configs.schema import RunConfig
 from data_prep.layout import DatasetError
-from tuning import export
+from tuning import export, study
 from tuning.checkpoint import CheckpointError
 from tuning.export import TrialSummary
 from tuning.manifest import ManifestError
@@ -145,6 +145,8 @@ def export_and_summarise(
     out.mkdir(parents=True, exist_ok=True)
     df = export.write_trials_csv(trials, out / "trials.csv")
     export.plot_trials(trials, out / "trials.png")
+    export.write_per_class_csv(trials, out / "per_class_f1.csv")
+    importance = write_study_outputs(cfg, exp_path, out)
     print("\n" + export.ranked_table(trials, members))
     if not members:
         print(
@@ -165,8 +167,19 @@ def export_and_summarise(
         f"python -m ensemble fit --manifest {manifest.path} --data PREP)"
     )
     print(f"trials:   {out / 'trials.csv'}, plot {out / 'trials.png'}")
+    print(f"classes:  {out / 'per_class_f1.csv'} (val F1 per class at each trial's best epoch)")
+    if importance:
+        print(f"study:    optuna-dashboard {importance['storage']}")
+        print(f"          {study.importance_line(importance)} -> {out / 'param_importance.json'}")
     print(f"search:   {exp_path} (resume with --resume)")
     return 0
+
+
+def write_study_outputs(cfg: RunConfig, exp_path: str, out: Path) -> dict | None:
+    """Parameter importances and the trials table from the search's stored Optuna study, if kept."""
+    url = study.study_storage_url(cfg.search.optuna_storage, exp_path)
+    stored = study.load_study(url, study.study_name(exp_path))
+    return None if stored is None else study.write_study_report(stored, url, out)
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:

@@ -17,9 +17,11 @@ from typing import Any
 
 import pandas as pd
 
+from configs import CLASSES
 from data_prep.atomic import write_bytes, write_text
 from tuning.checkpoint import MODEL_FILE, read_meta
 from tuning.manifest import ManifestEntry, ManifestFile, write_manifest
+from tuning.metrics import PER_CLASS_F1_KEYS
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)(\(\w+\))?(:|$)")
@@ -86,6 +88,20 @@ class TrialSummary:
     @property
     def overhead_s(self) -> float:
         return self.wall_s - self.train_s
+
+    @property
+    def batching(self) -> dict[str, Any]:
+        """The train batch split the trial ended with (tuning.oom): micro_batch, accum_steps, oom_retries."""
+        last = self.epochs[-1] if self.epochs else {}
+        return {k: last.get(k, math.nan) for k in BATCHING_COLUMNS}
+
+    def best_epoch(self) -> dict[str, Any]:
+        """The reported metrics of the epoch with the best search metric ({} before any epoch)."""
+        scored = [e for e in self.epochs if e.get(self.metric) is not None and not math.isnan(e[self.metric])]
+        return max(scored, key=lambda e: e[self.metric]) if scored else {}
+
+
+BATCHING_COLUMNS = ("micro_batch", "accum_steps", "oom_retries")
 
 
 def by_score(trials: list[TrialSummary]) -> list[TrialSummary]:
@@ -156,6 +172,7 @@ def trials_frame(trials: list[TrialSummary]) -> pd.DataFrame:
                 "wall_s": t.wall_s,
                 "train_s": t.train_s,
                 "overhead_s": t.overhead_s,
+                **t.batching,
                 "error": t.error,
             }
         )
@@ -164,6 +181,18 @@ def trials_frame(trials: list[TrialSummary]) -> pd.DataFrame:
 
 def write_trials_csv(trials: list[TrialSummary], path: Path) -> pd.DataFrame:
     df = trials_frame(trials)
+    write_text(path, df.to_csv(index=False))
+    return df
+
+
+def write_per_class_csv(trials: list[TrialSummary], path: Path) -> pd.DataFrame:
+    """per_class_f1.csv: each trial's val F1 per class at its best epoch (blank: class absent from val)."""
+    rows = []
+    for t in by_score(trials):
+        best = t.best_epoch()
+        row = {"trial_id": t.trial_id, "arch": t.arch, "encoder": t.encoder, "epoch": best.get("epoch")}
+        rows.append(row | {name: best.get(key) for name, key in zip(CLASSES, PER_CLASS_F1_KEYS)})
+    df = pd.DataFrame(rows, columns=["trial_id", "arch", "encoder", "epoch", *CLASSES])
     write_text(path, df.to_csv(index=False))
     return df
 

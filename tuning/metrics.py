@@ -7,6 +7,10 @@ import torch
 
 from configs import CLASSES, FACE_CLASS_IDS, IGNORE_INDEX, NUM_CLASSES
 
+PER_CLASS_F1_PREFIX = "val_f1_"
+# One flat metric per class (val_f1_skin, ...): Ray reports flat scalars, so TensorBoard plots each.
+PER_CLASS_F1_KEYS = tuple(f"{PER_CLASS_F1_PREFIX}{name}" for name in CLASSES)
+
 
 def confusion_matrix(
     pred: torch.Tensor, target: torch.Tensor, num_classes: int = NUM_CLASSES, ignore_index: int = IGNORE_INDEX
@@ -62,6 +66,11 @@ def scores_from_confusion(cm: np.ndarray) -> dict:
         "per_class_f1": {CLASSES[c]: _num(f1[c]) for c in range(len(f1))},
         "per_class_iou": {CLASSES[c]: _num(iou[c]) for c in range(len(iou))},
     }
+
+
+def flat_per_class_f1(per_class_f1: dict[str, float | None]) -> dict[str, float | None]:
+    """{"skin": 0.9, ...} -> {"val_f1_skin": 0.9, ...} in class-ID order (None: class absent)."""
+    return {key: per_class_f1.get(name) for key, name in zip(PER_CLASS_F1_KEYS, CLASSES)}
 
 
 def _nanmean(x: np.ndarray) -> float:

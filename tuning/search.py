@@ -30,6 +30,7 @@ from configs.schema import RunConfig, parse_config
 from tuning.export import TrialSummary, error_message
 from tuning.models import resolve_device
 from tuning.space import define_space, trial_overrides
+from tuning.study import open_storage, study_name, study_storage_url
 from tuning.train import train
 
 MODE = "max"  # every search.metric is a score: higher is better
@@ -153,8 +154,13 @@ def build_tuner(cfg: RunConfig, name: str):
         # a conditional (define-by-run) space.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(seed=s.seed, multivariate=True, group=True)
+    # The study goes to persistent storage (optuna-dashboard, importances in the export). Tune
+    # pickles the searcher, storage URL included, into the experiment state: --resume reopens
+    # the same study.
+    url = study_storage_url(s.optuna_storage, experiment_path(cfg, name))
+    study = {"storage": open_storage(url), "study_name": study_name(name)} if url else {}
     searcher = ConcurrencyLimiter(
-        OptunaSearch(space=define_space(s), metric=s.metric, mode=MODE, sampler=sampler),
+        OptunaSearch(space=define_space(s), metric=s.metric, mode=MODE, sampler=sampler, **study),
         max_concurrent=s.max_concurrent,
     )
     scheduler = ASHAScheduler(

@@ -18,8 +18,9 @@ from data_prep.dataset import class_weights_from
 from tuning.checkpoint import load_checkpoint, save_checkpoint
 from tuning.loaders import build_loaders, reseed_epoch
 from tuning.losses import build_loss
-from tuning.metrics import ConfusionMatrix
+from tuning.metrics import PER_CLASS_F1_KEYS, ConfusionMatrix, flat_per_class_f1
 from tuning.models import build_model, resolve_device
+from tuning.oom import Batching, accumulated_step
 from tuning.schedule import build_scheduler, steps_per_epoch
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -72,6 +73,7 @@ def train(
         start_epoch, global_step, best_f1, best_epoch, metrics = _resume(
             resume_from, model, optimizer, scheduler, scaler, epoch_steps
         )
+    batching = Batching.resumed(cfg.train.batch_size, metrics)
 
     # ---- loop
     for epoch in range(start_epoch, cfg.train.epochs + 1):
@@ -88,6 +90,7 @@ def train(
             amp_dtype=amp_dtype,
             memory_format=memory_format,
             grad_clip=cfg.train.grad_clip,
+            batching=batching,
         )
         global_step += steps
         if not math.isfinite(train_loss):
@@ -99,6 +102,7 @@ def train(
             model, val_loader, device, loss_fn=loss_fn, amp_dtype=amp_dtype, memory_format=memory_format
         )
         metrics = epoch_metrics(epoch, train_loss, scores, lr, seconds=time.perf_counter() - t0)
+        metrics.update(batching.metrics())
         if math.isfinite(metrics["val_f1"]) and (best_f1 is None or metrics["val_f1"] > best_f1):
             best_f1, best_epoch = metrics["val_f1"], epoch
         print(_epoch_line(metrics, cfg.train.epochs), flush=True)
@@ -124,36 +128,10 @@ def train(
     return {**metrics, "best_val_f1": best_f1, "checkpoint": str(best_dir) if best_dir else None}
 
 
-def train_step(
-    model: torch.nn.Module,
-    images: torch.Tensor,
-    masks: torch.Tensor | tuple,
-    loss_fn: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    scaler: torch.amp.GradScaler,
-    *,
-    amp_dtype: torch.dtype | None = None,
-    grad_clip: float = 0.0,
-) -> tuple[torch.Tensor, float]:
-    """One optimizer step on a batch already on the model's device; returns (loss, the lr it used).
-
-    amp_dtype None runs in float32; grad_clip 0 disables clipping. The loss stays a detached
-    tensor so the caller decides when to synchronise with the device.
-    """
-    with torch.autocast(images.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        logits = model(images)
-    loss = loss_fn(logits, masks)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    if grad_clip:
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    scaler.step(optimizer)
-    scaler.update()
-    lr = optimizer.param_groups[0]["lr"]
-    scheduler.step()  # per step, not per epoch: the schedule is defined over optimizer steps
-    return loss.detach(), lr
+# One optimizer step on a batch already on the model's device -> (detached loss, the lr it used);
+# amp_dtype None runs in float32, grad_clip 0 disables clipping. It lives in tuning.oom because a
+# step that runs out of memory is retried there on smaller micro-batches (gradient accumulation).
+train_step = accumulated_step
 
 
 def train_epoch(
@@ -168,9 +146,15 @@ def train_epoch(
     amp_dtype: torch.dtype | None = None,
     memory_format: torch.memory_format = torch.contiguous_format,
     grad_clip: float = 0.0,
+    batching: Batching | None = None,
 ) -> tuple[float, float, int]:
-    """Up to max_steps train_steps over loader; returns (mean train loss, last step's lr, steps done)."""
+    """Up to max_steps train_steps over loader; returns (mean train loss, last step's lr, steps done).
+
+    On CUDA out-of-memory a step is retried on smaller micro-batches (tuning.oom); batching
+    records the split, which later epochs keep.
+    """
     device = next(model.parameters()).device
+    batching = batching or Batching(loader.batch_size)
     model.train()
     loss_sum, steps, lr = torch.zeros((), device=device), 0, optimizer.param_groups[0]["lr"]
     for images, masks in loader:
@@ -188,6 +172,7 @@ def train_epoch(
             scaler,
             amp_dtype=amp_dtype,
             grad_clip=grad_clip,
+            batching=batching,
         )
         loss_sum += loss
         steps += 1
@@ -202,7 +187,7 @@ def to_device(target: torch.Tensor | tuple | list, device: torch.device) -> torc
 
 
 def epoch_metrics(epoch: int, train_loss: float, scores: dict, lr: float, seconds: float) -> dict:
-    """The metrics dict on_epoch receives and checkpoints record (keys: METRIC_KEYS)."""
+    """The metrics dict on_epoch receives and checkpoints record (METRIC_KEYS; train() adds the batch split)."""
     return {
         "epoch": epoch,
         "train_loss": train_loss,
@@ -214,6 +199,7 @@ def epoch_metrics(epoch: int, train_loss: float, scores: dict, lr: float, second
         "lr": lr,
         "epoch_seconds": seconds,
         "val_per_class_f1": scores["per_class_f1"],
+        **flat_per_class_f1(scores["per_class_f1"]),
     }
 
 
@@ -257,6 +243,10 @@ METRIC_KEYS = (
     "lr",
     "epoch_seconds",
     "val_per_class_f1",
+    *PER_CLASS_F1_KEYS,
+    "micro_batch",
+    "accum_steps",
+    "oom_retries",
 )
 
 

@@ -1,0 +1,166 @@
+"""Face detectors behind a registry: where the faces of a photo are, as boxes with a score.
+
+    dlib     dlib's HOG frontal-face detector (compiled into the dlib-bin wheel: nothing to download);
+             optional extra: pip install '.[detect]'
+    parser   no extra dependency: the ensemble parses a shrunk, padded view of the whole photo and
+             each connected region of face-core classes is a face (box, mean face probability,
+             part centroids as landmarks)
+    none     no detection: the whole photo is parsed as one padded square (ensemble.wild)
+
+Boxes are (x0, y0, x1, y1) in continuous photo coordinates and describe the face core (skin, eyes,
+brows, nose, mouth, lips: data_prep.framing), the box the training framing is measured on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from data_prep.framing import FACE_CORE, landmarks
+from ensemble.align import apply, invert, view_transform, warp_crop
+
+# dlib's box runs from the brows to the chin; the face core reaches up to the hairline.
+DLIB_CORE_TOP = 0.15  # fraction of the box height added above it
+MIN_FACE_FRACTION = 0.002  # a parsed face region covers at least this share of the view
+
+
+class DetectorError(ValueError):
+    """A detector that cannot run (e.g. its optional package is missing)."""
+
+
+@dataclass
+class Face:
+    """One detected face: core box, score and (when known) landmarks, all in photo pixels."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
+
+    def scaled_box(self, factor: float) -> tuple[float, float, float, float]:
+        """The box grown (factor > 1) or shrunk about its centre."""
+        cx, cy = self.centre
+        hw, hh = (self.box[2] - self.box[0]) * factor / 2, (self.box[3] - self.box[1]) * factor / 2
+        return cx - hw, cy - hh, cx + hw, cy + hh
+
+    def to_json(self) -> dict:
+        return {
+            "box": [round(float(v), 1) for v in self.box],
+            "score": round(float(self.score), 4),
+            "landmarks": {
+                k: [round(float(x), 1), round(float(y), 1)] for k, (x, y) in self.landmarks.items()
+            },
+        }
+
+
+def centre_first(faces: list[Face], height: int, width: int) -> list[Face]:
+    """Faces ordered by the distance of their centre to the photo's centre (the seed's rule)."""
+    return sorted(faces, key=lambda f: (f.centre[0] - width / 2) ** 2 + (f.centre[1] - height / 2) ** 2)
+
+
+def faces_from_labels(labels: np.ndarray, probs: np.ndarray | None = None, min_pixels: int = 1) -> list[Face]:
+    """One Face per connected face-core region of a label map (score: mean face-core probability)."""
+    core = np.isin(labels, FACE_CORE).astype(np.uint8)
+    n, cc, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
+    faces = []
+    core_prob = probs[list(FACE_CORE)].sum(0) if probs is not None else None
+    for k in range(1, n):
+        x, y, w, h, area = stats[k]
+        if area < min_pixels:
+            continue
+        region = cc[y : y + h, x : x + w] == k
+        parts = np.where(region, labels[y : y + h, x : x + w], 0)
+        marks = {name: (px + x, py + y) for name, (px, py) in landmarks(parts).items()}
+        score = float(core_prob[y : y + h, x : x + w][region].mean()) if core_prob is not None else 1.0
+        faces.append(Face((float(x), float(y), float(x + w), float(y + h)), score, marks))
+    return faces
+
+
+class DlibDetector:
+    """dlib's HOG frontal-face detector (score = its SVM margin; threshold 0 is dlib's default)."""
+
+    name = "dlib"
+
+    def __init__(self, upsample: int = 1, threshold: float = 0.0):
+        try:
+            import dlib
+        except ImportError:
+            raise DetectorError(
+                "the dlib face detector needs dlib-bin: pip install '.[detect]' (or use --detector parser)"
+            ) from None
+        self.detector, self.upsample, self.threshold = dlib.get_frontal_face_detector(), upsample, threshold
+
+    def __call__(self, image: np.ndarray) -> list[Face]:
+        rects, scores, _ = self.detector.run(np.ascontiguousarray(image), self.upsample, self.threshold)
+        faces = []
+        for r, s in zip(rects, scores):
+            x0, y0, x1, y1 = float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1)
+            faces.append(Face((x0, y0 - DLIB_CORE_TOP * (y1 - y0), x1, y1), float(s)))
+        return faces
+
+
+class ParserDetector:
+    """Faces found by parsing the whole photo shrunk into the model's square (padded, not squashed).
+
+    parse: RGB (S, S, 3) uint8 -> (C, S, S) probabilities (the ensemble, ensemble.wild).
+    """
+
+    name = "parser"
+
+    def __init__(self, parse: Callable[[np.ndarray], np.ndarray], size: int, min_score: float = 0.5):
+        self.parse, self.size, self.min_score = parse, size, min_score
+
+    def __call__(self, image: np.ndarray) -> list[Face]:
+        h, w = image.shape[:2]
+        m = view_transform(h, w, self.size)
+        probs = self.parse(warp_crop(image, m, self.size))
+        labels = probs.argmax(0).astype(np.uint8)
+        # Only the photo's part of the view: the padding mirrors the photo.
+        x0, y0 = np.floor(m[:, 2]).astype(int)
+        x1, y1 = np.ceil(apply(m, np.array([[w, h]]))[0]).astype(int)
+        inside = np.zeros_like(labels)
+        inside[y0:y1, x0:x1] = labels[y0:y1, x0:x1]
+        back = invert(m)
+        min_pixels = max(4, int(MIN_FACE_FRACTION * self.size**2))
+        faces = []
+        for face in faces_from_labels(inside, probs, min_pixels):
+            if face.score < self.min_score:
+                continue
+            corners = apply(back, np.array([face.box[:2], face.box[2:]]))
+            marks = {k: tuple(apply(back, np.array([p]))[0].tolist()) for k, p in face.landmarks.items()}
+            faces.append(Face(tuple(corners.ravel().tolist()), face.score, marks))
+        return faces
+
+
+def available(name: str) -> bool:
+    """Whether a detector's optional package is installed."""
+    if name != "dlib":
+        return True
+    try:
+        import dlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# name -> factory(parse, size) -> detector (callable RGB image -> faces); "none" has no detector.
+DETECTORS: dict[str, Callable[[Callable[[np.ndarray], np.ndarray], int], Callable | None]] = {
+    "dlib": lambda parse, size: DlibDetector(),
+    "parser": lambda parse, size: ParserDetector(parse, size),
+    "none": lambda parse, size: None,
+}
+
+
+def build_detector(name: str, parse: Callable[[np.ndarray], np.ndarray], size: int) -> Callable | None:
+    """The detector called name ("auto": dlib when installed, else parser); None for "none"."""
+    if name == "auto":
+        name = "dlib" if available("dlib") else "parser"
+    if name not in DETECTORS:
+        raise DetectorError(f"unknown detector {name!r}; expected one of {['auto', *DETECTORS]}")
+    return DETECTORS[name](parse, size)

@@ -111,8 +111,8 @@ class WildParser:
     def _realign(self, image, faces, transforms, crops, probs):
         """Second pass: each face re-cropped on its parsed part centroids (kept where there are too few).
 
-        The first parse also refines each face's box and gives its landmarks: those of the
-        face-core region nearest the crop's face position (a neighbour may reach into the crop).
+        The first parse gives each face its landmarks: the part centroids of the face-core region
+        nearest the crop's face position (a neighbour may reach into the crop), inside the face.
         """
         redo = []
         cx, cy = self.framing["box"][0] * self.size, self.framing["box"][1] * self.size
@@ -122,11 +122,13 @@ class WildParser:
                 continue
             parsed = min(found, key=lambda f: (f.centre[0] - cx) ** 2 + (f.centre[1] - cy) ** 2)
             back = invert(m)
-            corners = apply(back, np.array([parsed.box[:2], parsed.box[2:]]))
-            faces[i].box = tuple(np.concatenate([corners.min(0), corners.max(0)]).tolist())
-            faces[i].landmarks = {
-                k: tuple(apply(back, np.array([xy]))[0].tolist()) for k, xy in parsed.landmarks.items()
-            }
+            x0, y0, x1, y1 = faces[i].scaled_box(1.5)
+            marks = {k: tuple(apply(back, np.array([xy]))[0].tolist()) for k, xy in parsed.landmarks.items()}
+            # A parse that puts the parts outside the detected face is not trusted to align it.
+            marks = {k: (x, y) for k, (x, y) in marks.items() if x0 <= x <= x1 and y0 <= y <= y1}
+            if not marks:
+                continue
+            faces[i].landmarks = marks
             aligned = landmark_transform(faces[i].landmarks, self.framing, self.size)
             if aligned is not None:
                 transforms[i] = aligned

@@ -255,9 +255,9 @@ def prepare_dataset(
         pixel_counts=pixel_counts[:NUM_CLASSES],
         skipped=skipped,
         extra={
+            "framing": dataset_framing(prep, done),  # where the faces sit: crops of wild photos match it
             "root": str(root.resolve()),
             **importer.meta(Tally(pixel_counts, stats)),
-            "framing": dataset_framing(prep, done),  # where the faces sit: crops of wild photos match it
         },
     )
     print_summary(importer.source, root, out, meta, done, skipped, reused)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -57,7 +58,7 @@ def main() -> None:
     p.add_argument("--scenes", type=int, default=24, help="scenes to build")
     p.add_argument("--seed", type=int, default=0, help="scene seed")
     args = p.parse_args()
-    data = list(scenes(PreparedDataset(args.data), args.scenes, args.seed))
+    data = list(scenes(PreparedDataset(Path(args.data)), args.scenes, args.seed))
     plain = {
         "explicit": {
             "postprocess.smooth": "none",
@@ -81,7 +82,7 @@ def main() -> None:
         args.manifest, detector="none", framing=args.data, device="cpu", use_recipe=False, **plain
     )
     w = squash.wild
-    prep = PreparedDataset(args.data)
+    prep = PreparedDataset(Path(args.data))
     faces = [
         (read_rgb(prep.image_path(i)), read_label_map(prep.mask_path(i)))
         for s in ("train", "val", "test")

@@ -3,8 +3,8 @@
     dlib     dlib's HOG frontal-face detector (compiled into the dlib-bin wheel: nothing to download);
              optional extra: pip install '.[detect]'
     parser   no extra dependency: the ensemble parses a shrunk, padded view of the whole photo and
-             each connected region of face-core classes is a face (box, mean face probability,
-             part centroids as landmarks)
+             half-overlapping windows of half its side; each connected region of face-core classes
+             is a face (box, mean face probability, part centroids as landmarks)
     none     no detection: the whole photo is parsed as one padded square (ensemble.wild)
 
 Boxes are (x0, y0, x1, y1) in continuous photo coordinates and describe the face core (skin, eyes,
@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from data_prep.framing import FACE_CORE, landmarks
-from ensemble.align import apply, invert, view_transform, warp_crop
+from ensemble.align import apply, invert, warp_crop
 
 # dlib's box runs from the brows to the chin; the face core reaches up to the hairline.
 DLIB_CORE_TOP = 0.15  # fraction of the box height added above it
@@ -109,36 +109,98 @@ class DlibDetector:
 
 
 class ParserDetector:
-    """Faces found by parsing the whole photo shrunk into the model's square (padded, not squashed).
+    """Faces found by parsing views of the photo: the whole photo shrunk into the model's square
+    (padded, not squashed), then overlapping windows of half its side (levels), each view's face
+    regions mapped back; a region cut by a window's inner edge is left to a neighbouring window,
+    and duplicates across views are merged (the higher score kept).
 
     parse: RGB (S, S, 3) uint8 -> (C, S, S) probabilities (the ensemble, ensemble.wild).
     """
 
     name = "parser"
 
-    def __init__(self, parse: Callable[[np.ndarray], np.ndarray], size: int, min_score: float = 0.5):
-        self.parse, self.size, self.min_score = parse, size, min_score
+    def __init__(
+        self,
+        parse: Callable[[np.ndarray], np.ndarray],
+        size: int,
+        min_score: float = 0.5,
+        levels: tuple[float, ...] = (1.0, 0.5),
+    ):
+        self.parse, self.size, self.min_score, self.levels = parse, size, min_score, levels
+
+    def windows(self, h: int, w: int) -> list[tuple[float, float, float]]:
+        """(x0, y0, side) squares: per level, side = level x the photo's longer side, half overlapping."""
+        out = []
+        for level in self.levels:
+            side = level * max(h, w)
+            if level < 1 and side < self.size / 2:
+                continue  # a window that small holds no face the whole view missed
+
+            def starts(extent: int) -> np.ndarray:
+                if side >= extent:
+                    return np.array([(extent - side) / 2])
+                return np.linspace(0, extent - side, int(np.ceil((extent - side) / (side / 2))) + 1)
+
+            out += [(x, y, side) for y in starts(h) for x in starts(w)]
+        return out
 
     def __call__(self, image: np.ndarray) -> list[Face]:
         h, w = image.shape[:2]
-        m = view_transform(h, w, self.size)
+        faces = []
+        for x0, y0, side in self.windows(h, w):
+            s = self.size / side
+            faces += self._faces_in(image, np.array([[s, 0.0, -s * x0], [0.0, s, -s * y0]]))
+        return merge_duplicates(faces)
+
+    def _faces_in(self, image: np.ndarray, m: np.ndarray) -> list[Face]:
+        h, w = image.shape[:2]
         probs = self.parse(warp_crop(image, m, self.size))
         labels = probs.argmax(0).astype(np.uint8)
         # Only the photo's part of the view: the padding mirrors the photo.
-        x0, y0 = np.floor(m[:, 2]).astype(int)
-        x1, y1 = np.ceil(apply(m, np.array([[w, h]]))[0]).astype(int)
+        (px0, py0), (px1, py1) = apply(m, np.array([[0, 0], [w, h]]))
+        x0, y0 = max(0, int(np.floor(px0))), max(0, int(np.floor(py0)))
+        x1, y1 = min(self.size, int(np.ceil(px1))), min(self.size, int(np.ceil(py1)))
         inside = np.zeros_like(labels)
         inside[y0:y1, x0:x1] = labels[y0:y1, x0:x1]
         back = invert(m)
         min_pixels = max(4, int(MIN_FACE_FRACTION * self.size**2))
         faces = []
         for face in faces_from_labels(inside, probs, min_pixels):
-            if face.score < self.min_score:
+            bx0, by0, bx1, by1 = face.box
+            # Touching an edge of the view where the photo goes on: a face cut by the window.
+            cut = (
+                (bx0 <= 0 and px0 < 0)
+                or (by0 <= 0 and py0 < 0)
+                or (bx1 >= self.size and px1 > self.size)
+                or (by1 >= self.size and py1 > self.size)
+            )
+            # A face region holds an eye and one more of eyes, nose, mouth; else it is a fragment (a
+            # neck taken for skin and lips) that a finer window shows where the whole view did not.
+            has_eye = "l_eye" in face.landmarks or "r_eye" in face.landmarks
+            if face.score < self.min_score or cut or not has_eye or len(face.landmarks) < 2:
                 continue
             corners = apply(back, np.array([face.box[:2], face.box[2:]]))
             marks = {k: tuple(apply(back, np.array([p]))[0].tolist()) for k, p in face.landmarks.items()}
             faces.append(Face(tuple(corners.ravel().tolist()), face.score, marks))
         return faces
+
+
+def merge_duplicates(faces: list[Face], overlap: float = 0.5) -> list[Face]:
+    """Faces by score; one that shares over `overlap` of the smaller box with a kept one is dropped."""
+    kept: list[Face] = []
+    for face in sorted(faces, key=lambda f: -f.score):
+        a = face.box
+        area_a = (a[2] - a[0]) * (a[3] - a[1])
+        duplicate = False
+        for k in kept:
+            b = k.box
+            inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+            if inter > overlap * min(area_a, (b[2] - b[0]) * (b[3] - b[1])):
+                duplicate = True
+                break
+        if not duplicate:
+            kept.append(face)
+    return kept
 
 
 def available(name: str) -> bool:

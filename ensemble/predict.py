@@ -200,11 +200,7 @@ def predict(
     max_pixels are predicted shrunk (data_prep.layout.fit_pixels): size is then the shrunk size.
     """
     device = torch.device(device)
-    w = _normalised_weights(members, weights, views)
-    timings = timings if timings is not None else Timings()
-    timer = _ForwardTimer(device, timings)
-    specs, spec_of = distinct_specs(members)
-    res = max(m.image_size for m in members)
+    w, timings, timer, specs, spec_of, res = _setup(members, weights, views, device, timings)
     # The stages need every member's plain (identity) prediction; run it even when the TTA
     # views leave it out (flip+scale without 1.0) but keep it out of the TTA average.
     has_identity = any(v.is_identity for v in views)
@@ -233,6 +229,21 @@ def predict(
         yield from batch
 
 
+def _setup(members, weights, views, device, timings):
+    """Normalised weights, timings, forward timer, distinct input specs, model resolution."""
+    timings = timings if timings is not None else Timings()
+    specs, spec_of = distinct_specs(members)
+    res = max(m.image_size for m in members)
+    return (
+        _normalised_weights(members, weights, views),
+        timings,
+        _ForwardTimer(device, timings),
+        specs,
+        spec_of,
+        res,
+    )
+
+
 def _normalised_weights(
     members: Sequence[Member], weights: Sequence[float], views: Sequence[View]
 ) -> np.ndarray:
@@ -257,11 +268,7 @@ def predict_arrays(
 ) -> list[torch.Tensor]:
     """predict() for in-memory RGB uint8 images: (C, H, W) probabilities at each image's size."""
     device = torch.device(device)
-    w = _normalised_weights(members, weights, views)
-    timings = timings if timings is not None else Timings()
-    timer = _ForwardTimer(device, timings)
-    specs, spec_of = distinct_specs(members)
-    res = max(m.image_size for m in members)
+    w, timings, timer, specs, spec_of, res = _setup(members, weights, views, device, timings)
     out: list[torch.Tensor] = []
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]

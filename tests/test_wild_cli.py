@@ -16,6 +16,10 @@ from ensemble.api import Parser
 from ensemble_fixtures import write_manifest
 
 
+def predict(photos, manifest, out, *flags) -> int:
+    return main(["predict", str(photos), "--manifest", str(manifest), "--out", str(out), *flags])
+
+
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory):
     return write_manifest(tmp_path_factory.mktemp("wild_models"))
@@ -29,20 +33,7 @@ def test_predict_writes_masks_overlays_and_faces_at_each_photos_size(manifest, t
     exif = plain.getexif()
     exif[0x0112] = 6  # "rotate 90 CW to display": shown as a 40x64 portrait
     plain.save(photos / "phone.jpg", exif=exif.tobytes())
-    rc = main(
-        [
-            "predict",
-            str(photos),
-            "--manifest",
-            str(manifest),
-            "--out",
-            str(out),
-            "--detector",
-            "none",
-            "--quiet",
-        ]
-    )
-    assert rc == 0
+    assert predict(photos, manifest, out, "--detector", "none", "--quiet") == 0
     assert read_label_map(out / "masks" / "wide.png").shape == (50, 90)
     assert read_label_map(out / "masks" / "phone.png").shape == (64, 40)  # as displayed
     assert read_rgb(out / "color" / "phone.png").shape == (64, 40, 3)
@@ -51,9 +42,8 @@ def test_predict_writes_masks_overlays_and_faces_at_each_photos_size(manifest, t
     assert json.loads((out / "faces.json").read_text()) == {"phone": [], "wide": []}
     assert "faces.json" in capsys.readouterr().out
     # A second run needs --overwrite, and a missing manifest is one error line, nothing replaced.
-    again = ["predict", str(photos), "--manifest", str(manifest), "--out", str(out), "--detector", "none"]
-    assert main(again) == 2
-    assert main([*again[:3], str(tmp_path / "none.json"), *again[4:], "--overwrite"]) == 2
+    assert predict(photos, manifest, out, "--detector", "none") == 2
+    assert predict(photos, tmp_path / "none.json", out, "--overwrite") == 2
     assert (out / "faces.json").is_file()
 
 
@@ -63,20 +53,7 @@ def test_predict_finds_the_astronaut_and_a_faceless_photo_gives_background(manif
     photos, out = tmp_path / "photos", tmp_path / "out"
     write_image(photos / "astronaut.png", data.astronaut())
     write_image(photos / "wall.png", np.full((80, 120, 3), 128, np.uint8))
-    rc = main(
-        [
-            "predict",
-            str(photos),
-            "--manifest",
-            str(manifest),
-            "--out",
-            str(out),
-            "--detector",
-            "dlib",
-            "--quiet",
-        ]
-    )
-    assert rc == 0
+    assert predict(photos, manifest, out, "--detector", "dlib", "--quiet") == 0
     assert "wall.png: no face found" in capsys.readouterr().out
     assert not read_label_map(out / "masks" / "wall.png").any()
     faces = json.loads((out / "faces.json").read_text())

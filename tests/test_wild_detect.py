@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import time
 
 import numpy as np
 import pytest
@@ -67,11 +66,9 @@ def test_dlib_finds_the_astronauts_face_where_it_is():
     pytest.importorskip("dlib")
     data = pytest.importorskip("skimage.data")
     image = data.astronaut()
-    t0 = time.perf_counter()
     faces = centre_first(DlibDetector()(image), *image.shape[:2])
-    seconds = time.perf_counter() - t0
     best = max(faces, key=lambda f: f.score)
     # dlib's own box is (175, 76)-(266, 167) (exclusive ends); ours reaches up to the hairline.
     x0, y0, x1, y1 = best.box
     assert (x0, x1, y1) == (175, 266, 167) and 55 <= y0 <= 76
-    assert best.score > 1.0 and seconds < 5
+    assert best.score > 1.0

@@ -19,6 +19,7 @@ import numpy as np
 
 from configs import NUM_CLASSES
 from configs.schema import PostprocessConfig
+from data_prep.framing import face_box
 from data_prep.layout import PreparedDataset, read_label_map, read_rgb
 from ensemble.api import Parser
 from ensemble.postprocess import build_steps
@@ -28,7 +29,7 @@ from tuning.metrics import scores_from_confusion
 
 
 def scenes(prep: PreparedDataset, n: int, seed: int):
-    """(image, labels) wild scenes built from the prepared faces."""
+    """(image, labels, face-core boxes) wild scenes built from the prepared faces."""
     rng = np.random.default_rng(seed)
     ids = [i for s in ("train", "val", "test") for i in prep.split_ids(s)]
     size = read_label_map(prep.mask_path(ids[0])).shape[0]
@@ -38,6 +39,7 @@ def scenes(prep: PreparedDataset, n: int, seed: int):
             rng.uniform(0, 255, (6, 8, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC
         )
         image, labels = np.clip(noise, 0, 255).astype(np.uint8), np.zeros((h, w), np.uint8)
+        boxes = []
         for _ in range(rng.integers(1, 3)):
             k = ids[rng.integers(len(ids))]
             face, lab = read_rgb(prep.image_path(k)), read_label_map(prep.mask_path(k))
@@ -48,7 +50,9 @@ def scenes(prep: PreparedDataset, n: int, seed: int):
             lab = cv2.warpAffine(lab, rot, (s, s), flags=cv2.INTER_NEAREST)
             x, y = rng.integers(0, w - s), rng.integers(0, h - s)
             image[y : y + s, x : x + s], labels[y : y + s, x : x + s] = face, lab
-        yield image, labels
+            x0, y0, x1, y1 = face_box(lab)
+            boxes.append((x0 + x, y0 + y, x1 + x, y1 + y))
+        yield image, labels, boxes
 
 
 def main() -> None:
@@ -57,20 +61,32 @@ def main() -> None:
     p.add_argument("--data", required=True, help="prepared dataset whose faces the scenes are made of")
     p.add_argument("--scenes", type=int, default=24, help="scenes to build")
     p.add_argument("--seed", type=int, default=0, help="scene seed")
+    p.add_argument("--what", default="f1,steps,detect", help="comma list of: f1, steps, detect")
     args = p.parse_args()
-    data = list(scenes(PreparedDataset(Path(args.data)), args.scenes, args.seed))
-    plain = {
-        "explicit": {
+    what = set(args.what.split(","))
+    prep = PreparedDataset(Path(args.data))
+    scene_data = list(scenes(prep, args.scenes, args.seed))
+    rows = {}
+
+    def load(detector: str, **kw) -> Parser:
+        explicit = {
             "postprocess.smooth": "none",
             "postprocess.remove_small": False,
             "postprocess.fill_holes": False,
         }
-    }
-    rows = {}
+        return Parser.from_manifest(
+            args.manifest,
+            detector=detector,
+            framing=args.data,
+            device="cpu",
+            use_recipe=False,
+            explicit=explicit,
+            **kw,
+        )
 
-    def score(name: str, parse) -> None:
+    def score(name: str, parse, data=scene_data) -> None:
         cm, t0 = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64), time.perf_counter()
-        for image, labels in data:
+        for image, labels, *_ in data:
             cm += image_confusion(parse(image), labels)
         rows[name] = {
             "f1": round(scores_from_confusion(cm)["f1"], 4),
@@ -78,48 +94,52 @@ def main() -> None:
         }
         print(name, rows[name], flush=True)
 
-    squash = Parser.from_manifest(
-        args.manifest, detector="none", framing=args.data, device="cpu", use_recipe=False, **plain
-    )
-    w = squash.wild
-    prep = PreparedDataset(Path(args.data))
-    faces = [
-        (read_rgb(prep.image_path(i)), read_label_map(prep.mask_path(i)))
-        for s in ("train", "val", "test")
-        for i in prep.split_ids(s)
-    ]
-    data, scene_data = faces, data
-    score(
-        "pre-cropped training-framed faces (reference)",
-        lambda im: predict_arrays(w.members, w.weights, [im], w.views)[0].argmax(0).numpy().astype(np.uint8),
-    )
-    data = scene_data
-    score(
-        "squashed whole photo (run's behaviour)",
-        lambda im: predict_arrays(w.members, w.weights, [im], w.views)[0].argmax(0).numpy().astype(np.uint8),
-    )
-    score("padded whole photo (--detector none)", squash.parse)
-    for det in ("parser", "dlib"):
-        for second in (False, True):
-            parser = Parser.from_manifest(
-                args.manifest,
-                detector=det,
-                framing=args.data,
-                device="cpu",
-                use_recipe=False,
-                second_pass=second,
-                **plain,
-            )
-            score(f"{det} + box crop" + (" + landmark re-align" if second else ""), parser.parse)
-    parser = Parser.from_manifest(
-        args.manifest, detector="parser", framing=args.data, device="cpu", use_recipe=False, **plain
-    )
-    for step in ("face_clip", "glasses_to_skin", "eye_repair"):
-        parser.wild.steps = build_steps(
-            PostprocessConfig(smooth="none", remove_small=False, fill_holes=False, **{step: True})
-        )
-        score(f"parser + re-align + {step}", parser.parse)
+    if "f1" in what:
+        w = load("none").wild
+
+        def plain(im: np.ndarray) -> np.ndarray:  # the members on the image squashed to their square
+            return predict_arrays(w.members, w.weights, [im], w.views)[0].argmax(0).numpy().astype(np.uint8)
+
+        ids = [i for s in ("train", "val", "test") for i in prep.split_ids(s)]
+        faces = [(read_rgb(prep.image_path(i)), read_label_map(prep.mask_path(i))) for i in ids]
+        score("pre-cropped training-framed faces (reference)", plain, faces)
+        score("squashed whole photo (run's behaviour)", plain)
+        score("padded whole photo (--detector none)", load("none").parse)
+        for det in ("parser", "dlib"):
+            for second in (False, True):
+                name = f"{det} + box crop" + (" + landmark re-align" if second else "")
+                score(name, load(det, second_pass=second).parse)
+    if "steps" in what:
+        parser = load("auto")
+        score("auto detector + re-align, no face step", parser.parse)
+        for step in ("face_clip", "glasses_to_skin", "eye_repair"):
+            cfg = PostprocessConfig(smooth="none", remove_small=False, fill_holes=False, **{step: True})
+            parser.wild.steps = build_steps(cfg)
+            score(f"auto detector + re-align + {step}", parser.parse)
+    if "detect" in what:
+        for det in ("parser", "dlib"):
+            parser, found, missed, extra, t0 = load(det), 0, 0, 0, time.perf_counter()
+            for image, _, boxes in scene_data:
+                faces = parser.wild.detect(image)
+                hits = [max((iou(b, f.box) for f in faces), default=0) >= 0.5 for b in boxes]
+                found, missed = found + sum(hits), missed + len(hits) - sum(hits)
+                extra += sum(max((iou(b, f.box) for b in boxes), default=0) < 0.5 for f in faces)
+            t = round((time.perf_counter() - t0) / len(scene_data), 3)
+            rows[f"detect {det}"] = {
+                "found": found,
+                "missed": missed,
+                "false_positives": extra,
+                "s_per_photo": t,
+            }
+            print(f"detect {det}", rows[f"detect {det}"], flush=True)
     print(json.dumps(rows, indent=1))
+
+
+def iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ class Parser:
         ensemble: EnsembleConfig | None = None,
         explicit: dict[str, Any] | None = None,
         second_pass: bool = True,
+        max_faces: int = 8,
     ) -> Parser:
         """Members, weights, views and post-processing as `run` would use them (recipe first)."""
         ens = ensemble or EnsembleConfig()
@@ -67,6 +68,7 @@ class Parser:
             framing=frame,
             detector=detector,
             second_pass=second_pass,
+            max_faces=max_faces,
             device=parts.device,
             max_pixels=ens.max_pixels,
         )

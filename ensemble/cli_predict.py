@@ -18,6 +18,7 @@ from tqdm import tqdm
 from configs.overrides import add_set_argument, load_with_sets
 from configs.schema import ConfigError
 from data_prep.atomic import write_image, write_json
+from data_prep.importer import positive_int
 from data_prep.layout import DatasetError, read_rgb
 from ensemble.api import Parser
 from ensemble.detect import DETECTORS, DetectorError
@@ -56,6 +57,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--no-second-pass", action="store_true", help="crop on the detected box only (no re-alignment)"
+    )
+    p.add_argument(
+        "--max-faces",
+        type=positive_int,
+        default=8,
+        help="parse at most this many faces per photo, nearest the centre first (1: the seed's rule)",
     )
     p.add_argument("--tta", choices=list(TTA_MODES), help="test-time augmentation instead of the recipe's")
     p.add_argument(
@@ -105,6 +112,7 @@ def main(args: argparse.Namespace) -> int:
             ens,
             explicit,
             second_pass=not args.no_second_pass,
+            max_faces=args.max_faces,
         )
     except (*INPUT_ERRORS, DetectorError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)

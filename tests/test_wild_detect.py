@@ -41,6 +41,10 @@ def test_faces_come_centre_first():
     image, _, boxes = make_scene(200, 300, [(10, 10, 60), (120, 70, 70)], seed=1)
     first = _parser()(image).faces[0]
     assert iou(first.box, boxes[1]) >= 0.5
+    # The seed's rule (one face per photo): only the face nearest the centre is parsed.
+    only = _parser(max_faces=1)(image)
+    assert len(only.faces) == 1 and iou(only.faces[0].box, boxes[1]) >= 0.5
+    assert not only.labels[:, :70].any()  # the other face (x 10..70) stays background
 
 
 def test_parser_mode_on_a_photo_without_a_face_finds_none():

@@ -209,6 +209,11 @@ class PostprocessConfig(Section):
     fill_holes: bool = True
     grabcut: bool = False
     crf: bool = False
+    # Detection-based steps (ensemble.face_steps); factors: parts, hair, skin (the seed's).
+    face_clip: bool = False
+    face_clip_scales: tuple[Positive, Positive, Positive] = (0.9, 1.3, 1.1)
+    glasses_to_skin: bool = False
+    eye_repair: bool = False
 
 
 class CsvConfig(Section):

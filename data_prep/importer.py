@@ -47,6 +47,7 @@ from tqdm import tqdm
 
 from configs import NUM_CLASSES
 from data_prep.atomic import write_image
+from data_prep.framing import dataset_framing
 from data_prep.layout import DatasetError, PreparedDataset, decode, write_meta, write_splits
 from data_prep.rerun import check_reuse, discard_outputs, finished_label, remove_stale_temp_files
 from data_prep.splits import filter_splits, id_sort_key
@@ -253,7 +254,11 @@ def prepare_dataset(
         splits=splits,
         pixel_counts=pixel_counts[:NUM_CLASSES],
         skipped=skipped,
-        extra={"root": str(root.resolve()), **importer.meta(Tally(pixel_counts, stats))},
+        extra={
+            "framing": dataset_framing(prep, done),  # where the faces sit: crops of wild photos match it
+            "root": str(root.resolve()),
+            **importer.meta(Tally(pixel_counts, stats)),
+        },
     )
     print_summary(importer.source, root, out, meta, done, skipped, reused)
     return meta

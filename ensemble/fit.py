@@ -170,6 +170,9 @@ def _postprocess_stages() -> list[
             ),
         ),
         ("fill_holes", grid("fill_holes", "fill_holes", [True])),
+        ("face_clip", grid("face_clip", "face_clip", [True])),
+        ("glasses_to_skin", grid("glasses_to_skin", "glasses_to_skin", [True])),
+        ("eye_repair", grid("eye_repair", "eye_repair", [True])),
     ]
     return stages
 

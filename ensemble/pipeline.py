@@ -196,49 +196,85 @@ def _plan(opts: RunOptions) -> _Plan:
                 f"(--skip-bad writes empty rows for them instead)"
             ]
         )
-    recipe_path = opts.recipe
-    if recipe_path is None and opts.use_recipe and default_recipe_path(opts.manifest).is_file():
-        recipe_path = default_recipe_path(opts.manifest)
+    parts = load_ensemble(opts.manifest, ens, opts.recipe, opts.use_recipe, opts.explicit, opts.device)
+    labels, members = apply_label_set(
+        opts.label_set, test_set, parts.members, check_workers, opts.images, opts.gt_label_set
+    )
+    return _Plan(
+        test_set=test_set,
+        bad={b.path: b.reason for b in bad_images},
+        views=parts.views,
+        steps=parts.steps,
+        members=members,
+        device=parts.device,
+        weights=parts.weights,
+        weights_mode=parts.weights_mode,
+        recipe=parts.recipe,
+        recipe_path=parts.recipe_path,
+        labels=labels,
+    )
+
+
+@dataclass
+class EnsembleParts:
+    """What an ensemble predicts with: members and weights, views, post-processing steps."""
+
+    members: list[Member]
+    weights: dict[str, float]
+    weights_mode: str
+    views: list[View]
+    steps: list[Step]
+    device: Any
+    recipe: Recipe | None = None
+    recipe_path: Path | None = None
+
+
+def load_ensemble(
+    manifest: Path,
+    ens: EnsembleConfig,
+    recipe_path: Path | None = None,
+    use_recipe: bool = True,
+    explicit: dict[str, Any] | None = None,
+    device: str = "auto",
+) -> EnsembleParts:
+    """Members, weights, views and steps from a manifest, its recipe (recipe.json beside it by
+    default) and the settings given as flags (explicit: they beat the recipe)."""
+    explicit = explicit or {}
+    if recipe_path is None and use_recipe and default_recipe_path(manifest).is_file():
+        recipe_path = default_recipe_path(manifest)
     post = ens.postprocess
     views = build_views(ens.tta, ens.scales)
     recipe = None
     if recipe_path is not None:
         recipe = read_recipe(recipe_path)
         post = recipe.postprocess
-        if "views" not in opts.explicit:
+        if "views" not in explicit:
             views = [view_from_name(v) for v in recipe.views]
     post = post.model_copy(
-        update={k.split(".", 1)[1]: v for k, v in opts.explicit.items() if k.startswith("postprocess.")}
+        update={k.split(".", 1)[1]: v for k, v in explicit.items() if k.startswith("postprocess.")}
     )
     steps = build_steps(post)  # before loading models: a missing extra fails fast
-    device = resolve_device(opts.device)
-    members = load_manifest(opts.manifest, device).members
-    mode = opts.explicit.get("weights")
+    device = resolve_device(device)
+    members = load_manifest(manifest, device).members
+    mode = explicit.get("weights")
     if recipe is not None:
         check_members(recipe, [m.name for m in members], recipe_path)
         members = [m for m in members if m.name in recipe.members]
-    labels, members = apply_label_set(
-        opts.label_set, test_set, members, check_workers, opts.images, opts.gt_label_set
-    )
-    plan = _Plan(
-        test_set=test_set,
-        bad={b.path: b.reason for b in bad_images},
-        views=views,
-        steps=steps,
-        members=members,
-        device=device,
-        weights={},
-        weights_mode=mode or ("recipe" if recipe else ens.member_weights),
-        recipe=recipe,
-        recipe_path=recipe_path,
-        labels=labels,
-    )
     if mode is None and recipe is not None:
         total = sum(recipe.members.values())
-        plan.weights = {m.name: recipe.members[m.name] / total for m in members}
+        weights = {m.name: recipe.members[m.name] / total for m in members}
     else:
-        plan.weights = WEIGHT_MODES[mode or ens.member_weights](members)
-    return plan
+        weights = WEIGHT_MODES[mode or ens.member_weights](members)
+    return EnsembleParts(
+        members=members,
+        weights=weights,
+        weights_mode=mode or ("recipe" if recipe else ens.member_weights),
+        views=views,
+        steps=steps,
+        device=device,
+        recipe=recipe,
+        recipe_path=recipe_path,
+    )
 
 
 def _announce_downscaled(test_set: ImageSet, max_pixels: int) -> list[dict[str, Any]]:

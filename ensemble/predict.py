@@ -200,18 +200,7 @@ def predict(
     max_pixels are predicted shrunk (data_prep.layout.fit_pixels): size is then the shrunk size.
     """
     device = torch.device(device)
-    if len(weights) != len(members):
-        raise ValueError(f"{len(weights)} weights for {len(members)} members")
-    w = np.asarray(weights, dtype=np.float64)
-    if (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"member weights must be >= 0 with a positive sum, got {list(weights)}")
-    w = w / w.sum()
-    if not views:
-        raise ValueError("no TTA views given")
-    timings = timings if timings is not None else Timings()
-    timer = _ForwardTimer(device, timings)
-    specs, spec_of = distinct_specs(members)
-    res = max(m.image_size for m in members)
+    w, timings, timer, specs, spec_of, res = _setup(members, weights, views, device, timings)
     # The stages need every member's plain (identity) prediction; run it even when the TTA
     # views leave it out (flip+scale without 1.0) but keep it out of the TTA average.
     has_identity = any(v.is_identity for v in views)
@@ -238,6 +227,73 @@ def predict(
             )
         timings.images += len(batch)
         yield from batch
+
+
+def _setup(members, weights, views, device, timings):
+    """Normalised weights, timings, forward timer, distinct input specs, model resolution."""
+    timings = timings if timings is not None else Timings()
+    specs, spec_of = distinct_specs(members)
+    res = max(m.image_size for m in members)
+    return (
+        _normalised_weights(members, weights, views),
+        timings,
+        _ForwardTimer(device, timings),
+        specs,
+        spec_of,
+        res,
+    )
+
+
+def _normalised_weights(
+    members: Sequence[Member], weights: Sequence[float], views: Sequence[View]
+) -> np.ndarray:
+    if len(weights) != len(members):
+        raise ValueError(f"{len(weights)} weights for {len(members)} members")
+    w = np.asarray(weights, dtype=np.float64)
+    if (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"member weights must be >= 0 with a positive sum, got {list(weights)}")
+    if not views:
+        raise ValueError("no TTA views given")
+    return w / w.sum()
+
+
+def predict_arrays(
+    members: Sequence[Member],
+    weights: Sequence[float],
+    images: Sequence[np.ndarray],
+    views: Sequence[View],
+    device: torch.device | str = "cpu",
+    batch_size: int = 4,
+    timings: Timings | None = None,
+) -> list[torch.Tensor]:
+    """predict() for in-memory RGB uint8 images: (C, H, W) probabilities at each image's size."""
+    device = torch.device(device)
+    w, timings, timer, specs, spec_of, res = _setup(members, weights, views, device, timings)
+    out: list[torch.Tensor] = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        inputs = [torch.stack([prepare_input(image, spec) for image in chunk]) for spec in specs]
+        items = [ImageItem(f"array{start + i}", Path(f"array{start + i}")) for i in range(len(chunk))]
+        sizes = [list(image.shape[:2]) for image in chunk]
+        with torch.inference_mode():
+            batch = _predict_batch(
+                members,
+                w,
+                views,
+                views,
+                spec_of,
+                res,
+                False,
+                timer,
+                list(range(len(chunk))),
+                sizes,
+                inputs,
+                items,
+                device,
+            )
+        timings.images += len(batch)
+        out += [pred.probs for pred in batch]
+    return out
 
 
 def _predict_batch(

@@ -94,3 +94,21 @@ def plot_confusion(cm: np.ndarray, path: str | Path, title: str = "confusion (ro
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     write_bytes(path, buf.getvalue())
+
+
+def overlay(
+    image: np.ndarray,
+    labels: np.ndarray,
+    boxes: list[tuple[float, float, float, float]] = (),
+    alpha: float = 0.5,
+) -> np.ndarray:
+    """RGB photo with translucent class colours (background left clear), face boxes and a legend."""
+    out = image.astype(np.float32)
+    on = labels > 0
+    out[on] = (1 - alpha) * out[on] + alpha * colorize(labels)[on].astype(np.float32)
+    out = out.round().astype(np.uint8)
+    thickness = max(1, round(max(labels.shape) / 400))
+    for x0, y0, x1, y1 in boxes:
+        cv2.rectangle(out, (round(x0), round(y0)), (round(x1) - 1, round(y1) - 1), (255, 255, 255), thickness)
+    shown = sorted(c for c in np.unique(labels).tolist() if 0 < c < NUM_CLASSES)
+    return np.vstack([out, legend(shown, out.shape[1])]) if shown else out

@@ -149,7 +149,16 @@ def test_each_step_is_switched_by_its_own_config_field():
         steps = build_steps(off.model_copy(update=field))
         assert [s.name for s in steps] == [name]
     assert [s.name for s in build_steps(PostprocessConfig())] == ["gaussian", "remove_small", "fill_holes"]
-    assert list(STEPS) == ["smooth", "crf", "grabcut", "remove_small", "fill_holes"]
+    assert list(STEPS) == [
+        "smooth",
+        "crf",
+        "grabcut",
+        "remove_small",
+        "fill_holes",
+        "face_clip",
+        "glasses_to_skin",
+        "eye_repair",
+    ]
 
 
 def test_postprocess_reports_labels_after_every_step():

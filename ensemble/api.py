@@ -1,0 +1,91 @@
+"""Parsing photos from Python (notebooks): `Parser.from_manifest(path).parse(image) -> labels`.
+
+from ensemble.api import Parser
+parser = Parser.from_manifest("models/celebamask/manifest.json")   # recipe.json beside it is used
+labels = parser.parse(rgb)            # (H, W) uint8 class IDs at the photo's size
+result = parser.parse_faces(rgb)      # labels + faces (box, score, landmarks), centre first
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from configs.schema import EnsembleConfig
+from data_prep.framing import DEFAULT_FRAMING, read_framing
+from data_prep.layout import read_rgb
+from ensemble.members import Member
+from ensemble.pipeline import load_ensemble
+from ensemble.wild import WildParser, WildResult
+
+
+def training_framing(members: Sequence[Member], dataset: str | Path | None = None) -> tuple[dict, str]:
+    """(framing, where it came from): dataset's, else the first member's training dataset's, else the
+    documented default (data_prep.framing.DEFAULT_FRAMING)."""
+    if dataset is not None:
+        return read_framing(dataset), str(dataset)
+    for m in members:
+        for ref in (m.config.get("data") or {}).get("datasets") or []:
+            path = Path(ref.get("path", "")) if isinstance(ref, dict) else None
+            if path is not None and (path / "dataset.json").is_file():
+                return read_framing(path), str(path)
+    return dict(DEFAULT_FRAMING), "default"
+
+
+class Parser:
+    """An ensemble that parses whole photos: faces found, aligned, parsed and pasted back."""
+
+    def __init__(self, wild: WildParser, framing_source: str = "default"):
+        self.wild = wild
+        self.framing_source = framing_source
+
+    @classmethod
+    def from_manifest(
+        cls,
+        manifest: str | Path,
+        recipe: str | Path | None = None,
+        use_recipe: bool = True,
+        detector: str = "auto",
+        framing: str | Path | None = None,
+        device: str = "auto",
+        ensemble: EnsembleConfig | None = None,
+        explicit: dict[str, Any] | None = None,
+        second_pass: bool = True,
+        max_faces: int = 8,
+    ) -> Parser:
+        """Members, weights, views and post-processing as `run` would use them (recipe first)."""
+        ens = ensemble or EnsembleConfig()
+        parts = load_ensemble(Path(manifest), ens, recipe and Path(recipe), use_recipe, explicit, device)
+        frame, source = training_framing(parts.members, framing)
+        wild = WildParser(
+            members=parts.members,
+            weights=[parts.weights[m.name] for m in parts.members],
+            views=parts.views,
+            steps=parts.steps,
+            framing=frame,
+            detector=detector,
+            second_pass=second_pass,
+            max_faces=max_faces,
+            device=parts.device,
+            max_pixels=ens.max_pixels,
+        )
+        return cls(wild, source)
+
+    def parse_faces(self, image: np.ndarray | str | Path) -> WildResult:
+        """Labels, faces (centre first) and a message (e.g. no face) for an RGB uint8 array or a file."""
+        path = None
+        if not isinstance(image, np.ndarray):
+            path, image = Path(image), read_rgb(image)
+        return self.wild(np.ascontiguousarray(image), path)
+
+    def parse(self, image: np.ndarray | str | Path) -> np.ndarray:
+        """(H, W) uint8 class IDs (configs.CLASSES) at the photo's own size."""
+        return self.parse_faces(image).labels
+
+
+def parse(image: np.ndarray, manifest: str | Path, **options) -> np.ndarray:
+    """One-off: labels of an RGB photo with the ensemble of a manifest (options: Parser.from_manifest's)."""
+    return Parser.from_manifest(manifest, **options).parse(image)

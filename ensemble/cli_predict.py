@@ -1,0 +1,147 @@
+"""`python -m ensemble predict PHOTO|DIR --out OUT`: parse one's own photos, faces anywhere in them.
+
+Writes OUT/masks/{stem}.png (class IDs at the photo's size), OUT/color/{stem}.png (palette),
+OUT/overlay/{stem}.png (photo + translucent class colours + face boxes + legend) and OUT/faces.json
+({stem: [{"box": [x0, y0, x1, y1], "score": s, "landmarks": {name: [x, y]}}]}, centre first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from configs.overrides import add_set_argument, load_with_sets
+from configs.schema import ConfigError
+from data_prep.atomic import write_image, write_json
+from data_prep.importer import positive_int
+from data_prep.layout import DatasetError, read_rgb
+from ensemble.api import Parser
+from ensemble.detect import DETECTORS, DetectorError
+from ensemble.inputs import IMAGE_EXTENSIONS, ImageItem, discover
+from ensemble.outputs import check_out_folder
+from ensemble.pipeline import INPUT_ERRORS
+from ensemble.submission import write_masks
+from ensemble.tta import TTA_MODES
+from ensemble.viz import overlay
+
+OWN = ("masks", "color", "overlay", "faces.json")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "photos", type=Path, help="a photo, or a folder of photos (any size; EXIF orientation applied)"
+    )
+    p.add_argument("--manifest", type=Path, required=True, help="models/NAME/manifest.json")
+    p.add_argument("--out", type=Path, required=True, help="output folder (new or empty, or --overwrite)")
+    p.add_argument(
+        "--recipe", type=Path, help="recipe from ensemble fit (default: recipe.json beside the manifest)"
+    )
+    p.add_argument("--no-recipe", action="store_true", help="ignore recipe.json beside the manifest")
+    p.add_argument(
+        "--detector",
+        default="auto",
+        choices=["auto", *DETECTORS],
+        help="dlib (pip install '.[detect]'), parser (the ensemble finds the faces itself), none (the "
+        "whole photo as one padded square); auto: dlib when installed, else parser",
+    )
+    p.add_argument(
+        "--framing",
+        type=Path,
+        help="prepared dataset whose face framing the crops copy (default: the members' training "
+        "dataset when it is here, else a built-in default)",
+    )
+    p.add_argument(
+        "--no-second-pass", action="store_true", help="crop on the detected box only (no re-alignment)"
+    )
+    p.add_argument(
+        "--max-faces",
+        type=positive_int,
+        default=8,
+        help="parse at most this many faces per photo, nearest the centre first (1: the seed's rule)",
+    )
+    p.add_argument("--tta", choices=list(TTA_MODES), help="test-time augmentation instead of the recipe's")
+    p.add_argument(
+        "--face-clip", action="store_true", help="clear parts, hair and skin far outside the face box"
+    )
+    p.add_argument("--glasses-to-skin", action="store_true", help="label glasses as skin")
+    p.add_argument("--eye-repair", action="store_true", help="keep/draw each eye at its landmark")
+    p.add_argument("--config", type=Path, help="RunConfig YAML whose ensemble section gives the defaults")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the members run")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous predict's outputs in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_set_argument(p)
+
+
+def photo_items(photos: Path) -> list[ImageItem]:
+    """One photo, or a folder's photos in stem order."""
+    if photos.is_file():
+        if photos.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise DatasetError(f"{photos}: not an image file type OpenCV reads ({photos.suffix})")
+        return [ImageItem(photos.stem, photos)]
+    return discover(photos).items
+
+
+def main(args: argparse.Namespace) -> int:
+    """Parse every photo; 2 on bad input (nothing written), 1 when some photos could not be read."""
+    explicit = {"views": True} if args.tta else {}
+    for key, on in (
+        ("face_clip", args.face_clip),
+        ("glasses_to_skin", args.glasses_to_skin),
+        ("eye_repair", args.eye_repair),
+    ):
+        if on:
+            explicit[f"postprocess.{key}"] = True
+    try:
+        ens = load_with_sets(args.config, args.overrides).ensemble
+        if args.tta:
+            ens = ens.model_copy(update={"tta": args.tta})
+        check_out_folder(args.out, args.overwrite)
+        items = photo_items(args.photos)
+        parser = Parser.from_manifest(
+            args.manifest,
+            args.recipe,
+            not args.no_recipe,
+            args.detector,
+            args.framing,
+            args.device,
+            ens,
+            explicit,
+            second_pass=not args.no_second_pass,
+            max_faces=args.max_faces,
+        )
+    except (*INPUT_ERRORS, DetectorError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for name in OWN:  # only after every check passed
+        path = args.out / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    print(f"detector: {args.detector}; framing: {parser.framing_source}")
+    faces, bad, t0 = {}, [], time.perf_counter()
+    for item in tqdm(items, desc="predict", unit="photo", disable=args.quiet):
+        try:
+            image = read_rgb(item.path)
+        except DatasetError as err:
+            print(f"error: {err} (skipped)", file=sys.stderr)
+            bad.append(item.path)
+            continue
+        result = parser.wild(image, item.path)
+        if result.message:
+            print(f"{item.path}: {result.message}")
+        write_masks(args.out, item.stem, result.labels)
+        write_image(
+            args.out / "overlay" / f"{item.stem}.png",
+            overlay(image, result.labels, [f.box for f in result.faces]),
+        )
+        faces[item.stem] = [f.to_json() for f in result.faces]
+    write_json(args.out / "faces.json", faces)
+    n = len(faces)
+    print(
+        f"{n} photo(s), {sum(map(len, faces.values()))} face(s), "
+        f"{(time.perf_counter() - t0) / max(n, 1):.3f} s/photo; outputs in {args.out}: masks/, color/, overlay/, faces.json"
+    )
+    return 1 if bad else 0

@@ -1,0 +1,231 @@
+"""Face detectors behind a registry: where the faces of a photo are, as boxes with a score.
+
+    dlib     dlib's HOG frontal-face detector (compiled into the dlib-bin wheel: nothing to download);
+             optional extra: pip install '.[detect]'
+    parser   no extra dependency: the ensemble parses a shrunk, padded view of the whole photo and
+             half-overlapping windows of half its side; each connected region of face-core classes
+             is a face (box, mean face probability, part centroids as landmarks)
+    none     no detection: the whole photo is parsed as one padded square (ensemble.wild)
+
+Boxes are (x0, y0, x1, y1) in continuous photo coordinates and describe the face core (skin, eyes,
+brows, nose, mouth, lips: data_prep.framing), the box the training framing is measured on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from data_prep.framing import FACE_CORE, landmarks
+from ensemble.align import apply, invert, warp_crop
+
+# dlib's box runs from the brows to the chin; the face core reaches up to the hairline.
+DLIB_CORE_TOP = 0.15  # fraction of the box height added above it
+# dlib's SVM margin; its own default is 0. On astronaut() the face scores 1.16 and a false positive
+# (the suit's collar, nearer the centre once boxes are ordered) 0.12.
+DLIB_THRESHOLD = 0.3
+MIN_FACE_FRACTION = 0.002  # a parsed face region covers at least this share of the view
+
+
+class DetectorError(ValueError):
+    """A detector that cannot run (e.g. its optional package is missing)."""
+
+
+@dataclass
+class Face:
+    """One detected face: core box, score and (when known) landmarks, all in photo pixels."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
+
+    def scaled_box(self, factor: float) -> tuple[float, float, float, float]:
+        """The box grown (factor > 1) or shrunk about its centre."""
+        cx, cy = self.centre
+        hw, hh = (self.box[2] - self.box[0]) * factor / 2, (self.box[3] - self.box[1]) * factor / 2
+        return cx - hw, cy - hh, cx + hw, cy + hh
+
+    def to_json(self) -> dict:
+        return {
+            "box": [round(float(v), 1) for v in self.box],
+            "score": round(float(self.score), 4),
+            "landmarks": {
+                k: [round(float(x), 1), round(float(y), 1)] for k, (x, y) in self.landmarks.items()
+            },
+        }
+
+
+def centre_first(faces: list[Face], height: int, width: int) -> list[Face]:
+    """Faces ordered by the distance of their centre to the photo's centre (the seed's rule)."""
+    return sorted(faces, key=lambda f: (f.centre[0] - width / 2) ** 2 + (f.centre[1] - height / 2) ** 2)
+
+
+def faces_from_labels(labels: np.ndarray, probs: np.ndarray | None = None, min_pixels: int = 1) -> list[Face]:
+    """One Face per connected face-core region of a label map (score: mean face-core probability)."""
+    core = np.isin(labels, FACE_CORE).astype(np.uint8)
+    n, cc, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
+    faces = []
+    core_prob = probs[list(FACE_CORE)].sum(0) if probs is not None else None
+    for k in range(1, n):
+        x, y, w, h, area = stats[k]
+        if area < min_pixels:
+            continue
+        region = cc[y : y + h, x : x + w] == k
+        parts = np.where(region, labels[y : y + h, x : x + w], 0)
+        marks = {name: (px + x, py + y) for name, (px, py) in landmarks(parts).items()}
+        score = float(core_prob[y : y + h, x : x + w][region].mean()) if core_prob is not None else 1.0
+        faces.append(Face((float(x), float(y), float(x + w), float(y + h)), score, marks))
+    return faces
+
+
+class DlibDetector:
+    """dlib's HOG frontal-face detector (score = its SVM margin, kept above threshold)."""
+
+    name = "dlib"
+
+    def __init__(self, upsample: int = 1, threshold: float = DLIB_THRESHOLD):
+        try:
+            import dlib
+        except ImportError:
+            raise DetectorError(
+                "the dlib face detector needs dlib-bin: pip install '.[detect]' (or use --detector parser)"
+            ) from None
+        self.detector, self.upsample, self.threshold = dlib.get_frontal_face_detector(), upsample, threshold
+
+    def __call__(self, image: np.ndarray) -> list[Face]:
+        rects, scores, _ = self.detector.run(np.ascontiguousarray(image), self.upsample, self.threshold)
+        faces = []
+        for r, s in zip(rects, scores):
+            x0, y0, x1, y1 = float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1)
+            faces.append(Face((x0, y0 - DLIB_CORE_TOP * (y1 - y0), x1, y1), float(s)))
+        return faces
+
+
+class ParserDetector:
+    """Faces found by parsing views of the photo: the whole photo shrunk into the model's square
+    (padded, not squashed), then overlapping windows of half its side (levels), each view's face
+    regions mapped back; a region cut by a window's inner edge is left to a neighbouring window,
+    and duplicates across views are merged (the higher score kept).
+
+    parse: RGB (S, S, 3) uint8 -> (C, S, S) probabilities (the ensemble, ensemble.wild).
+    """
+
+    name = "parser"
+
+    def __init__(
+        self,
+        parse: Callable[[np.ndarray], np.ndarray],
+        size: int,
+        min_score: float = 0.5,
+        levels: tuple[float, ...] = (1.0, 0.5),
+    ):
+        self.parse, self.size, self.min_score, self.levels = parse, size, min_score, levels
+
+    def windows(self, h: int, w: int) -> list[tuple[float, float, float]]:
+        """(x0, y0, side) squares: per level, side = level x the photo's longer side, half overlapping."""
+        out = []
+        for level in self.levels:
+            side = level * max(h, w)
+            if level < 1 and side < self.size / 2:
+                continue  # a window that small holds no face the whole view missed
+
+            def starts(extent: int) -> np.ndarray:
+                if side >= extent:
+                    return np.array([(extent - side) / 2])
+                return np.linspace(0, extent - side, int(np.ceil((extent - side) / (side / 2))) + 1)
+
+            out += [(x, y, side) for y in starts(h) for x in starts(w)]
+        return out
+
+    def __call__(self, image: np.ndarray) -> list[Face]:
+        h, w = image.shape[:2]
+        faces = []
+        for x0, y0, side in self.windows(h, w):
+            s = self.size / side
+            faces += self._faces_in(image, np.array([[s, 0.0, -s * x0], [0.0, s, -s * y0]]))
+        return merge_duplicates(faces)
+
+    def _faces_in(self, image: np.ndarray, m: np.ndarray) -> list[Face]:
+        h, w = image.shape[:2]
+        probs = self.parse(warp_crop(image, m, self.size))
+        labels = probs.argmax(0).astype(np.uint8)
+        # Only the photo's part of the view: the padding mirrors the photo.
+        (px0, py0), (px1, py1) = apply(m, np.array([[0, 0], [w, h]]))
+        x0, y0 = max(0, int(np.floor(px0))), max(0, int(np.floor(py0)))
+        x1, y1 = min(self.size, int(np.ceil(px1))), min(self.size, int(np.ceil(py1)))
+        inside = np.zeros_like(labels)
+        inside[y0:y1, x0:x1] = labels[y0:y1, x0:x1]
+        back = invert(m)
+        min_pixels = max(4, int(MIN_FACE_FRACTION * self.size**2))
+        faces = []
+        for face in faces_from_labels(inside, probs, min_pixels):
+            bx0, by0, bx1, by1 = face.box
+            # Touching an edge of the view where the photo goes on: a face cut by the window.
+            cut = (
+                (bx0 <= 0 and px0 < 0)
+                or (by0 <= 0 and py0 < 0)
+                or (bx1 >= self.size and px1 > self.size)
+                or (by1 >= self.size and py1 > self.size)
+            )
+            # A face region holds an eye and one more of eyes, nose, mouth; else it is a fragment (a
+            # neck taken for skin and lips) that a finer window shows where the whole view did not.
+            has_eye = "l_eye" in face.landmarks or "r_eye" in face.landmarks
+            if face.score < self.min_score or cut or not has_eye or len(face.landmarks) < 2:
+                continue
+            corners = apply(back, np.array([face.box[:2], face.box[2:]]))
+            marks = {k: tuple(apply(back, np.array([p]))[0].tolist()) for k, p in face.landmarks.items()}
+            faces.append(Face(tuple(corners.ravel().tolist()), face.score, marks))
+        return faces
+
+
+def merge_duplicates(faces: list[Face], overlap: float = 0.5) -> list[Face]:
+    """Faces by score; one that shares over `overlap` of the smaller box with a kept one is dropped."""
+    kept: list[Face] = []
+    for face in sorted(faces, key=lambda f: -f.score):
+        a = face.box
+        area_a = (a[2] - a[0]) * (a[3] - a[1])
+        duplicate = False
+        for k in kept:
+            b = k.box
+            inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+            if inter > overlap * min(area_a, (b[2] - b[0]) * (b[3] - b[1])):
+                duplicate = True
+                break
+        if not duplicate:
+            kept.append(face)
+    return kept
+
+
+def available(name: str) -> bool:
+    """Whether a detector's optional package is installed."""
+    if name != "dlib":
+        return True
+    try:
+        import dlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# name -> factory(parse, size) -> detector (callable RGB image -> faces); "none" has no detector.
+DETECTORS: dict[str, Callable[[Callable[[np.ndarray], np.ndarray], int], Callable | None]] = {
+    "dlib": lambda parse, size: DlibDetector(),
+    "parser": lambda parse, size: ParserDetector(parse, size),
+    "none": lambda parse, size: None,
+}
+
+
+def build_detector(name: str, parse: Callable[[np.ndarray], np.ndarray], size: int) -> Callable | None:
+    """The detector called name ("auto": dlib when installed, else parser); None for "none"."""
+    if name == "auto":
+        name = "dlib" if available("dlib") else "parser"
+    if name not in DETECTORS:
+        raise DetectorError(f"unknown detector {name!r}; expected one of {['auto', *DETECTORS]}")
+    return DETECTORS[name](parse, size)

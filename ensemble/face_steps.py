@@ -1,0 +1,149 @@
+"""The seed's detection-based clean-up as post-processing label steps (registered in ensemble.postprocess).
+
+Each reads the faces of the photo (ctx.faces: box + landmarks from ensemble.wild's detection and
+first parse). Without a detection (`run`, `fit` on prepared crops) the faces are the connected
+face-core regions of the label map itself, so `ensemble fit` can still measure each step.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from configs import CLASS_ID
+from ensemble.detect import Face, faces_from_labels
+
+SKIN, HAIR, GLASSES = CLASS_ID["skin"], CLASS_ID["hair"], CLASS_ID["eye_g"]
+# The parts the seed clears outside the shrunk box (its LaPa classes; ears, neck, cloth, hat and
+# jewellery reach beyond any face box and are left alone).
+INNER_PARTS = tuple(
+    CLASS_ID[n] for n in ("nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "mouth", "u_lip", "l_lip")
+)
+EYES = {"l_eye": CLASS_ID["l_eye"], "r_eye": CLASS_ID["r_eye"]}
+
+
+def _faces(ctx) -> list[Face]:
+    faces = getattr(ctx, "faces", None)
+    return faces if faces is not None else faces_from_labels(ctx.labels, min_pixels=16)
+
+
+def _box_mask(shape: tuple[int, int], faces: list[Face], factor: float) -> np.ndarray:
+    """Pixels inside any face box scaled by factor about its centre."""
+    mask = np.zeros(shape, bool)
+    for face in faces:
+        x0, y0, x1, y1 = face.scaled_box(factor)
+        mask[
+            max(0, int(np.floor(y0))) : max(0, int(np.ceil(y1))),
+            max(0, int(np.floor(x0))) : max(0, int(np.ceil(x1))),
+        ] = True
+    return mask
+
+
+class ClipToFace:
+    """Clear (to background) parts outside the face box shrunk by `parts`, hair outside it grown by
+    `hair`, skin outside it grown by `skin` (the seed's factors: 0.9, 1.3, 1.1)."""
+
+    name = "face_clip"
+    stage = "labels"
+    needs: tuple[str, ...] = ()
+
+    def __init__(self, parts: float = 0.9, hair: float = 1.3, skin: float = 1.1):
+        self.parts, self.hair, self.skin = float(parts), float(hair), float(skin)
+
+    @property
+    def label(self) -> str:
+        return f"face_clip(parts={self.parts:g}, hair={self.hair:g}, skin={self.skin:g})"
+
+    def __call__(self, ctx) -> None:
+        faces, labels = _faces(ctx), ctx.labels
+        if not faces:
+            return
+        for classes, factor in ((INNER_PARTS, self.parts), ((HAIR,), self.hair), ((SKIN,), self.skin)):
+            outside = ~_box_mask(labels.shape, faces, factor)
+            labels[outside & np.isin(labels, classes)] = 0
+
+
+class GlassesToSkin:
+    """Glasses become skin (the seed's merge: LaPa has no glasses class)."""
+
+    name = "glasses_to_skin"
+    stage = "labels"
+    needs: tuple[str, ...] = ()
+    label = "glasses_to_skin"
+
+    def __call__(self, ctx) -> None:
+        ctx.labels[ctx.labels == GLASSES] = SKIN
+
+
+def eye_landmarks(face: Face) -> dict[str, np.ndarray]:
+    """Both eye positions: the face's, with a missing one mirrored across the nose-mouth line."""
+    marks = {k: np.asarray(v, np.float64) for k, v in face.landmarks.items()}
+    have = [e for e in EYES if e in marks]
+    if len(have) == 1 and "nose" in marks and "mouth" in marks:
+        n, d = marks["nose"], marks["mouth"] - marks["nose"]
+        if np.linalg.norm(d) > 1e-6:
+            d = d / np.linalg.norm(d)
+            v = marks[have[0]] - n
+            other = "r_eye" if have[0] == "l_eye" else "l_eye"
+            marks[other] = n + 2 * (v @ d) * d - v
+    return {e: marks[e] for e in EYES if e in marks}
+
+
+class EyeRepair:
+    """Eyes at the landmarks: of an eye's blobs keep the one nearest its landmark (others become
+    skin); an eye the model missed is drawn there as an ellipse over skin, sized like the other eye
+    (or from the face box)."""
+
+    name = "eye_repair"
+    stage = "labels"
+    needs: tuple[str, ...] = ()
+    label = "eye_repair"
+
+    def __call__(self, ctx) -> None:
+        labels = ctx.labels
+        for face in _faces(ctx):
+            points = eye_landmarks(face)
+            sizes = {}
+            for name, c in EYES.items():
+                if name in points:
+                    sizes[name] = self._keep_nearest(labels, face, c, points[name])
+            for name, c in EYES.items():
+                if name in points and sizes.get(name) is None:
+                    other = sizes.get("r_eye" if name == "l_eye" else "l_eye")
+                    bw = face.box[2] - face.box[0]
+                    axes = (
+                        other if other is not None else (max(1, round(0.09 * bw)), max(1, round(0.04 * bw)))
+                    )
+                    drawn = np.zeros(labels.shape, np.uint8)
+                    x, y = (int(round(v - 0.5)) for v in points[name])
+                    cv2.ellipse(drawn, (x, y), axes, 0, 0, 360, 1, -1)
+                    labels[(drawn > 0) & np.isin(labels, (SKIN, GLASSES))] = c
+
+    @staticmethod
+    def _keep_nearest(labels: np.ndarray, face: Face, c: int, point: np.ndarray) -> tuple[int, int] | None:
+        """Keep the blob of class c nearest point within the face (others -> skin); its half-axes."""
+        x0, y0, x1, y1 = (int(v) for v in face.scaled_box(1.3))
+        x0, y0 = max(0, x0), max(0, y0)
+        window = labels[y0:y1, x0:x1]  # a view: edits land in labels
+        n, cc, stats, centroids = cv2.connectedComponentsWithStats(
+            (window == c).view(np.uint8), connectivity=8
+        )
+        if n <= 1:
+            return None
+        d = np.linalg.norm(centroids[1:] + 0.5 + [x0, y0] - point, axis=1)
+        reach = 0.2 * (face.box[2] - face.box[0])
+        best = int(np.argmin(d))
+        if d[best] > reach:
+            window[cc > 0] = SKIN  # none where the eye is: a stray, and the eye gets drawn
+            return None
+        window[(cc > 0) & (cc != best + 1)] = SKIN
+        w, h = stats[best + 1, cv2.CC_STAT_WIDTH], stats[best + 1, cv2.CC_STAT_HEIGHT]
+        return max(1, int(w) // 2), max(1, int(h) // 2)
+
+
+# PostprocessConfig -> step (None: off), in run order after the other label steps.
+FACE_STEPS = {
+    "face_clip": lambda cfg: ClipToFace(*cfg.face_clip_scales) if cfg.face_clip else None,
+    "glasses_to_skin": lambda cfg: GlassesToSkin() if cfg.glasses_to_skin else None,
+    "eye_repair": lambda cfg: EyeRepair() if cfg.eye_repair else None,
+}

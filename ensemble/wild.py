@@ -1,0 +1,170 @@
+"""Faces in the wild: detect -> align -> parse -> warp back -> composite -> post-process.
+
+Each face is cropped so it sits where the training faces sit (data_prep.framing): first from its
+box, then (second pass) from the part centroids of the first parse (eyes, nose, mouth), a
+similarity that also undoes roll. The crop's probabilities are warped back with the inverse of the
+same transform and composited into the photo (background elsewhere; where crops overlap, the
+per-class maximum). The detection-based post-processing steps (ensemble.face_steps) see the faces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from configs import NUM_CLASSES
+from data_prep.layout import fit_pixels
+from ensemble.align import (
+    apply,
+    box_transform,
+    invert,
+    landmark_transform,
+    view_transform,
+    warp_back,
+    warp_crop,
+)
+from ensemble.detect import Face, build_detector, centre_first, faces_from_labels
+from ensemble.members import Member
+from ensemble.postprocess import Step, label_stage, probability_stage
+from ensemble.predict import Timings, predict_arrays
+from ensemble.tta import View
+
+
+@dataclass
+class WildResult:
+    """One photo's parse: labels at the photo's size, its faces (centre first), and a message."""
+
+    labels: np.ndarray  # (H, W) uint8
+    faces: list[Face]
+    message: str | None = None  # e.g. "no face found"
+    crops: list[np.ndarray] = field(default_factory=list)  # the aligned crops parsed (last pass)
+
+
+@dataclass
+class WildParser:
+    """The ensemble (members, weights, views, steps) applied to faces found anywhere in a photo."""
+
+    members: Sequence[Member]
+    weights: Sequence[float]
+    views: Sequence[View]
+    steps: Sequence[Step]
+    framing: Mapping
+    detector: str | Callable = "auto"  # ensemble.detect.DETECTORS name, "auto", or RGB -> list[Face]
+    second_pass: bool = True  # re-align on the first parse's part centroids
+    max_faces: int = 8  # the ones nearest the centre
+    device: torch.device | str = "cpu"
+    max_pixels: int | None = 4096 * 4096
+    timings: Timings = field(default_factory=Timings)
+
+    def __post_init__(self) -> None:
+        self.size = max(m.image_size for m in self.members)
+        detector = self.detector
+        self._detect = (
+            detector if callable(detector) else build_detector(detector, self.parse_crop, self.size)
+        )
+
+    def parse_crop(self, crop: np.ndarray) -> np.ndarray:
+        """(S, S, 3) RGB crop -> (C, S, S) float32 ensemble probabilities."""
+        return self.parse_crops([crop])[0]
+
+    def parse_crops(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
+        probs = predict_arrays(
+            self.members, self.weights, crops, self.views, self.device, timings=self.timings
+        )
+        return [p.float().cpu().numpy() for p in probs]
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces of an RGB photo, the one nearest the centre first (none for detector "none")."""
+        if self._detect is None:
+            return []
+        h, w = image.shape[:2]
+        return centre_first(self._detect(image), h, w)[: self.max_faces]
+
+    def __call__(self, image: np.ndarray, image_path: Path | None = None) -> WildResult:
+        """Parse every face of an RGB uint8 photo; labels come back at the photo's own size."""
+        full_h, full_w = image.shape[:2]
+        image = fit_pixels(image, self.max_pixels)
+        h, w = image.shape[:2]
+        if self._detect is None:  # the whole photo is the crop: padded, never squashed
+            transforms, faces, message = [view_transform(h, w, self.size)], [], None
+        else:
+            faces = self.detect(image)
+            transforms = [box_transform(f.box, self.framing, self.size) for f in faces]
+            message = None if faces else "no face found: the label map is all background"
+        crops = [warp_crop(image, m, self.size) for m in transforms]
+        probs = self.parse_crops(crops) if crops else []
+        if self.second_pass and self._detect is not None and faces:
+            transforms, crops, probs = self._realign(image, faces, transforms, crops, probs)
+        full = composite(probs, transforms, h, w)
+        labels = self._postprocess(full, image, faces, image_path)
+        if (h, w) != (full_h, full_w):
+            labels = cv2.resize(labels, (full_w, full_h), interpolation=cv2.INTER_NEAREST)
+            scale = full_w / w
+            faces = [_scaled(f, scale) for f in faces]
+        return WildResult(labels, faces, message, crops)
+
+    def _realign(self, image, faces, transforms, crops, probs):
+        """Second pass: each face re-cropped on its parsed part centroids (kept where there are too few).
+
+        The first parse gives each face its landmarks: the part centroids of the face-core region
+        nearest the crop's face position (a neighbour may reach into the crop), inside the face.
+        """
+        redo = []
+        cx, cy = self.framing["box"][0] * self.size, self.framing["box"][1] * self.size
+        for i, (m, p) in enumerate(zip(transforms, probs)):
+            found = faces_from_labels(p.argmax(0).astype(np.uint8), p, min_pixels=16)
+            if not found:
+                continue
+            parsed = min(found, key=lambda f: (f.centre[0] - cx) ** 2 + (f.centre[1] - cy) ** 2)
+            back = invert(m)
+            x0, y0, x1, y1 = faces[i].scaled_box(1.5)
+            marks = {k: tuple(apply(back, np.array([xy]))[0].tolist()) for k, xy in parsed.landmarks.items()}
+            # A parse that puts the parts outside the detected face is not trusted to align it.
+            marks = {k: (x, y) for k, (x, y) in marks.items() if x0 <= x <= x1 and y0 <= y <= y1}
+            if not marks:
+                continue
+            faces[i].landmarks = marks
+            aligned = landmark_transform(faces[i].landmarks, self.framing, self.size)
+            if aligned is not None:
+                transforms[i] = aligned
+                crops[i] = warp_crop(image, aligned, self.size)
+                redo.append(i)
+        for i, p in zip(redo, self.parse_crops([crops[i] for i in redo]) if redo else []):
+            probs[i] = p
+        return transforms, crops, probs
+
+    def _postprocess(self, full: np.ndarray, image: np.ndarray, faces: list[Face], path: Path | None):
+        result = probability_stage(torch.from_numpy(full), list(self.steps), path)
+        ctx = result.context
+        ctx.faces = faces if self._detect is not None else None
+        ctx._image = image
+        return label_stage(ctx, list(self.steps))
+
+
+def composite(probs: Sequence[np.ndarray], transforms: Sequence[np.ndarray], h: int, w: int) -> np.ndarray:
+    """(C, h, w) photo probabilities: each crop warped back; background where no crop reaches."""
+    full = np.zeros((NUM_CLASSES, h, w), np.float32)
+    covered = np.zeros((h, w), bool)
+    for p, m in zip(probs, transforms):
+        back = warp_back(p, m, h, w)
+        if back is None:
+            continue
+        (x0, y0, x1, y1), q, inside = back
+        region = full[:, y0:y1, x0:x1]
+        np.maximum(region, np.where(inside, q, 0), out=region)  # overlapping crops: the stronger class
+        covered[y0:y1, x0:x1] |= inside
+    full[0][~covered] = 1.0
+    return full
+
+
+def _scaled(face: Face, s: float) -> Face:
+    return Face(
+        tuple(v * s for v in face.box),
+        face.score,
+        {k: (x * s, y * s) for k, (x, y) in face.landmarks.items()},
+    )

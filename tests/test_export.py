@@ -155,3 +155,14 @@ def test_export_records_sha256_so_a_swapped_member_is_refused(tmp_path):
     check_sha256(out / m0.weights, m0, manifest.path)  # intact
     with pytest.raises(ManifestError, match=r"member 'm0-Unet-resnet18'.*sha256 .* does not match"):
         check_sha256(out / m1.weights, m0, manifest.path)  # another trial's weights in m0's place
+
+
+def test_trials_csv_shows_each_trials_warmup(tmp_path):
+    warm = trial(0, "Unet", [0.4, 0.6])
+    for e, (step, first, steady) in zip(warm.epochs, [(7.5, 30.0, math.nan), (7.5, 30.0, 6.0)]):
+        e.update(first_step_s=step, first_epoch_s=first, epoch_s=steady)
+    df = write_trials_csv([warm, trial(1, "FPN", [])], tmp_path / "trials.csv")
+    csv = pd.read_csv(tmp_path / "trials.csv")
+    assert csv[["first_step_s", "first_epoch_s", "epoch_s"]].iloc[0].tolist() == [7.5, 30.0, 6.0]
+    assert csv[["first_step_s", "first_epoch_s", "epoch_s"]].iloc[1].isna().all()  # no epoch reported
+    assert list(df.columns) == list(csv.columns)

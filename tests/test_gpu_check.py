@@ -1,0 +1,74 @@
+"""benchmarks/gpu_check: the smoke plan covers every section and code path, stalls become timeouts,
+the summary names every section, and nothing on its path imports Ray (Ray is absent on the GPU box).
+
+The whole `--smoke` run takes 3-7 minutes on the 2-core dev box, too long for the suite: run it with
+`make gpu-check-smoke`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import gpu_check_report  # noqa: E402
+from gpu_check_plans import full_variants, plan_for  # noqa: E402
+from gpu_check_sections import run_json  # noqa: E402
+
+SECTIONS = ("data", "throughput", "profile", "loader", "train", "ensemble", "overhead", "share")
+
+
+def test_plans_cover_every_section_and_every_speed_setting():
+    for smoke in (True, False):
+        plan = plan_for(smoke, cuda=False)
+        assert set(plan) == set(SECTIONS) - {"overhead"} | {"ensemble"}
+        variants = plan["throughput"]["variants"]
+        assert {v["memory_format"] for v in variants} == {"contiguous", "channels_last"}
+        assert {v["compile"] for v in variants} == {False, True}
+        assert len(plan["train"]["members"]) >= 2
+    assert {v["amp"] for v in full_variants()} == {"none", "bf16"}
+    first = full_variants()[0]  # the recipe's default comes first: a budget cut never drops it
+    assert (first["arch"], first["encoder"], first["amp"], first["memory_format"], first["compile"]) == (
+        "UnetPlusPlus",
+        "efficientnet-b3",
+        "bf16",
+        "contiguous",
+        False,
+    )
+
+
+def test_a_stalled_variant_is_reported_as_a_timeout(tmp_path):
+    result = run_json(["-c", "import time; time.sleep(30)"], tmp_path / "never.json", timeout_s=2)
+    assert result["status"] == "timeout" and "2 s" in result["error"]
+    failed = run_json(["-c", "raise SystemExit('bad variant')"], tmp_path / "never.json", timeout_s=30)
+    assert failed["status"] == "error" and "bad variant" in failed["error"]
+
+
+def test_summary_has_a_heading_per_section_and_shows_failures():
+    results = {
+        "mode": "smoke",
+        "machine": {"device": "cpu"},
+        "data": {"status": "ok", "splits": {"train": 2}, "synth_s": 1.0, "prepare_s": 1.0, "section_s": 2},
+        "throughput": {"status": "ok", "rows": [], "section_s": 1},
+        "profile": {"status": "ok", "rows": [], "section_s": 1},
+        "loader": {"status": "ok", "rows": [{"workers": 0, "images_per_s": 10.0, "per_worker": 10.0}]},
+        "train": {"status": "error", "error": "ValueError: boom"},
+        "ensemble": {"status": "error", "error": "RuntimeError: no manifest"},
+        "overhead": {"status": "ok", "ms_per_image": {"full pipeline": 3.0}},
+        "share": {"status": "skipped", "error": "no CUDA device"},
+    }
+    text = gpu_check_report.markdown(results)
+    assert text.count("\n## ") == len(SECTIONS)
+    assert "**error**: ValueError: boom" in text and "**skipped**: no CUDA device" in text
+    assert "| full pipeline | 3.00 |" in text
+
+
+def test_gpu_check_imports_no_ray():
+    code = (
+        "import sys; sys.path.insert(0, 'benchmarks'); import gpu_check, ensemble.cli_run; "
+        "sys.exit(any(m == 'ray' or m.startswith('ray.') for m in sys.modules))"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO).returncode == 0

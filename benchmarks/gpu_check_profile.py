@@ -17,31 +17,25 @@ import torch
 from torch.profiler import ProfilerActivity, profile, schedule
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from configs import NUM_CLASSES  # noqa: E402
-from configs.schema import parse_config  # noqa: E402
+from train_throughput import FORMATS, make_step  # noqa: E402
+
 from data_prep.atomic import write_json, write_text  # noqa: E402
-from tuning.losses import build_loss  # noqa: E402
-from tuning.models import build_model  # noqa: E402
-from tuning.schedule import build_scheduler  # noqa: E402
 from tuning.speed import sync  # noqa: E402
-from tuning.train import AMP_DTYPES, train_step  # noqa: E402
-
-FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
 def profile_steps(args, device: torch.device) -> tuple[str, list[dict], float]:
     """(key_averages table, top ops as dicts, seconds of the profiled steps) for args' variant."""
-    cfg = parse_config({"train": {"amp": args.amp}})
-    fmt = FORMATS[args.memory_format]
-    model = build_model(args.arch, args.encoder).to(device).to(memory_format=fmt).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr)
-    scheduler = build_scheduler(optimizer, 10**6, cfg.train)
-    loss_fn = build_loss(cfg.train).to(device)
-    dtype = AMP_DTYPES.get(args.amp) if device.type == "cuda" else None
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    images = torch.randn(args.batch_size, 3, args.size, args.size, device=device).to(memory_format=fmt)
-    masks = torch.randint(0, NUM_CLASSES, (args.batch_size, args.size, args.size), device=device)
+    step = make_step(
+        args.arch,
+        args.encoder,
+        size=args.size,
+        batch_size=args.batch_size,
+        device=device,
+        amp=args.amp,
+        memory_format=args.memory_format,
+    )
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     plan = schedule(wait=0, warmup=args.warm_steps, active=args.steps, repeat=1)
     with profile(activities=activities, schedule=plan) as prof:
@@ -49,19 +43,19 @@ def profile_steps(args, device: torch.device) -> tuple[str, list[dict], float]:
             if i == args.warm_steps:
                 sync(device)
                 t0 = time.perf_counter()
-            train_step(model, images, masks, loss_fn, optimizer, scheduler, scaler, amp_dtype=dtype)
+            step()
             prof.step()
         sync(device)
         seconds = time.perf_counter() - t0
-    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     averages = prof.key_averages()
     table = averages.table(sort_by=key, row_limit=args.top)
-    rows = sorted(averages, key=lambda e: getattr(e, key.replace("cuda", "device"), 0) or 0, reverse=True)
+    rows = sorted(averages, key=lambda e: getattr(e, key), reverse=True)
     top = [
         {
             "op": e.key,
             "calls": e.count,
-            "self_device_ms": getattr(e, "self_device_time_total", 0) / 1000 / args.steps,
+            "self_device_ms": e.self_device_time_total / 1000 / args.steps,
             "self_cpu_ms": e.self_cpu_time_total / 1000 / args.steps,
         }
         for e in rows[: args.top]

@@ -88,15 +88,11 @@ def throughput(plan: dict, cuda: bool, deadline: float) -> list[dict]:
                 rows.append({**row, "status": "skipped", "error": "section time budget used up"})
                 continue
             out = Path(tmp) / f"v{i}.json"
-            argv = [str(BENCH / "train_throughput.py"), "--arch", v["arch"], "--encoder", v["encoder"]]
-            argv += ["--size", str(plan["size"]), "--batch-size", str(plan["batch_size"])]
-            argv += [
+            argv = _step_argv({**plan, **v}) + [
                 "--steps",
                 str(plan["steps"]),
                 "--warm-steps",
                 str(plan["warm_steps"]),
-                "--amp",
-                v["amp"],
             ]
             argv += ["--memory-format", v["memory_format"], "--out", str(out)] + (
                 ["--compile"] if v["compile"] else []
@@ -150,15 +146,7 @@ def share(plan: dict, cuda: bool) -> dict:
         for parties in (1, 2):
             barrier = Path(tmp) / f"barrier{parties}"
             barrier.mkdir()
-            argv = [str(BENCH / "train_throughput.py"), "--arch", plan["arch"], "--encoder", plan["encoder"]]
-            argv += [
-                "--size",
-                str(plan["size"]),
-                "--batch-size",
-                str(plan["batch_size"]),
-                "--amp",
-                plan["amp"],
-            ]
+            argv = _step_argv(plan)
             argv += ["--memory-format", plan["memory_format"], "--duration", str(plan["duration_s"])]
             argv += ["--barrier", str(barrier), "--parties", str(parties)]
             outs = [Path(tmp) / f"p{parties}_{i}.json" for i in range(parties)]
@@ -184,6 +172,12 @@ def share(plan: dict, cuda: bool) -> dict:
         "speedup_two_vs_one": two / one,
         **{k: plan[k] for k in ("arch", "encoder")},
     }
+
+
+def _step_argv(v: dict) -> list[str]:
+    # benchmarks/train_throughput.py, one variant (arch, encoder, size, batch, amp; more flags follow)
+    argv = [str(BENCH / "train_throughput.py"), "--arch", v["arch"], "--encoder", v["encoder"]]
+    return argv + ["--size", str(v["size"]), "--batch-size", str(v["batch_size"]), "--amp", v["amp"]]
 
 
 def _variant_line(row: dict) -> str:

@@ -25,6 +25,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -42,6 +43,42 @@ from tuning.speed import compile_backend, compile_model, sync  # noqa: E402
 from tuning.train import AMP_DTYPES, train_step  # noqa: E402
 
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+def make_step(
+    arch: str,
+    encoder: str,
+    *,
+    size: int,
+    batch_size: int,
+    device: torch.device,
+    amp: str = "none",
+    memory_format: str = "contiguous",
+    compile: bool = False,
+) -> Callable[[], None]:
+    """A closure that runs one full training step (tuning.train.train_step) on a fixed random batch.
+
+    amp is ignored on a CPU (train() runs CPUs in float32 too).
+    """
+    cfg = parse_config({"train": {"amp": amp}})
+    fmt = FORMATS[memory_format]
+    model = build_model(arch, encoder).to(device).to(memory_format=fmt).train()
+    if compile:
+        compile_model(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    scheduler = build_scheduler(optimizer, 10**6, cfg.train)
+    loss_fn = build_loss(cfg.train).to(device)
+    dtype = AMP_DTYPES.get(amp) if device.type == "cuda" else None
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    images = torch.randn(batch_size, 3, size, size, device=device).to(memory_format=fmt)
+    masks = torch.randint(0, NUM_CLASSES, (batch_size, size, size), device=device)
+
+    def step():
+        train_step(
+            model, images, masks, loss_fn, optimizer, scheduler, scaler, amp_dtype=dtype, grad_clip=1.0
+        )
+
+    return step
 
 
 def step_rate(
@@ -66,25 +103,17 @@ def step_rate(
     duration_s: time steps for that long instead of a step count; barrier (a folder): wait after
     warm-up until `parties` processes sharing it are warm, so concurrent processes time the same window.
     """
-    cfg = parse_config({"train": {"amp": amp}})
-    fmt = FORMATS[memory_format]
     start = time.perf_counter()
-    model = build_model(arch, encoder).to(device).to(memory_format=fmt).train()
-    if compile:
-        compile_model(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    scheduler = build_scheduler(optimizer, 10**6, cfg.train)
-    loss_fn = build_loss(cfg.train).to(device)
-    dtype = AMP_DTYPES.get(amp)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    images = torch.randn(batch_size, 3, size, size, device=device).to(memory_format=fmt)
-    masks = torch.randint(0, NUM_CLASSES, (batch_size, size, size), device=device)
-
-    def step():
-        train_step(
-            model, images, masks, loss_fn, optimizer, scheduler, scaler, amp_dtype=dtype, grad_clip=1.0
-        )
-
+    step = make_step(
+        arch,
+        encoder,
+        size=size,
+        batch_size=batch_size,
+        device=device,
+        amp=amp,
+        memory_format=memory_format,
+        compile=compile,
+    )
     step()
     sync(device)
     first_step_s = time.perf_counter() - start

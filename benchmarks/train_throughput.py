@@ -82,38 +82,23 @@ def make_step(
 
 
 def step_rate(
-    arch: str,
-    encoder: str,
     *,
-    size: int,
-    batch_size: int,
-    device: torch.device,
-    amp: str = "none",
-    memory_format: str = "contiguous",
-    compile: bool = False,
     steps: int = 20,
     warm_steps: int = 3,
     duration_s: float | None = None,
     barrier: Path | None = None,
     parties: int = 1,
+    **variant,
 ) -> dict:
-    """Warm-up and steady images/s of training steps for one variant.
+    """Warm-up and steady images/s of training steps for one variant (make_step's keywords).
 
     first_step_s: model build to the end of the first step; warmup_s: to the end of warm_steps.
     duration_s: time steps for that long instead of a step count; barrier (a folder): wait after
     warm-up until `parties` processes sharing it are warm, so concurrent processes time the same window.
     """
+    device, amp = variant["device"], variant.get("amp", "none")
     start = time.perf_counter()
-    step = make_step(
-        arch,
-        encoder,
-        size=size,
-        batch_size=batch_size,
-        device=device,
-        amp=amp,
-        memory_format=memory_format,
-        compile=compile,
-    )
+    step = make_step(**variant)
     step()
     sync(device)
     first_step_s = time.perf_counter() - start
@@ -132,19 +117,16 @@ def step_rate(
     sync(device)
     seconds = time.perf_counter() - t0
     return {
-        "arch": arch,
-        "encoder": encoder,
+        **{k: v for k, v in variant.items() if k != "device"},
         "amp": amp if device.type == "cuda" or amp == "none" else f"{amp} (ignored on CPU)",
-        "memory_format": memory_format,
-        "compile": compile,
-        "compile_backend": compile_backend() if compile else None,
-        "size": size,
-        "batch_size": batch_size,
+        "memory_format": variant.get("memory_format", "contiguous"),
+        "compile": variant.get("compile", False),
+        "compile_backend": compile_backend() if variant.get("compile") else None,
         "first_step_s": first_step_s,
         "warmup_s": warmup_s,
         "steps": done,
         "steady_s": seconds,
-        "images_per_s": done * batch_size / seconds,
+        "images_per_s": done * variant["batch_size"] / seconds,
     }
 
 
@@ -206,11 +188,16 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = True
     name = device_name(device)
-    shape = dict(size=args.size, batch_size=args.batch_size, device=device, steps=args.steps)
+    shape = dict(
+        arch=args.arch,
+        encoder=args.encoder,
+        size=args.size,
+        batch_size=args.batch_size,
+        device=device,
+        steps=args.steps,
+    )
     if args.amp:
         row = step_rate(
-            args.arch,
-            args.encoder,
             **shape,
             amp=args.amp,
             memory_format=args.memory_format,
@@ -233,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {"device": name, "model": [], "loader": []}
     print("| amp | memory format | first step s | images/s |\n|---|---|---|---|")
     for amp, fmt in variants:
-        row = step_rate(args.arch, args.encoder, **shape, amp=amp, memory_format=fmt)
+        row = step_rate(**shape, amp=amp, memory_format=fmt)
         results["model"].append(row)
         print(f"| {amp} | {fmt} | {row['first_step_s']:.1f} | {row['images_per_s']:.1f} |", flush=True)
     if args.data:

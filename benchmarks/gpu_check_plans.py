@@ -49,12 +49,12 @@ def plan_for(smoke: bool, cuda: bool) -> dict:
         return {
             "data": {"size": 64, "synth_size": 64, "faces": 32, "val_fraction": 0.25, "test_fraction": 0.125, "workers": 1},
             "throughput": {
-                "size": 64, "batch_size": 2, "steps": 2, "warm_steps": 1, "timeout_s": 90, "budget_s": 120,
+                "size": 64, "batch_size": 2, "steps": 2, "warm_steps": 1, "timeout_s": 150, "budget_s": 240,
                 "variants": smoke_variants(cuda),
             },
             "profile": {
                 "arch": "UnetPlusPlus", "encoder": "efficientnet-b0", "size": 64, "batch_size": 1, "steps": 1,
-                "warm_steps": 1, "timeout_s": 90, "budget_s": 120, "variants": PROFILE_VARIANTS[:1],
+                "warm_steps": 1, "timeout_s": 150, "budget_s": 150, "variants": PROFILE_VARIANTS[:1],
             },
             "loader": {"workers": [0, 2], "batch_size": 4, "batches": 4},
             "train": {

@@ -8,7 +8,7 @@ import math
 def _f(x, digits: int = 1) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "—"
-    return f"{x:.{digits}f}" if isinstance(x, (int, float)) else str(x)
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
 def _failed(section: dict) -> list[str]:

@@ -92,10 +92,12 @@ def run_ensemble(prep: Path, manifest: Path, out: Path, plan: dict) -> dict:
 
     sub = out / "submission"
     argv = ["run", "--manifest", str(manifest), "--images", str(prep), "--split", "test", "--out", str(sub)]
-    argv += ["--tta", "flip", "--viz", "0", "--quiet", "--batch-size", str(plan["batch_size"])]
+    argv += ["--tta", "flip", "--viz", "0", "--quiet", "--overwrite", "--batch-size", str(plan["batch_size"])]
     t0 = time.perf_counter()
     code = ensemble_main(argv)
     wall = time.perf_counter() - t0
+    if code:
+        raise RuntimeError(f"python -m ensemble {' '.join(argv)} exited with {code}")
     report = json.loads((sub / "report.json").read_text()) if (sub / "report.json").is_file() else {}
     return {"exit_code": code, "wall_s": wall, "report": _summary(report)}
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gpu_check_report  # noqa: E402
 import gpu_check_sections as sections  # noqa: E402
 import gpu_check_train  # noqa: E402
-from gpu_check_plans import plan_for  # noqa: E402
+from gpu_check_plans import plan_for, scale_budgets  # noqa: E402
 
 from data_prep.__main__ import main as data_prep_main  # noqa: E402
 from data_prep.atomic import write_json, write_text  # noqa: E402
@@ -142,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="output folder (default runs/gpu_check/<UTC time>)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes: the same code paths in minutes on a CPU")
     p.add_argument("--only", help="comma-separated sections to run after data (default: all)")
+    p.add_argument(
+        "--budget-scale",
+        type=float,
+        default=1.0,
+        help="multiply every section's time budget and per-variant timeout (4: the whole step table, ~15 min)",
+    )
     args = p.parse_args(argv)
     out = args.out or Path("runs/gpu_check") / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     out.mkdir(parents=True, exist_ok=True)
@@ -150,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         # same graphs with the eager backend, which only skips code generation.
         os.environ.setdefault(COMPILE_BACKEND_ENV, "eager")
     torch.backends.cudnn.benchmark = True
-    plan = plan_for(args.smoke, torch.cuda.is_available())
+    plan = scale_budgets(plan_for(args.smoke, torch.cuda.is_available()), args.budget_scale)
     t0 = time.perf_counter()
     results = {"mode": "smoke" if args.smoke else "full", "machine": machine(), "plan": plan}
     print(f"gpu_check ({results['mode']}) on {results['machine']['device']} -> {out}", flush=True)

@@ -43,6 +43,14 @@ PROFILE_VARIANTS = [
 ]
 
 
+def scale_budgets(plan: dict, factor: float) -> dict:
+    """The plan with every section's time budget and per-child timeout multiplied by factor."""
+    return {
+        name: {k: v * factor if k in ("budget_s", "timeout_s") else v for k, v in section.items()}
+        for name, section in plan.items()
+    }
+
+
 def plan_for(smoke: bool, cuda: bool) -> dict:
     """The sizes, models and time budgets of every section."""
     if smoke:
@@ -70,14 +78,14 @@ def plan_for(smoke: bool, cuda: bool) -> dict:
     return {
         "data": {"size": 512, "synth_size": 1024, "faces": 200, "val_fraction": 0.12, "test_fraction": 0.12, "workers": 16},
         "throughput": {
-            "size": 512, "batch_size": 16, "steps": 20, "warm_steps": 3, "timeout_s": 75, "budget_s": 150,
+            "size": 512, "batch_size": 16, "steps": 20, "warm_steps": 3, "timeout_s": 45, "budget_s": 110,
             "variants": full_variants(),
         },
         "profile": {
             "arch": MAIN[0], "encoder": MAIN[1], "size": 512, "batch_size": 16, "steps": 3, "warm_steps": 2,
-            "timeout_s": 60, "budget_s": 90, "variants": PROFILE_VARIANTS,
+            "timeout_s": 40, "budget_s": 60, "variants": PROFILE_VARIANTS,
         },
-        "loader": {"workers": [1, 4, 8, 12], "batch_size": 16, "batches": 8},
+        "loader": {"workers": [1, 4, 8, 12], "batch_size": 16, "batches": 6},
         "train": {
             "members": [MAIN, ("FPN", "resnet34")], "epochs": 2, "batch_size": 16, "workers": 8,
             "max_train_batches": None,
@@ -85,6 +93,6 @@ def plan_for(smoke: bool, cuda: bool) -> dict:
         "ensemble": {"images": 24, "batch_size": 8, "repeat": 1},
         "share": {
             "arch": "FPN", "encoder": "resnet34", "size": 512, "batch_size": 16, "amp": "bf16",
-            "memory_format": "channels_last", "duration_s": 10, "timeout_s": 150,
+            "memory_format": "channels_last", "duration_s": 8, "timeout_s": 120,
         },
     }  # fmt: skip

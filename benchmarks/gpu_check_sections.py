@@ -139,8 +139,11 @@ def loader(prep: Path, plan: dict, size: int) -> list[dict]:
 
 def share(plan: dict, cuda: bool) -> dict:
     """Two trainings on one GPU at once vs one alone: total images/s (resources.gpu 0.5 vs 1)."""
+    import torch
+
     if not cuda:
         return {"status": "skipped", "error": "no CUDA device: two trainings sharing one GPU not measured"}
+    torch.cuda.empty_cache()  # the train and ensemble sections ran in this process
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for parties in (1, 2):

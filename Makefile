@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 DEMO   ?= runs/demo
 
-.PHONY: install demo test test-fast lint clean-demo bench
+.PHONY: install demo test test-fast lint clean-demo bench gpu-check-smoke
 
 install: $(STAMP)
 
@@ -40,3 +40,8 @@ bench: install
 
 clean-demo:
 	rm -rf $(DEMO) data/demo
+
+# benchmarks/gpu_check.sh --smoke: the GPU check's code paths at 64 px on a CPU (3-7 min on 2 cores);
+# fails when a section fails. On a GPU machine run `bash benchmarks/gpu_check.sh` (see its header).
+gpu-check-smoke: install
+	PYTHON=$(PY) bash benchmarks/gpu_check.sh --smoke --out runs/gpu_check/smoke

@@ -109,10 +109,20 @@ class TrainConfig(Section):
     dice_weight: Annotated[float, Field(ge=0)] = 1.0
     class_weights: bool = False  # from dataset.json pixel frequencies
     amp: Literal["bf16", "fp16", "none"] = "bf16"  # CUDA only; CPU runs in float32
-    channels_last: bool = True  # CUDA only
+    # CUDA only. auto: contiguous for depthwise-conv encoders (EfficientNet, MobileNet, MiT: channels_last
+    # stalled UNet++/efficientnet-b3 on an H100), channels_last for the rest (tuning.speed).
+    channels_last: bool | Literal["auto"] = "auto"
+    compile: bool = False  # torch.compile the model; compile time shows in first_step_s / first_epoch_s
     grad_clip: Annotated[float, Field(ge=0)] = 1.0  # 0 disables
     max_train_batches: Annotated[int, Field(ge=1)] | None = None  # cap per epoch (smoke tests)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @field_validator("channels_last", mode="before")
+    @classmethod
+    def _bool_or_auto(cls, v: Any) -> Any:
+        if isinstance(v, bool) or v == "auto":
+            return v
+        raise ValueError(f"expected true, false or auto, got {v!r}")
 
     @model_validator(mode="after")
     def _some_loss(self) -> TrainConfig:

@@ -190,3 +190,14 @@ def test_per_class_f1_csv_and_the_batch_split_columns_come_from_the_reported_epo
     assert trials.loc["trial_00000", ["micro_batch", "accum_steps", "oom_retries"]].tolist() == [2, 4, 2]
     assert trials.loc["trial_00001", ["micro_batch", "accum_steps", "oom_retries"]].tolist() == [8, 1, 0]
     assert trials.loc["trial_00002", ["micro_batch", "accum_steps", "oom_retries"]].isna().all()
+
+
+def test_trials_csv_shows_each_trials_warmup(tmp_path):
+    warm = trial(0, "Unet", [0.4, 0.6])
+    for e, (step, first, steady) in zip(warm.epochs, [(7.5, 30.0, math.nan), (7.5, 30.0, 6.0)]):
+        e.update(first_step_s=step, first_epoch_s=first, epoch_s=steady)
+    df = write_trials_csv([warm, trial(1, "FPN", [])], tmp_path / "trials.csv")
+    csv = pd.read_csv(tmp_path / "trials.csv")
+    assert csv[["first_step_s", "first_epoch_s", "epoch_s"]].iloc[0].tolist() == [7.5, 30.0, 6.0]
+    assert csv[["first_step_s", "first_epoch_s", "epoch_s"]].iloc[1].isna().all()  # no epoch reported
+    assert list(df.columns) == list(csv.columns)

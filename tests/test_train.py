@@ -38,6 +38,9 @@ METRIC_KEYS = {
     "micro_batch",  # train batch split (tuning.oom): the batch and 1 unless a step ran out of memory
     "accum_steps",
     "oom_retries",
+    "first_step_s",
+    "first_epoch_s",
+    "epoch_s",
 }
 
 
@@ -114,6 +117,17 @@ def test_metrics_have_exactly_the_agreed_keys_every_epoch(trained):
         assert files == ["meta.json", "model.safetensors", "train_state.pt"]
     assert set(result) == METRIC_KEYS | {"best_val_f1", "checkpoint"}
     assert calls[-1][0]["train_loss"] < calls[0][0]["train_loss"] / 2
+
+
+def test_warmup_is_reported_every_epoch(trained):
+    _, _, result, calls = trained
+    seconds = [m["epoch_seconds"] for m, _, _ in calls]
+    first_step = calls[0][0]["first_step_s"]
+    assert 0 < first_step < seconds[0] + 60  # the first step comes after building data and model
+    assert all(m["first_step_s"] == first_step and m["first_epoch_s"] == seconds[0] for m, _, _ in calls)
+    assert np.isnan(calls[0][0]["epoch_s"])  # no steady epoch yet
+    assert [m["epoch_s"] for m, _, _ in calls[1:]] == [np.median(seconds[1:i]) for i in range(2, 9)]
+    assert result["epoch_s"] == np.median(seconds[1:])
 
 
 def test_lr_follows_the_schedule_over_all_steps(trained):

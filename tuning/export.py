@@ -173,10 +173,20 @@ def trials_frame(trials: list[TrialSummary]) -> pd.DataFrame:
                 "train_s": t.train_s,
                 "overhead_s": t.overhead_s,
                 **t.batching,
+                **warmup_columns(t),
                 "error": t.error,
             }
         )
     return pd.DataFrame(rows)
+
+
+WARMUP_COLUMNS = ("first_step_s", "first_epoch_s", "epoch_s")
+
+
+def warmup_columns(t: TrialSummary) -> dict[str, float]:
+    """Warm-up seconds (tuning.speed.WarmupClock) from the trial's last reported epoch; NaN if absent."""
+    last = t.epochs[-1] if t.epochs else {}
+    return {k: math.nan if last.get(k) is None else float(last[k]) for k in WARMUP_COLUMNS}
 
 
 def write_trials_csv(trials: list[TrialSummary], path: Path) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from tuning.metrics import PER_CLASS_F1_KEYS, ConfusionMatrix, flat_per_class_f1
 from tuning.models import build_model, resolve_device
 from tuning.oom import Batching, accumulated_step
 from tuning.schedule import build_scheduler, steps_per_epoch
+from tuning.speed import WarmupClock, compile_model, memory_format_for, pad_batch
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -48,6 +49,7 @@ def train(
     seed_everything(cfg.seed)
     device = resolve_device(cfg.train.device)
     cuda = device.type == "cuda"
+    clock = WarmupClock(device)  # data, model and compile time count as warm-up
     torch.backends.cudnn.benchmark = True
 
     # ---- data
@@ -59,8 +61,13 @@ def train(
     model = build_model(
         cfg.model.arch, cfg.model.encoder, cfg.model.encoder_weights, weights_cache=cfg.model.weights_cache
     ).to(device)
-    memory_format = torch.channels_last if cuda and cfg.train.channels_last else torch.contiguous_format
+    memory_format = memory_format_for(cfg.train.channels_last, cfg.model.encoder, device)
     model = model.to(memory_format=memory_format)
+    if cfg.train.compile:
+        compile_model(model)  # in place: checkpoints keep the plain module's state_dict keys
+    # Val batches padded to the batch size: a short last batch would be a new shape to autotune
+    # (cudnn.benchmark) and recompile; drop_last instead would leave val images unscored.
+    val_pad = cfg.train.batch_size if cuda or cfg.train.compile else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     scheduler = build_scheduler(optimizer, cfg.train.epochs * epoch_steps, cfg.train)
     amp_dtype = AMP_DTYPES.get(cfg.train.amp) if cuda else None  # CPU runs in float32
@@ -91,6 +98,7 @@ def train(
             memory_format=memory_format,
             grad_clip=cfg.train.grad_clip,
             batching=batching,
+            on_first_step=clock.first_step if epoch == start_epoch else None,
         )
         global_step += steps
         if not math.isfinite(train_loss):
@@ -99,9 +107,16 @@ def train(
                 "the model diverged; lower train.lr or raise train.grad_clip"
             )
         scores = evaluate(
-            model, val_loader, device, loss_fn=loss_fn, amp_dtype=amp_dtype, memory_format=memory_format
+            model,
+            val_loader,
+            device,
+            loss_fn=loss_fn,
+            amp_dtype=amp_dtype,
+            memory_format=memory_format,
+            pad_to=val_pad,
         )
-        metrics = epoch_metrics(epoch, train_loss, scores, lr, seconds=time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        metrics = {**epoch_metrics(epoch, train_loss, scores, lr, seconds), **clock.epoch_done(seconds)}
         metrics.update(batching.metrics())
         if math.isfinite(metrics["val_f1"]) and (best_f1 is None or metrics["val_f1"] > best_f1):
             best_f1, best_epoch = metrics["val_f1"], epoch
@@ -147,11 +162,13 @@ def train_epoch(
     memory_format: torch.memory_format = torch.contiguous_format,
     grad_clip: float = 0.0,
     batching: Batching | None = None,
+    on_first_step: Callable[[], None] | None = None,
 ) -> tuple[float, float, int]:
     """Up to max_steps train_steps over loader; returns (mean train loss, last step's lr, steps done).
 
     On CUDA out-of-memory a step is retried on smaller micro-batches (tuning.oom); batching
-    records the split, which later epochs keep.
+    records the split, which later epochs keep. on_first_step is called after the first step
+    (warm-up timing).
     """
     device = next(model.parameters()).device
     batching = batching or Batching(loader.batch_size)
@@ -176,6 +193,8 @@ def train_epoch(
         )
         loss_sum += loss
         steps += 1
+        if steps == 1 and on_first_step is not None:
+            on_first_step()
     return float(loss_sum) / max(1, steps), lr, steps
 
 
@@ -247,6 +266,9 @@ METRIC_KEYS = (
     "micro_batch",
     "accum_steps",
     "oom_retries",
+    "first_step_s",
+    "first_epoch_s",
+    "epoch_s",
 )
 
 
@@ -259,8 +281,12 @@ def evaluate(
     loss_fn: torch.nn.Module | None = None,
     amp_dtype: torch.dtype | None = None,
     memory_format: torch.memory_format = torch.contiguous_format,
+    pad_to: int | None = None,
 ) -> dict:
-    """Scores (tuning.metrics.scores_from_confusion) over a loader; + 'loss' when loss_fn is given."""
+    """Scores (tuning.metrics.scores_from_confusion) over a loader; + 'loss' when loss_fn is given.
+
+    pad_to: run short batches padded to this many images (tuning.speed.pad_batch), scoring only the real ones.
+    """
     device = torch.device(device)
     model.eval()
     confusion = ConfusionMatrix(device=device)
@@ -269,7 +295,7 @@ def evaluate(
         images = images.to(device, non_blocking=True, memory_format=memory_format)
         masks = masks.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = model(images)
+            logits = model(pad_batch(images, pad_to) if pad_to else images)[: images.shape[0]]
         if loss_fn is not None:
             loss_sum += loss_fn(logits, masks) * images.shape[0]
             samples += images.shape[0]

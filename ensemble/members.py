@@ -12,6 +12,7 @@ import torch
 from tuning import models
 from tuning.manifest import ManifestEntry, ManifestError, ManifestFile, check_sha256, read_manifest
 from tuning.models import build_model
+from tuning.speed import memory_format_for
 
 # safetensors files start with a little-endian u64 header length, then that many bytes of JSON.
 _MAX_HEADER = 100 * 1024 * 1024
@@ -32,6 +33,14 @@ class Member:
     trial_id: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     weights_path: Path | None = None
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """Inference layout: training's `auto` rule (contiguous for depthwise encoders, on CPUs)."""
+        weight = next(self.model.parameters(), None)  # test doubles may have none
+        return memory_format_for(
+            "auto", self.encoder, weight.device if weight is not None else torch.device("cpu")
+        )
 
     @property
     def input_spec(self) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
@@ -76,9 +85,8 @@ def _load_member(manifest: ManifestFile, entry: ManifestEntry, device: torch.dev
     # Last: a file that is truncated or of another model gets the more telling error above.
     check_sha256(weights_path, entry, manifest.path)
     model.load_state_dict(state, strict=True)
-    model.eval().to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    # channels_last stalled UNet++/EfficientNet on an H100 (issue 10): the same per-encoder rule as training.
+    model.eval().to(device, memory_format=memory_format_for("auto", entry.encoder, device))
     return Member(
         name=entry.name,
         arch=entry.arch,

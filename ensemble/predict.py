@@ -170,14 +170,14 @@ def grouped_view_probs(
             if len(members_of_group) > 1
             else inputs[members_of_group[0]]
         )
+        stacked = stacked.contiguous(memory_format=member.memory_format)  # the layout its weights are in
         probs = torch.softmax(timer.run(member.name, member.model, stacked).float(), dim=1)
         for i, chunk in zip(members_of_group, probs.split(x.shape[0])):
             yield i, views[i].inverse(chunk, size)
 
 
 def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    x = x.to(device, non_blocking=True)
-    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+    return x.to(device, non_blocking=True)
 
 
 def predict(

@@ -22,6 +22,7 @@ import optuna
 import pyarrow.fs
 import ray
 from ray import tune
+from ray._private import ray_constants
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
@@ -29,6 +30,7 @@ from ray.tune.search.optuna import OptunaSearch
 from configs.schema import RunConfig, parse_config
 from tuning.export import TrialSummary, error_message
 from tuning.models import resolve_device
+from tuning.orphans import reap_orphaned_agents
 from tuning.space import define_space, trial_overrides
 from tuning.train import train
 
@@ -36,6 +38,8 @@ MODE = "max"  # every search.metric is a score: higher is better
 # Reported each epoch: seconds inside the training function since the previous report. Summed
 # over a trial's rows it survives a resume, like Ray's own time_total_s it is compared with.
 TRAIN_TIME = "train_fn_time_this_iter_s"
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": a local Ray binds to 127.0.0.1 only
+_CLUSTER_FLAG = (os.environ.get(LOOPBACK_ENV), ray_constants.ENABLE_RAY_CLUSTER)  # as imported
 
 
 def is_uri(storage: str) -> bool:
@@ -122,8 +126,12 @@ def connect(cfg: RunConfig, address: str | None) -> str | None:
     address = address or os.environ.get("RAY_ADDRESS")
     res = cfg.resources
     if address:
+        loopback_only(False)
+        token_auth_when_available()
         ctx = ray.init(address=address)
     else:
+        reap_orphaned_agents()
+        loopback_only(is_loopback(res.dashboard_host))
         # address="local" always starts a fresh Ray here; plain ray.init() would join whatever
         # cluster /tmp/ray/ray_current_cluster names, even a dead one.
         port = res.dashboard_port
@@ -143,6 +151,42 @@ def connect(cfg: RunConfig, address: str | None) -> str | None:
         )
     url = getattr(ctx, "dashboard_url", None)
     return f"http://{url}" if url and not url.startswith("http") else url
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def loopback_only(on: bool) -> None:
+    """Whether a local Ray started from this process binds every port to 127.0.0.1.
+
+    Ray swaps 127.0.0.1 for this machine's routable IP (services.resolve_ip_for_localhost) unless
+    its "cluster" flag is off; with the flag off, the GCS, raylet, agents and the dashboard's and
+    autoscaler's Prometheus servers all bind to loopback instead of 0.0.0.0. A single-node run
+    needs nothing else; `ray start --address` (joining a cluster) refuses to run with it.
+    """
+    env, flag = ("0", False) if on else _CLUSTER_FLAG
+    if env is None:
+        os.environ.pop(LOOPBACK_ENV, None)
+    else:
+        os.environ[LOOPBACK_ENV] = env  # what the processes Ray starts read
+    ray_constants.ENABLE_RAY_CLUSTER = flag  # read once, at import, in this process
+
+
+def token_auth_when_available() -> None:
+    """Send the token (RAY_AUTH_TOKEN[_PATH] or ~/.ray/auth_token) when joining a cluster by address.
+
+    Ray 2.59/2.60 enable token auth only for local clusters; with an explicit address a driver
+    connects without the token and the GCS refuses it ("InvalidAuthToken") until a bare
+    ConnectionError ~45 s later. This is what Ray does itself for address="auto".
+    """
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token auth
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def build_tuner(cfg: RunConfig, name: str):

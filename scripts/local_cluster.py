@@ -154,13 +154,26 @@ def _wait_registered(state: dict, count: int, timeout: float = 90) -> None:
     raise TimeoutError(f"fewer than {count} nodes registered after {timeout:.0f} s")
 
 
-def start(folder: Path, workers: int, gpus: int, cpus: int, head_cpus: int) -> dict:
-    """Start the head and the worker nodes; returns the state written to folder/cluster.json."""
+def start(
+    folder: Path,
+    workers: int,
+    gpus: int,
+    cpus: int,
+    head_cpus: int,
+    head_args: tuple[str, ...] = (),
+    head_env: dict | None = None,
+    port: int | None = None,
+) -> dict:
+    """Start the head and the worker nodes; returns the state written to folder/cluster.json.
+
+    head_args/head_env: extra `ray start` flags and environment of the head; port: its GCS port
+    (default: a free one). The autoscaler demo uses these.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / STATE).is_file() and any(alive(load_state(folder)).values()):
         raise SystemExit(f"error: a cluster from {folder} still runs: stop it first")
-    port, dash = free_port(), free_port()
+    port, dash = port or free_port(), free_port()
     state = {
         "address": f"127.0.0.1:{port}",
         "dashboard": f"http://127.0.0.1:{dash}",
@@ -168,7 +181,7 @@ def start(folder: Path, workers: int, gpus: int, cpus: int, head_cpus: int) -> d
         "marker": str((folder / STATE).resolve()),
         "nodes": [],
     }
-    head_args = [
+    args = [
         "--head",
         f"--port={port}",
         "--dashboard-host=127.0.0.1",
@@ -176,10 +189,11 @@ def start(folder: Path, workers: int, gpus: int, cpus: int, head_cpus: int) -> d
         f"--ray-client-server-port={free_port()}",
         f"--num-cpus={head_cpus}",  # 0: no trials on the head, as on a real cluster
         "--num-gpus=0",
+        *head_args,
     ]
     # the dashboard's and the autoscaler's Prometheus servers default to fixed ports (44227, 44217)
     metrics = {"DASHBOARD_METRIC_PORT": str(free_port()), "AUTOSCALER_METRIC_PORT": str(free_port())}
-    head = _launch(state, folder, "head", head_args, metrics)
+    head = _launch(state, folder, "head", args, {**metrics, **(head_env or {})})
     state["nodes"].append(head)
     save_state(folder, state)
     _wait_for_raylet(head)

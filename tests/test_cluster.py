@@ -16,7 +16,7 @@ import ray
 from test_search import tiny_config
 
 from configs import parse_config
-from tuning.orphans import reap_orphaned_agents
+from tuning.orphans import reap_orphans
 from tuning.search import connect
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,8 +92,30 @@ def test_agents_whose_raylet_is_gone_are_ended_before_a_new_local_ray():
     try:
         time.sleep(0.5)
         assert psutil.Process(agent.pid).cmdline()[0] == "ray::DashboardAgent"
-        assert reap_orphaned_agents(grace_s=0.5) >= 1
+        assert reap_orphans(grace_s=0.5) >= 1
         assert agent.wait(timeout=15) is not None
     finally:
         if agent.poll() is None:
             agent.kill()
+
+
+def test_cluster_configs_ship_the_token_as_a_file_and_keep_the_dashboard_on_loopback():
+    import yaml
+
+    aws = yaml.safe_load((REPO / "configs" / "cluster" / "aws-gpu.yaml").read_text())
+    assert aws["file_mounts"] == {"~/.ray/auth_token": "~/.ray/auth_token"}
+    assert "token" not in str(aws).lower().replace("auth_token", "").replace("ray_auth_mode=token", "")
+    starts = [
+        c for c in aws["head_start_ray_commands"] + aws["worker_start_ray_commands"] if "ray start" in c
+    ]
+    assert starts and all(c.startswith("RAY_AUTH_MODE=token ray start") for c in starts)
+    assert all("--dashboard-host=127.0.0.1" in c for c in starts if "--head" in c)
+    fake = yaml.safe_load((REPO / "configs" / "cluster" / "local-fake.yaml").read_text())
+    assert fake["provider"]["type"] == "fake_multinode"
+    # derived from aws-gpu.yaml: the same worker type and limits, a head with no trials
+    assert set(fake["available_node_types"]) - {"ray.head.default"} == set(aws["available_node_types"]) - {
+        "head"
+    }
+    assert fake["available_node_types"]["gpu_worker"]["resources"]["GPU"] == 1
+    assert fake["max_workers"] == aws["max_workers"]
+    assert fake["available_node_types"]["ray.head.default"]["resources"] == {"CPU": 0, "GPU": 0}

@@ -30,7 +30,7 @@ from ray.tune.search.optuna import OptunaSearch
 from configs.schema import RunConfig, parse_config
 from tuning.export import TrialSummary, error_message
 from tuning.models import resolve_device
-from tuning.orphans import reap_orphaned_agents
+from tuning.orphans import reap_orphans
 from tuning.space import define_space, trial_overrides
 from tuning.train import train
 
@@ -130,7 +130,7 @@ def connect(cfg: RunConfig, address: str | None) -> str | None:
         token_auth_when_available()
         ctx = ray.init(address=address)
     else:
-        reap_orphaned_agents()
+        reap_orphans()
         loopback_only(is_loopback(res.dashboard_host))
         # address="local" always starts a fresh Ray here; plain ray.init() would join whatever
         # cluster /tmp/ray/ray_current_cluster names, even a dead one.

@@ -261,10 +261,18 @@ def fit(cfg: RunConfig, name: str, *, resume: bool, staging: Path) -> SearchOutc
     path = experiment_path(cfg, name)
     tuner = restore_tuner(cfg, path) if resume else build_tuner(cfg, name)
     results = tuner.fit()
-    finished = len(results) >= cfg.search.num_samples and results.num_terminated + results.num_errors >= len(
-        results
-    )
+    finished = len(results) >= cfg.search.num_samples and all_trials_ended(path)
     return SearchOutcome(summarize(results, cfg, staging) if finished else [], finished)
+
+
+def all_trials_ended(path: str) -> bool:
+    """Whether the experiment state Tune saved says every trial ended (terminated or errored).
+
+    On Ctrl-C Tune saves the state with the running trials unfinished and then stops them: the
+    ResultGrid it returns counts them as terminated, like trials that ran to the end.
+    """
+    trials = tune.ExperimentAnalysis(path).trials
+    return bool(trials) and all(t.status in ("TERMINATED", "ERROR") for t in trials)
 
 
 def load_trials(cfg: RunConfig, path: str, staging: Path) -> list[TrialSummary]:

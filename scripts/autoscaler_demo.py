@@ -8,6 +8,11 @@ Ray's "Testing Autoscaling Locally" page does: `ray up` is for the docker varian
 search with one (fake) GPU per trial against it, and logs the alive nodes every 2 s until the
 idle workers are gone (idle_timeout_minutes 0.5), then stops everything it started
 (scripts/local_cluster.py). Prints the times nodes came up and went down.
+
+Measured on the 2-core dev box (other jobs running), 2 trials x 5 epochs, one fake GPU each:
+the search started 13 s after the head; 2 GPU worker nodes were up at 33 s; the search ended
+(exit 0) at 66 s; both nodes were gone at 91 s (idle_timeout_minutes 0.5). Times are +-5 s:
+each poll is a fresh client process.
 """
 
 from __future__ import annotations

@@ -49,9 +49,9 @@ def test_resumed_run_with_dropout_is_bit_identical_to_the_uninterrupted_one(tiny
 @pytest.mark.slow  # starts Ray
 def test_ctrl_c_after_every_trial_started_exports_nothing_and_resume_finishes(tmp_path, tiny_prepared):
     # every trial already running when Ctrl-C comes: Tune's ResultGrid calls them all terminated
-    config = tiny_config(tmp_path, tiny_prepared, num_samples=2, max_concurrent=2, asha={"grace_period": 3})
+    config = tiny_config(tmp_path, tiny_prepared, num_samples=2, max_concurrent=2, asha={"grace_period": 2})
     cmd = [sys.executable, "-m", "tuning", "--config", str(config), "--out", str(tmp_path / "m")]
-    cmd += ["--name", "int", "--max-epochs", "3"]
+    cmd += ["--name", "int", "--max-epochs", "2"]
     proc = subprocess.Popen(
         cmd, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -38,8 +38,7 @@ def test_search_runs_on_the_worker_nodes_of_a_local_cluster_and_stop_leaves_noth
         workers = {n["node_id"][:8] for n in state["nodes"] if n["name"].startswith("worker")}
         assert len(workers) == 2
         config = tiny_config(tmp_path, tiny_prepared, num_samples=2, max_concurrent=2)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}  # no RAY_AUTH_MODE:
-        # the CLI itself sends ~/.ray/auth_token to a cluster given by --address
+        env = {**os.environ, **lc.client_env(state)}  # RAY_AUTH_MODE=token: the token is sent
         cmd = [sys.executable, "-m", "tuning", "--config", str(config), "--out", str(tmp_path / "m")]
         cmd += ["--name", "lc", "--address", state["address"], "--gpus-per-trial", "1", "--max-epochs", "1"]
         run = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

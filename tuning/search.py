@@ -126,12 +126,11 @@ def connect(cfg: RunConfig, address: str | None) -> str | None:
     address = address or os.environ.get("RAY_ADDRESS")
     res = cfg.resources
     if address:
-        loopback_only(False)
-        token_auth_when_available()
+        # Ray 2.60 sends the token to a cluster given by address only with RAY_AUTH_MODE=token set
+        # (a client in token mode breaks a cluster without auth: its workers cannot call back).
         ctx = ray.init(address=address)
     else:
         reap_orphans()
-        loopback_only(is_loopback(res.dashboard_host))
         # address="local" always starts a fresh Ray here; plain ray.init() would join whatever
         # cluster /tmp/ray/ray_current_cluster names, even a dead one.
         port = res.dashboard_port
@@ -143,12 +142,18 @@ def connect(cfg: RunConfig, address: str | None) -> str | None:
                     f"using {port}",
                     flush=True,
                 )
-        ctx = ray.init(
-            address="local",
-            include_dashboard=res.include_dashboard,
-            dashboard_host=res.dashboard_host,
-            dashboard_port=port,
-        )
+        # Ray reads the flag while starting its processes; restored at once so that nothing
+        # later in this process (a cluster joined by address) sees it.
+        loopback_only(is_loopback(res.dashboard_host))
+        try:
+            ctx = ray.init(
+                address="local",
+                include_dashboard=res.include_dashboard,
+                dashboard_host=res.dashboard_host,
+                dashboard_port=port,
+            )
+        finally:
+            loopback_only(False)
     url = getattr(ctx, "dashboard_url", None)
     return f"http://{url}" if url and not url.startswith("http") else url
 
@@ -158,7 +163,7 @@ def is_loopback(host: str) -> bool:
 
 
 def loopback_only(on: bool) -> None:
-    """Whether a local Ray started from this process binds every port to 127.0.0.1.
+    """Whether a local Ray started from this process binds every port to 127.0.0.1 (False: Ray's default).
 
     Ray swaps 127.0.0.1 for this machine's routable IP (services.resolve_ip_for_localhost) unless
     its "cluster" flag is off; with the flag off, the GCS, raylet, agents and the dashboard's and
@@ -171,22 +176,6 @@ def loopback_only(on: bool) -> None:
     else:
         os.environ[LOOPBACK_ENV] = env  # what the processes Ray starts read
     ray_constants.ENABLE_RAY_CLUSTER = flag  # read once, at import, in this process
-
-
-def token_auth_when_available() -> None:
-    """Send the token (RAY_AUTH_TOKEN[_PATH] or ~/.ray/auth_token) when joining a cluster by address.
-
-    Ray 2.59/2.60 enable token auth only for local clusters; with an explicit address a driver
-    connects without the token and the GCS refuses it ("InvalidAuthToken") until a bare
-    ConnectionError ~45 s later. This is what Ray does itself for address="auto".
-    """
-    try:
-        from ray._private.authentication.authentication_token_setup import (
-            maybe_enable_token_auth_if_token_available,
-        )
-    except ImportError:  # a Ray without token auth
-        return
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def build_tuner(cfg: RunConfig, name: str):

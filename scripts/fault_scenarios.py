@@ -97,6 +97,8 @@ class Search:
         ]
         cmd += (["--address", address] if address else []) + (["--resume"] if resume else [])
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        if address:
+            env.update(lc.token_env())  # RAY_AUTH_MODE=token: a client must send the cluster's token
         log = open(work / f"{name}{'-resume' if resume else ''}.log", "w")  # noqa: SIM115 (closed in wait)
         self.log, self.started = log, time.time()
         self.proc = subprocess.Popen(

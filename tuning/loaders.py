@@ -63,14 +63,19 @@ def build_loaders(
 
 
 def reseed_epoch(train_loader: DataLoader, generator: torch.Generator, seed: int, epoch: int) -> None:
-    """Reseed batch order (and, with 0 workers, augmentations) from (seed, epoch).
+    """Reseed batch order, the global RNGs (dropout) and, with 0 workers, augmentations from (seed, epoch).
 
-    So a resumed run draws the same batches as an uninterrupted one; workers are seeded once,
-    when they start.
+    So a resumed run draws the same batches and dropout masks as an uninterrupted one; loader
+    workers are seeded once, when they start.
     """
     epoch_seed = seed * 100_003 + epoch
     generator.manual_seed(epoch_seed)
     seed_transforms(train_loader.dataset, epoch_seed)
+    # Dropout (FPN's head, many encoders) draws from torch's global generator: without this a
+    # resumed run starts epoch N+1 from the state seed_everything left, not the one N epochs left.
+    random.seed(epoch_seed)
+    np.random.seed(epoch_seed % 2**32)
+    torch.manual_seed(epoch_seed)
 
 
 def loader_workers(num_workers: int | None, cpus: int | None) -> int:

@@ -22,6 +22,7 @@ import optuna
 import pyarrow.fs
 import ray
 from ray import tune
+from ray._private import ray_constants
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
@@ -29,6 +30,7 @@ from ray.tune.search.optuna import OptunaSearch
 from configs.schema import RunConfig, parse_config
 from tuning.export import TrialSummary, error_message
 from tuning.models import resolve_device
+from tuning.orphans import reap_orphans
 from tuning.space import define_space, trial_overrides
 from tuning.study import open_storage, study_name, study_storage_url
 from tuning.train import train
@@ -37,6 +39,8 @@ MODE = "max"  # every search.metric is a score: higher is better
 # Reported each epoch: seconds inside the training function since the previous report. Summed
 # over a trial's rows it survives a resume, like Ray's own time_total_s it is compared with.
 TRAIN_TIME = "train_fn_time_this_iter_s"
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": a local Ray binds to 127.0.0.1 only
+_CLUSTER_FLAG = (os.environ.get(LOOPBACK_ENV), ray_constants.ENABLE_RAY_CLUSTER)  # as imported
 
 
 def is_uri(storage: str) -> bool:
@@ -123,8 +127,11 @@ def connect(cfg: RunConfig, address: str | None) -> str | None:
     address = address or os.environ.get("RAY_ADDRESS")
     res = cfg.resources
     if address:
+        # Ray 2.60 sends the token to a cluster given by address only with RAY_AUTH_MODE=token set
+        # (a client in token mode breaks a cluster without auth: its workers cannot call back).
         ctx = ray.init(address=address)
     else:
+        reap_orphans()
         # address="local" always starts a fresh Ray here; plain ray.init() would join whatever
         # cluster /tmp/ray/ray_current_cluster names, even a dead one.
         port = res.dashboard_port
@@ -136,14 +143,40 @@ def connect(cfg: RunConfig, address: str | None) -> str | None:
                     f"using {port}",
                     flush=True,
                 )
-        ctx = ray.init(
-            address="local",
-            include_dashboard=res.include_dashboard,
-            dashboard_host=res.dashboard_host,
-            dashboard_port=port,
-        )
+        # Ray reads the flag while starting its processes; restored at once so that nothing
+        # later in this process (a cluster joined by address) sees it.
+        loopback_only(is_loopback(res.dashboard_host))
+        try:
+            ctx = ray.init(
+                address="local",
+                include_dashboard=res.include_dashboard,
+                dashboard_host=res.dashboard_host,
+                dashboard_port=port,
+            )
+        finally:
+            loopback_only(False)
     url = getattr(ctx, "dashboard_url", None)
     return f"http://{url}" if url and not url.startswith("http") else url
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def loopback_only(on: bool) -> None:
+    """Whether a local Ray started from this process binds every port to 127.0.0.1 (False: Ray's default).
+
+    Ray swaps 127.0.0.1 for this machine's routable IP (services.resolve_ip_for_localhost) unless
+    its "cluster" flag is off; with the flag off, the GCS, raylet, agents and the dashboard's and
+    autoscaler's Prometheus servers all bind to loopback instead of 0.0.0.0. A single-node run
+    needs nothing else; `ray start --address` (joining a cluster) refuses to run with it.
+    """
+    env, flag = ("0", False) if on else _CLUSTER_FLAG
+    if env is None:
+        os.environ.pop(LOOPBACK_ENV, None)
+    else:
+        os.environ[LOOPBACK_ENV] = env  # what the processes Ray starts read
+    ray_constants.ENABLE_RAY_CLUSTER = flag  # read once, at import, in this process
 
 
 def build_tuner(cfg: RunConfig, name: str):
@@ -223,10 +256,18 @@ def fit(cfg: RunConfig, name: str, *, resume: bool, staging: Path) -> SearchOutc
     path = experiment_path(cfg, name)
     tuner = restore_tuner(cfg, path) if resume else build_tuner(cfg, name)
     results = tuner.fit()
-    finished = len(results) >= cfg.search.num_samples and results.num_terminated + results.num_errors >= len(
-        results
-    )
+    finished = len(results) >= cfg.search.num_samples and all_trials_ended(path)
     return SearchOutcome(summarize(results, cfg, staging) if finished else [], finished)
+
+
+def all_trials_ended(path: str) -> bool:
+    """Whether the experiment state Tune saved says every trial ended (terminated or errored).
+
+    On Ctrl-C Tune saves the state with the running trials unfinished and then stops them: the
+    ResultGrid it returns counts them as terminated, like trials that ran to the end.
+    """
+    trials = tune.ExperimentAnalysis(path).trials
+    return bool(trials) and all(t.status in ("TERMINATED", "ERROR") for t in trials)
 
 
 def load_trials(cfg: RunConfig, path: str, staging: Path) -> list[TrialSummary]:

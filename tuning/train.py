@@ -41,7 +41,11 @@ def train(
 
     Each epoch writes work_dir/checkpoints/epoch_NNN and calls on_epoch(metrics, that_dir);
     afterwards only the newest and the best-val_f1 checkpoints are kept. resume_from (a
-    checkpoint dir) continues at its epoch + 1 on the same LR curve.
+    checkpoint dir) continues at its epoch + 1 on the same LR curve. With data.num_workers 0 on
+    the CPU the resumed epochs are bit-identical to an uninterrupted run's (same batches,
+    augmentations and dropout masks: tuning.loaders.reseed_epoch); loader workers are seeded
+    when they start, so with workers the augmentations after a resume differ, and on CUDA
+    (cudnn.benchmark, atomics) the floats may too: there only the batch order and LR curve hold.
     train_set and loss_fn replace the config's train split and loss (distillation: targets
     (labels, teacher probabilities), tuning.soft_targets); validation stays on cfg.data's val split.
     """

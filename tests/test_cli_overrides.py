@@ -76,6 +76,7 @@ def test_every_ensemble_command_that_reads_a_config_takes_set(command):
         "run": ["--manifest", "m", "--images", "i", "--out", "o"],
         "fit": ["--manifest", "m", "--data", "d"],
         "distill": ["--recipe", "r", "--data", "d", "--out", "o"],
+        "predict": ["photo.jpg", "--manifest", "m", "--out", "o"],
     }
     args = ensemble_parser().parse_args([command, *required.get(command, []), "--set", "ensemble.viz=1"])
     assert args.overrides == ["ensemble.viz=1"]

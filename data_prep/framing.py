@@ -88,9 +88,13 @@ def spaced(ids: Sequence[str], n: int = MAX_SAMPLES) -> list[str]:
     return [ids[int(i)] for i in np.linspace(0, len(ids) - 1, n).round()]
 
 
-def dataset_framing(prep: PreparedDataset, ids: Sequence[str]) -> dict:
-    """The framing measured on (at most MAX_SAMPLES of) the given samples' label maps."""
-    return measure_framing(read_label_map(prep.mask_path(i)) for i in spaced(ids))
+def dataset_framing(prep: PreparedDataset, ids: Sequence[str], to_classes: np.ndarray | None = None) -> dict:
+    """The framing measured on (at most MAX_SAMPLES of) the given samples' label maps.
+
+    to_classes (256-entry table) maps masks in another label set's IDs (lapa11) to ours first.
+    """
+    maps = (read_label_map(prep.mask_path(i)) for i in spaced(ids))
+    return measure_framing(maps if to_classes is None else (to_classes[m] for m in maps))
 
 
 def read_framing(root: str | Path | None) -> dict:

@@ -106,6 +106,7 @@ class Importer:
     meta: Callable[[Tally], dict] = lambda tally: {}
     sample_stat: Callable[[np.ndarray], Hashable] | None = None
     allow_ignore: bool = False  # IGNORE_INDEX is a label value it writes
+    to_classes: np.ndarray | None = None  # 256-entry table, masks in another label set's IDs -> ours
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,7 +256,8 @@ def prepare_dataset(
         pixel_counts=pixel_counts[:NUM_CLASSES],
         skipped=skipped,
         extra={
-            "framing": dataset_framing(prep, done),  # where the faces sit: crops of wild photos match it
+            # Where the faces sit: crops of wild photos match it.
+            "framing": dataset_framing(prep, done, importer.to_classes),
             "root": str(root.resolve()),
             **importer.meta(Tally(pixel_counts, stats)),
         },

@@ -221,6 +221,7 @@ def prepare(
         meta=meta,
         sample_stat=lr_vote_lapa11 if label_set == "lapa11" else lr_vote,
         allow_ignore=True,
+        to_classes=LAPA11.from_set_lut if label_set == "lapa11" else None,
     )
     result = prepare_dataset(importer, root, out, size=size, workers=workers, limit=limit, progress=progress)
     warn_if_mirrored(result["left_right_check"], swap_lr)

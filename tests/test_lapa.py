@@ -104,8 +104,10 @@ def test_lapa11_keeps_lapa_ids_and_names(lapa_root, tmp_path):
         PreparedDataset(out).require_training_classes()
     with pytest.raises(DatasetError, match="lapa11"):
         check_datasets([out], progress=False)
-    lapa.prepare(lapa_root, tmp_path / "prep19", size=48, progress=False)
+    meta19 = lapa.prepare(lapa_root, tmp_path / "prep19", size=48, progress=False)
     PreparedDataset(tmp_path / "prep19").require_training_classes()
+    # The framing reads LaPa IDs as the classes they name: same face box and landmarks as the 19-class copy.
+    assert meta["framing"] == meta19["framing"] and meta["framing"]["samples"] > 0
 
 
 def test_swap_lr_swaps_eyes_and_brows(lapa_root, tmp_path):

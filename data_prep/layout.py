@@ -83,9 +83,10 @@ class PreparedDataset:
 
     def require_training_classes(self) -> None:
         """Training and class weights read masks as our 19 classes: refuse a set with other IDs."""
-        if self.label_set() != "celebamask19":
+        label_set = self.label_set()
+        if label_set != "celebamask19":
             raise DatasetError(
-                f"{self.meta_path}: masks hold {self.label_set()!r} class IDs, not the 19-class table; "
+                f"{self.meta_path}: masks hold {label_set!r} class IDs, not the 19-class table; "
                 "re-prepare it without --label-set to train on it (that set is for scoring only)"
             )
 

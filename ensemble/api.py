@@ -17,6 +17,7 @@ import numpy as np
 from configs.schema import EnsembleConfig
 from data_prep.framing import DEFAULT_FRAMING, read_framing
 from data_prep.layout import read_rgb
+from ensemble.inputs import is_prepared
 from ensemble.members import Member
 from ensemble.pipeline import load_ensemble
 from ensemble.wild import WildParser, WildResult
@@ -30,7 +31,7 @@ def training_framing(members: Sequence[Member], dataset: str | Path | None = Non
     for m in members:
         for ref in (m.config.get("data") or {}).get("datasets") or []:
             path = Path(ref.get("path", "")) if isinstance(ref, dict) else None
-            if path is not None and (path / "dataset.json").is_file():
+            if path is not None and is_prepared(path):
                 return read_framing(path), str(path)
     return dict(DEFAULT_FRAMING), "default"
 

@@ -23,8 +23,10 @@ EYES = {"l_eye": CLASS_ID["l_eye"], "r_eye": CLASS_ID["r_eye"]}
 
 
 def _faces(ctx) -> list[Face]:
-    faces = getattr(ctx, "faces", None)
-    return faces if faces is not None else faces_from_labels(ctx.labels, min_pixels=16)
+    """The detected faces, else (run/fit, no detector) faces found in the labels once per image."""
+    if getattr(ctx, "faces", None) is None:
+        ctx.faces = faces_from_labels(ctx.labels, min_pixels=16)
+    return ctx.faces
 
 
 def _box_mask(shape: tuple[int, int], faces: list[Face], factor: float) -> np.ndarray:

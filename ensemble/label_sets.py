@@ -12,7 +12,6 @@ mapped); written masks/ hold the set's IDs (color/ keeps our palette).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,7 @@ import torch
 from configs import IGNORE_INDEX, colorize
 from configs.label_sets import CELEBAMASK19, LabelSet, get_label_set
 from data_prep.atomic import write_image
-from data_prep.layout import DatasetError, read_label_map
+from data_prep.layout import DatasetError, PreparedDataset, read_label_map
 from ensemble.inputs import ImageSet, InputError, is_prepared
 from ensemble.members import Member
 from ensemble.submission import write_masks
@@ -127,10 +126,7 @@ def ground_truth_label_set(images: Path, run_set: str, given: str | None) -> str
     """The label set of the ground truth: given, else a prepared dataset's own, else the run's."""
     if given is not None:
         return given
-    if is_prepared(images):
-        meta = json.loads((Path(images) / "dataset.json").read_text())
-        return str(meta.get("label_set", CELEBAMASK19.name))
-    return run_set
+    return PreparedDataset(images).label_set() if is_prepared(images) else run_set
 
 
 def apply_label_set(

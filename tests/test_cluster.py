@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -85,17 +86,32 @@ def test_local_ray_listens_on_loopback_only():
         ray.shutdown()
 
 
-def test_agents_whose_raylet_is_gone_are_ended_before_a_new_local_ray():
+def test_agents_whose_raylet_is_gone_are_ended_before_a_new_local_ray(tmp_path):
     # what a SIGKILLed driver leaves for ~60 s: an agent whose parent is no raylet
     agent = subprocess.Popen(["bash", "-c", "exec -a ray::DashboardAgent sleep 120"])
+    # and a live cluster's worker (a raylet above it), which must survive
+    raylet = tmp_path / "raylet"
+    raylet.symlink_to(shutil.which("bash"))
+    live = subprocess.Popen([str(raylet), "-c", "bash -c 'exec -a ray::IDLE sleep 120'; true"])
     try:
         time.sleep(0.5)
         assert psutil.Process(agent.pid).cmdline()[0] == "ray::DashboardAgent"
+        worker = psutil.Process(live.pid).children()[0]
+        assert worker.cmdline()[0] == "ray::IDLE" and psutil.Process(live.pid).name() == "raylet"
         assert reap_orphans(grace_s=0.5) >= 1
         assert agent.wait(timeout=15) is not None
+        assert worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE
     finally:
-        if agent.poll() is None:
-            agent.kill()
+        for proc in (agent, live):
+            if proc.poll() is None:
+                _kill_tree(proc.pid)
+
+
+def _kill_tree(pid: int) -> None:
+    parent = psutil.Process(pid)
+    for child in parent.children(recursive=True):
+        child.kill()
+    parent.kill()
 
 
 def test_cluster_configs_ship_the_token_as_a_file_and_keep_the_dashboard_on_loopback():

@@ -9,12 +9,13 @@ import torch
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
+import tuning.train as train_module
 from configs.schema import ConfigError, load_config, parse_config
 from data_prep.dataset import FaceParsingDataset
 from data_prep.transforms import build_val_transform
 from tuning.checkpoint import load_model_weights
 from tuning.models import build_model
-from tuning.speed import COMPILE_BACKEND_ENV, memory_format_for, pad_batch
+from tuning.speed import COMPILE_BACKEND_ENV, compile_model, memory_format_for, pad_batch
 from tuning.train import evaluate, train
 
 CUDA = torch.device("cuda")  # memory_format_for only reads the device type: no GPU needed
@@ -66,7 +67,11 @@ def test_padded_evaluation_scores_exactly_the_real_images(tiny_prepared):
     )
     loader = DataLoader(val, batch_size=3)  # 8 images: the last batch has 2
     plain = evaluate(model, loader, "cpu")
+    seen = []
+    hook = model.register_forward_pre_hook(lambda _m, args: seen.append(args[0].shape[0]))
     padded = evaluate(model, loader, "cpu", pad_to=3)
+    hook.remove()
+    assert seen == [3, 3, 3]  # one input shape: the short last batch was padded
     assert padded["f1"] == pytest.approx(plain["f1"], abs=1e-6)
     assert padded["miou"] == pytest.approx(plain["miou"], abs=1e-6)
 
@@ -83,8 +88,11 @@ def test_compiled_training_checkpoints_the_plain_module(tiny_prepared, tmp_path,
             "train": {"epochs": 1, "batch_size": 4, "amp": "none", "compile": True, "max_train_batches": 2},
         }
     )
+    compiled = []
+    monkeypatch.setattr(train_module, "compile_model", lambda m: compiled.append(m) or compile_model(m))
     result = train(cfg, tmp_path)
     torch._dynamo.reset()
+    assert len(compiled) == 1 and compiled[0]._compiled_call_impl is not None  # train.compile was honoured
     ckpt = tmp_path / "checkpoints" / "epoch_001"
     keys = list(load_file(str(ckpt / "model.safetensors")))
     assert keys and not [k for k in keys if "_orig_mod" in k]

@@ -9,11 +9,12 @@ import pytest
 
 from configs import CLASS_ID
 from data_prep.__main__ import main as data_prep_main
+from data_prep.framing import FACE_CORE
 from data_prep.layout import PreparedDataset, read_label_map
 from data_prep.synth import wild
-from data_prep.synth.wild import FACE_BOX_CLASSES, generate_wild, render_scene
+from data_prep.synth.wild import generate_wild, render_scene
 
-INNER = np.isin(np.arange(256), [CLASS_ID[n] for n in FACE_BOX_CLASSES])
+INNER = np.isin(np.arange(256), FACE_CORE)
 
 
 @pytest.mark.parametrize("seed", range(4))

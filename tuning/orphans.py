@@ -13,11 +13,11 @@ TITLE = "ray::"
 
 def orphaned_ray_processes() -> list[psutil.Process]:
     """This user's Ray agents and workers whose raylet is gone (no raylet among their ancestors)."""
-    found = []
+    found, me = [], psutil.Process().username()
     for proc in psutil.process_iter(["cmdline", "username"]):
         try:
             cmd = proc.info["cmdline"] or []
-            if not cmd or not cmd[0].startswith(TITLE) or proc.info["username"] != _me():
+            if not cmd or not cmd[0].startswith(TITLE) or proc.info["username"] != me:
                 continue
             if not any(parent.name() == "raylet" for parent in proc.parents()):
                 found.append(proc)
@@ -39,11 +39,10 @@ def reap_orphans(grace_s: float = 5.0) -> int:
             pass
     _, still = psutil.wait_procs(alive, timeout=10)
     for proc in still:
-        proc.kill()
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:  # exited between the wait and the kill
+            pass
     if alive:
         print(f"ended {len(alive)} Ray processes left by a previous run whose raylet is gone", flush=True)
     return len(alive)
-
-
-def _me() -> str:
-    return psutil.Process().username()

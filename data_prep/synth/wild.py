@@ -3,7 +3,7 @@
 Each face is rendered as in the aligned mode (render.render_face) and its person (every labelled
 pixel: head, hair, neck, clothes) is pasted at a random place, partly outside the canvas allowed.
 Later faces occlude earlier ones in the image and the label map alike, so the label map is exactly
-what is visible. A face's box is the bounding box of its visible inner-face pixels (FACE_BOX_CLASSES;
+what is visible. A face's box is the bounding box of its visible inner-face pixels (data_prep.framing.FACE_CORE;
 not hair, ears, neck or clothes), [x0, y0, x1, y1) in pixels with x1, y1 exclusive; a face with no
 visible inner-face pixel has no box.
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from configs import CLASS_ID, NUM_CLASSES
 from data_prep.atomic import write_image, write_json
+from data_prep.framing import FACE_CORE
 from data_prep.importer import run_tasks
 from data_prep.layout import PreparedDataset, write_meta, write_splits
 from data_prep.splits import make_splits
@@ -34,9 +35,8 @@ from data_prep.synth.render import render_face
 
 SOURCE = "synth-wild"
 BOXES_FILE = "boxes.json"
-FACE_BOX_CLASSES = ("skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "mouth", "u_lip", "l_lip")
 _IN_BOX = np.zeros(256, bool)
-_IN_BOX[[CLASS_ID[n] for n in FACE_BOX_CLASSES]] = True
+_IN_BOX[list(FACE_CORE)] = True  # the face box of the framing: skin and inner parts
 
 
 @dataclass

@@ -8,7 +8,6 @@ OUT/overlay/{stem}.png (photo + translucent class colours + face boxes + legend)
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -23,13 +22,13 @@ from data_prep.layout import DatasetError, read_rgb
 from ensemble.api import Parser
 from ensemble.detect import DETECTORS, DetectorError
 from ensemble.inputs import IMAGE_EXTENSIONS, ImageItem, discover
-from ensemble.outputs import check_out_folder
+from ensemble.outputs import check_out_folder, clear_previous
 from ensemble.pipeline import INPUT_ERRORS
 from ensemble.submission import write_masks
 from ensemble.tta import TTA_MODES
 from ensemble.viz import overlay
 
-OWN = ("masks", "color", "overlay", "faces.json")
+OWN_FOLDERS, OWN_FILES = ("masks", "color", "overlay"), ("faces.json",)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -117,9 +116,7 @@ def main(args: argparse.Namespace) -> int:
     except (*INPUT_ERRORS, DetectorError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    for name in OWN:  # only after every check passed
-        path = args.out / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    clear_previous(args.out, OWN_FOLDERS, OWN_FILES)  # only after every check passed
     print(f"detector: {args.detector}; framing: {parser.framing_source}")
     faces, bad, t0 = {}, [], time.perf_counter()
     for item in tqdm(items, desc="predict", unit="photo", disable=args.quiet):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 # What ensemble.pipeline.run writes; --overwrite removes exactly these (and their temp files),
@@ -34,16 +35,18 @@ def check_out_folder(out: Path, overwrite: bool) -> None:
         )
 
 
-def clear_previous(out: Path) -> list[Path]:
-    """Remove a previous run's outputs from out; returns what was removed."""
+def clear_previous(
+    out: Path, folders: Sequence[str] = OWN_FOLDERS, files: Sequence[str] = OWN_FILES
+) -> list[Path]:
+    """Remove a previous run's outputs (folders, files and their atomic-write leftovers) from out."""
     if not out.is_dir():
         return []
     removed = []
-    for name in OWN_FOLDERS:
+    for name in folders:
         if (out / name).is_dir():
             shutil.rmtree(out / name)
             removed.append(out / name)
-    for name in OWN_FILES:
+    for name in files:
         for path in [out / name, *out.glob(f".{name}.*.tmp")]:
             if path.is_file():
                 path.unlink()

@@ -73,9 +73,14 @@ def reseed_epoch(train_loader: DataLoader, generator: torch.Generator, seed: int
     seed_transforms(train_loader.dataset, epoch_seed)
     # Dropout (FPN's head, many encoders) draws from torch's global generator: without this a
     # resumed run starts epoch N+1 from the state seed_everything left, not the one N epochs left.
-    random.seed(epoch_seed)
-    np.random.seed(epoch_seed % 2**32)
-    torch.manual_seed(epoch_seed)
+    seed_everything(epoch_seed)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def loader_workers(num_workers: int | None, cpus: int | None) -> int:

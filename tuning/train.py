@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import math
-import random
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from configs.schema import RunConfig
 from data_prep.dataset import class_weights_from
 from tuning.checkpoint import load_checkpoint, save_checkpoint
-from tuning.loaders import build_loaders, reseed_epoch
+from tuning.loaders import build_loaders, reseed_epoch, seed_everything
 from tuning.losses import build_loss
 from tuning.metrics import PER_CLASS_F1_KEYS, ConfusionMatrix, flat_per_class_f1
 from tuning.models import build_model, resolve_device
@@ -308,13 +306,6 @@ def evaluate(
     if loss_fn is not None:
         scores["loss"] = float(loss_sum) / max(1, samples)
     return scores
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def _epoch_dir_name(epoch: int | None) -> str | None:

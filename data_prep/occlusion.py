@@ -114,15 +114,21 @@ def _hair_strands(rng, alpha, centre, size, image, mask) -> np.ndarray:
     return np.array([60, 40, 25], np.float32) * rng.uniform(0.3, 2.0)
 
 
-def _face_pixel(rng: np.random.Generator, mask: np.ndarray) -> tuple[np.ndarray, float]:
-    """A random inner-face pixel (x, y) and the face's extent in pixels (image centre if none)."""
-    ys, xs = np.nonzero(np.isin(mask, FACE_IDS))
-    if ys.size == 0:
-        h, w = mask.shape
-        return np.array([w / 2, h / 2], np.float32), 0.5 * min(h, w)
-    k = rng.integers(ys.size)
-    extent = max(np.ptp(ys), np.ptp(xs), 8)
-    return np.array([xs[k], ys[k]], np.float32), float(extent)
+class FacePixels:
+    """A label map's inner-face pixels, found once per sample and drawn from per occluder."""
+
+    def __init__(self, mask: np.ndarray):
+        self.shape = mask.shape[:2]
+        self.ys, self.xs = np.nonzero(np.isin(mask, FACE_IDS))
+        self.extent = float(max(np.ptp(self.ys), np.ptp(self.xs), 8)) if self.ys.size else 0.0
+
+    def pick(self, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+        """A random inner-face pixel (x, y) and the face's extent in pixels (image centre if none)."""
+        if self.ys.size == 0:
+            h, w = self.shape
+            return np.array([w / 2, h / 2], np.float32), 0.5 * min(h, w)
+        k = rng.integers(self.ys.size)
+        return np.array([self.xs[k], self.ys[k]], np.float32), self.extent
 
 
 class CopyPasteOcclusion(A.DualTransform):
@@ -150,7 +156,10 @@ class CopyPasteOcclusion(A.DualTransform):
             raise ValueError(
                 f"unknown occluder kinds {sorted(unknown)}; expected some of {sorted(OCCLUDER_KINDS)}"
             )
-        self.bank: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=bank_size)
+        self.bank: deque[tuple[np.ndarray, np.ndarray, FacePixels]] = deque(maxlen=bank_size)
+        self.names = list(self.kinds)
+        weights = np.array([self.kinds[n] for n in self.names], np.float64)
+        self.probabilities = weights / weights.sum()
 
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         rng = self.random_generator
@@ -159,16 +168,16 @@ class CopyPasteOcclusion(A.DualTransform):
         rgb = np.zeros((h, w, 3), np.uint8)
         label = np.zeros((h, w), np.uint8)
         pasted = np.zeros((h, w), bool)
-        names = list(self.kinds)
-        weights = np.array([self.kinds[n] for n in names], np.float64)
+        face = FacePixels(mask)
         for _ in range(int(rng.integers(1, self.max_occluders + 1))):
-            kind = names[rng.choice(len(names), p=weights / weights.sum())]
-            centre, extent = _face_pixel(rng, mask)
+            kind = self.names[rng.choice(len(self.names), p=self.probabilities)]
+            centre, extent = face.pick(rng)
             size = max(6.0, extent * rng.uniform(*self.size_range))
             alpha = np.zeros((h, w), np.uint8)
             if kind == "face" and self.bank:
-                src_image, src_mask = self.bank[rng.integers(len(self.bank))]
-                self._paste_face(rng, alpha, rgb, label, centre, size, src_image, src_mask)
+                self._paste_face(
+                    rng, alpha, rgb, label, centre, size, *self.bank[rng.integers(len(self.bank))]
+                )
             else:
                 if kind == "hair":
                     colour, value = _hair_strands(rng, alpha, centre, size, image, mask), HAIR
@@ -185,17 +194,19 @@ class CopyPasteOcclusion(A.DualTransform):
                     rgb[box][on] = np.clip(tex[on], 0, 255).astype(np.uint8)
                     label[box][on] = value
             pasted |= alpha.astype(bool)
-        self.bank.append((image.copy(), mask.copy()))
+        if "face" in self.kinds:  # the bank is read only for face patches
+            self.bank.append((image.copy(), mask.copy(), face))
         return {"paste": pasted, "paste_rgb": rgb, "paste_label": label}
 
     @staticmethod
-    def _paste_face(rng, alpha, rgb, label, centre, size, src_image, src_mask) -> None:
+    def _paste_face(rng, alpha, rgb, label, centre, size, src_image, src_mask, src_face) -> None:
         """Copy an ellipse of another face (pixels and labels) so its chosen point lands on centre."""
         h, w = alpha.shape
         if src_image.shape[:2] != (h, w):  # bank samples are at the training size; be safe anyway
             src_image = cv2.resize(src_image, (w, h), interpolation=cv2.INTER_LINEAR)
             src_mask = cv2.resize(src_mask, (w, h), interpolation=cv2.INTER_NEAREST)
-        source, _ = _face_pixel(rng, src_mask)
+            src_face = FacePixels(src_mask)
+        source, _ = src_face.pick(rng)
         axes = (max(2, int(size * rng.uniform(0.3, 0.5))), max(2, int(size * rng.uniform(0.2, 0.4))))
         cv2.ellipse(
             alpha, tuple(np.round(centre).astype(int)), axes, float(rng.uniform(0, 180)), 0, 360, 1, -1

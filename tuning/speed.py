@@ -30,8 +30,8 @@ DEPTHWISE_ENCODER_MARKS = (
     "mit_",
 )
 # torch.compile backend: inductor generates kernels (on a CPU it compiles C++ for minutes: 223 s
-# for a small Unet on the 2-core dev box); tests and `gpu_check --smoke` on a CPU set aot_eager,
-# which traces the same graphs without generating code.
+# for a small Unet on the 2-core dev box); the tests set aot_eager and `gpu_check --smoke` on a CPU
+# eager, which trace the same graphs without generating code.
 COMPILE_BACKEND_ENV = "FACEPARSE_COMPILE_BACKEND"
 
 

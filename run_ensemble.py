@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ensemble import cli_run
+from ensemble.cli import run_command as cli_run
 
 
 def build_parser() -> argparse.ArgumentParser:

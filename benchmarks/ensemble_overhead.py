@@ -1,7 +1,7 @@
 """Ensemble overhead: the full pipeline's time per image against the compute floor.
 
 The floor is the sum of the members' bare forward passes (inputs ready in memory) times the
-number of TTA views. The pipeline is ensemble.pipeline.run as run_ensemble.py calls it (decoding,
+number of TTA views. The pipeline is ensemble.submission.run_pipeline.run as run_ensemble.py calls it (decoding,
 TTA, averaging, smoothing and argmax on the device, clean-up, mask PNGs, CSV), without a recipe.
 
     python benchmarks/ensemble_overhead.py --manifest models/demo/manifest.json --images data/demo/prepared
@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from configs.schema import EnsembleConfig, PostprocessConfig  # noqa: E402
 from data_prep.layout import read_rgb  # noqa: E402
-from ensemble.inputs import discover  # noqa: E402
-from ensemble.members import load_manifest, resolve_device  # noqa: E402
-from ensemble.pipeline import RunOptions, run  # noqa: E402
-from ensemble.predict import Timings, distinct_specs, predict, prepare_input  # noqa: E402
-from ensemble.tta import build_views  # noqa: E402
+from ensemble.core.batching import Timings, distinct_specs, predict, prepare_input  # noqa: E402
+from ensemble.core.inputs import discover  # noqa: E402
+from ensemble.core.members import load_manifest, resolve_device  # noqa: E402
+from ensemble.core.tta import build_views  # noqa: E402
+from ensemble.submission.run_pipeline import RunOptions, run  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

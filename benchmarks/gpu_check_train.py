@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ensemble_overhead  # noqa: E402  (benchmarks/ is on sys.path when gpu_check.py runs)
 
 from configs.schema import parse_config  # noqa: E402
-from tuning.export import TrialSummary, export_members, rank, write_trials_csv  # noqa: E402
+from tuning.library_export import TrialSummary, export_members, rank, write_trials_csv  # noqa: E402
 from tuning.train import train  # noqa: E402
 
 

@@ -22,9 +22,9 @@ from configs.schema import PostprocessConfig
 from data_prep.framing import face_box
 from data_prep.layout import PreparedDataset, read_label_map, read_rgb
 from ensemble.api import Parser
-from ensemble.postprocess import build_steps
-from ensemble.predict import predict_arrays
-from ensemble.report import image_confusion
+from ensemble.core.batching import predict_arrays
+from ensemble.postprocess.registry import build_steps
+from ensemble.submission.run_report import image_confusion
 from tuning.metrics import scores_from_confusion
 
 

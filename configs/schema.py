@@ -219,7 +219,7 @@ class PostprocessConfig(Section):
     fill_holes: bool = True
     grabcut: bool = False
     crf: bool = False
-    # Detection-based steps (ensemble.face_steps); factors: parts, hair, skin (the seed's).
+    # Detection-based steps (ensemble.postprocess.face_steps); factors: parts, hair, skin (the seed's).
     face_clip: bool = False
     face_clip_scales: tuple[Positive, Positive, Positive] = (0.9, 1.3, 1.1)
     glasses_to_skin: bool = False
@@ -257,7 +257,7 @@ class DistillConfig(Section):
     ce_weight: Annotated[float, Field(ge=0)] = 0.5  # cross-entropy on ground truth, where labelled
     epochs: Annotated[int, Field(ge=1)] | None = None  # None: train.epochs
     # Teacher probabilities are cached once at resolution x resolution in half precision when
-    # they fit cache_gb (ensemble.teacher states the formula), else computed on the fly.
+    # they fit cache_gb (ensemble.distill.teacher states the formula), else computed on the fly.
     resolution: Annotated[int, Field(ge=8)] = 128
     cache_gb: Annotated[float, Field(ge=0)] = 8.0
 

@@ -1,15 +1,15 @@
 """Ensemble of trained face parsers: member loading, TTA, weighted softmax averaging,
 post-processing, leaderboard CSV/PNG export and the report."""
 
-from ensemble.inputs import ImageItem, ImageSet, InputError, discover, sort_stems
-from ensemble.members import Manifest, ManifestError, Member, load_manifest, resolve_device
-from ensemble.pipeline import RunError, RunOptions, run
-from ensemble.postprocess import STEPS, PostprocessError, build_steps, postprocess
-from ensemble.predict import Prediction, Timings, predict, predict_probs
-from ensemble.recipe import Recipe, RecipeError, read_recipe, write_recipe
-from ensemble.submission import rle_decode, rle_encode, write_submission
-from ensemble.tta import TRANSFORMS, TTA_MODES, TTAError, View, build_views
-from ensemble.weights import WEIGHT_MODES
+from ensemble.core.batching import Prediction, Timings, predict, predict_probs
+from ensemble.core.inputs import ImageItem, ImageSet, InputError, discover, sort_stems
+from ensemble.core.member_weights import WEIGHT_MODES
+from ensemble.core.members import Manifest, ManifestError, Member, load_manifest, resolve_device
+from ensemble.core.recipe import Recipe, RecipeError, read_recipe, write_recipe
+from ensemble.core.tta import TRANSFORMS, TTA_MODES, TTAError, View, build_views
+from ensemble.postprocess.registry import STEPS, PostprocessError, build_steps, postprocess
+from ensemble.submission.csv_codes import rle_decode, rle_encode, write_submission
+from ensemble.submission.run_pipeline import RunError, RunOptions, run
 
 __all__ = [
     "ImageItem",

@@ -8,11 +8,23 @@ import sys
 
 # subcommand -> module exposing add_arguments(parser) and main(args) -> int
 COMMANDS = {
-    "run": ("ensemble.cli_run", "make a leaderboard submission (CSV, masks, report) with an ensemble"),
-    "fit": ("ensemble.cli_fit", "choose members, weights, views and post-processing on validation data"),
-    "distill": ("ensemble.cli_distill", "train one fast student on a fitted ensemble's probabilities"),
-    "predict": ("ensemble.cli_predict", "parse one's own photos: faces found, aligned, parsed, pasted back"),
-    "export": ("ensemble.cli_export", "export one member as ONNX or an smp save_pretrained folder"),
+    "run": (
+        "ensemble.cli.run_command",
+        "make a leaderboard submission (CSV, masks, report) with an ensemble",
+    ),
+    "fit": (
+        "ensemble.cli.fit_command",
+        "choose members, weights, views and post-processing on validation data",
+    ),
+    "distill": (
+        "ensemble.cli.distill_command",
+        "train one fast student on a fitted ensemble's probabilities",
+    ),
+    "predict": (
+        "ensemble.cli.predict_command",
+        "parse one's own photos: faces found, aligned, parsed, pasted back",
+    ),
+    "export": ("ensemble.cli.export_command", "export one member as ONNX or an smp save_pretrained folder"),
 }
 
 

@@ -17,10 +17,10 @@ import numpy as np
 from configs.schema import EnsembleConfig
 from data_prep.framing import DEFAULT_FRAMING, read_framing
 from data_prep.layout import read_rgb
-from ensemble.inputs import is_prepared
-from ensemble.members import Member
-from ensemble.pipeline import load_ensemble
-from ensemble.wild import WildParser, WildResult
+from ensemble.core.inputs import is_prepared
+from ensemble.core.members import Member
+from ensemble.faces.photo_parser import WildParser, WildResult
+from ensemble.submission.run_pipeline import load_ensemble
 
 
 def training_framing(members: Sequence[Member], dataset: str | Path | None = None) -> tuple[dict, str]:

@@ -12,7 +12,7 @@ import tuning.manifest
 from configs import CLASS_ID, NUM_CLASSES, PALETTE
 from data_prep.atomic import write_image
 from data_prep.layout import PreparedDataset, write_meta, write_splits
-from ensemble.members import Member
+from ensemble.core.members import Member
 from tuning.models import build_model
 
 from faces import face_label_map, palette_image

@@ -78,8 +78,10 @@ def test_every_ensemble_command_that_reads_a_config_takes_set(command):
         "distill": ["--recipe", "r", "--data", "d", "--out", "o"],
         "predict": ["photo.jpg", "--manifest", "m", "--out", "o"],
     }
-    args = ensemble_parser().parse_args([command, *required.get(command, []), "--set", "ensemble.viz=1"])
-    assert args.overrides == ["ensemble.viz=1"]
+    args = ensemble_parser().parse_args(
+        [command, *required.get(command, []), "--set", "ensemble.submission.pictures=1"]
+    )
+    assert args.overrides == ["ensemble.submission.pictures=1"]
 
 
 def test_set_reaches_the_search_and_is_validated_before_ray(tmp_path, tiny_prepared, monkeypatch, capsys):
@@ -113,7 +115,7 @@ def test_set_reaches_run_ensemble(tmp_path):
                 "cpu",
                 "--no-postprocess",
                 "--set",
-                "ensemble.tta=none",
+                "ensemble.core.tta=none",
                 "--set",
                 "ensemble.max_pixels=2048",
             ]
@@ -132,7 +134,7 @@ def test_set_reaches_run_ensemble(tmp_path):
                 "--out",
                 str(tmp_path / "o2"),
                 "--set",
-                "ensemble.tta=sideways",
+                "ensemble.core.tta=sideways",
             ]
         )
         == 2

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import run_ensemble
-from ensemble import cli_run
 from ensemble.__main__ import COMMANDS, build_parser
+from ensemble.cli import run_command as cli_run
 
 ROOT = Path(__file__).resolve().parents[1]
 # Every flag of `run`, with a value where it takes one.
@@ -71,7 +71,7 @@ ALL_RUN_FLAGS = [
     "--quiet",
     "--overwrite",
     "--set",
-    "ensemble.viz=2",
+    "ensemble.submission.pictures=2",
 ]
 
 

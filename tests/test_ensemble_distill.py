@@ -11,13 +11,13 @@ from configs.schema import PostprocessConfig
 from data_prep.layout import read_label_map
 from data_prep.transforms import swap_left_right_labels
 from ensemble.__main__ import main as ensemble_main
-from ensemble.distill import choose_teacher_mode
-from ensemble.inputs import ImageItem
-from ensemble.members import load_manifest
-from ensemble.predict import predict
-from ensemble.recipe import Recipe, write_recipe
-from ensemble.teacher import CachedTeacher, OnTheFlyTeacher, cache_bytes, load_teacher
-from ensemble.tta import View, resize_bilinear
+from ensemble.core.batching import predict
+from ensemble.core.inputs import ImageItem
+from ensemble.core.members import load_manifest
+from ensemble.core.recipe import Recipe, write_recipe
+from ensemble.core.tta import View, resize_bilinear
+from ensemble.distill.student import choose_teacher_mode
+from ensemble.distill.teacher import CachedTeacher, OnTheFlyTeacher, cache_bytes, load_teacher
 from tuning.losses import DistillationLoss
 from tuning.soft_targets import SoftTargetDataset
 from tuning.train import train
@@ -106,7 +106,7 @@ def test_student_trained_on_a_constant_teacher_learns_that_constant(tmp_path):
 
 
 def _student_manifest(tmp_path, checkpoint):
-    from ensemble.distill import write_student
+    from ensemble.distill.student import write_student
 
     return write_student(checkpoint, tmp_path / "student").path
 

@@ -11,9 +11,9 @@ import torch
 from configs import CLASSES
 from data_prep.layout import read_rgb
 from ensemble.__main__ import main as ensemble_main
-from ensemble.export import OPSET, ExportError, export_onnx, export_smp, onnx_logits
-from ensemble.members import load_manifest
-from ensemble.predict import prepare_input
+from ensemble.core.batching import prepare_input
+from ensemble.core.members import load_manifest
+from ensemble.export.model_export import OPSET, ExportError, export_onnx, export_smp, onnx_logits
 
 from ensemble_fixtures import make_image_folder, write_manifest
 

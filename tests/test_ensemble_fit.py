@@ -10,8 +10,8 @@ import torch
 from configs import CLASS_ID
 from configs.schema import EnsembleConfig
 from ensemble.__main__ import main as ensemble_main
-from ensemble.fit import FitOptions, fit
-from ensemble.recipe import RecipeError, read_recipe
+from ensemble.core.recipe import RecipeError, read_recipe
+from ensemble.fit.fit_recipe import FitOptions, fit
 from run_ensemble import main as run_main
 from tuning.models import build_model
 

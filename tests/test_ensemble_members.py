@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from configs import CLASSES
-from ensemble.members import ManifestError, load_manifest
+from ensemble.core.members import ManifestError, load_manifest
 from tuning.models import build_model
 
 from ensemble_fixtures import write_manifest

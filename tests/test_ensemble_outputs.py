@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from data_prep.layout import read_label_map
-from ensemble.submission import read_ids
+from ensemble.submission.csv_codes import read_ids
 from run_ensemble import main
 
 from ensemble_fixtures import make_image_folder, write_manifest

@@ -12,7 +12,7 @@ import torch
 from configs import CLASS_ID
 from configs.schema import PostprocessConfig
 from data_prep.atomic import write_image
-from ensemble.postprocess import (
+from ensemble.postprocess.registry import (
     STEPS,
     DenseCRF,
     FillHoles,

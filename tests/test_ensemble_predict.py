@@ -8,11 +8,11 @@ import torch
 
 from configs import FLIP_PERMUTATION
 from data_prep.layout import read_rgb
-from ensemble.inputs import ImageItem
-from ensemble.members import load_manifest
-from ensemble.predict import predict, predict_probs
-from ensemble.tta import build_views
-from ensemble.weights import WeightsError, score_weights, uniform_weights
+from ensemble.core.batching import predict, predict_probs
+from ensemble.core.inputs import ImageItem
+from ensemble.core.member_weights import WeightsError, score_weights, uniform_weights
+from ensemble.core.members import load_manifest
+from ensemble.core.tta import build_views
 
 from ensemble_fixtures import PaletteModel, make_image_folder, member, write_manifest
 

@@ -11,8 +11,8 @@ import torch
 
 from configs import CLASSES
 from data_prep.layout import read_label_map, read_rgb
-from ensemble import pipeline
-from ensemble.submission import read_submission, rle_decode
+from ensemble.submission import run_pipeline as pipeline
+from ensemble.submission.csv_codes import read_submission, rle_decode
 from run_ensemble import main
 
 from ensemble_fixtures import make_face_dataset, make_image_folder, write_manifest

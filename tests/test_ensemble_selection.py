@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from configs import NUM_CLASSES
-from ensemble.selection import Scorer, Scores, select_members, select_options, select_views, split_halves
+from ensemble.fit.selection import Scorer, Scores, select_members, select_options, select_views, split_halves
 
 N, H = 12, 16
 

@@ -8,8 +8,8 @@ import pytest
 
 from configs import CLASS_ID, CLASSES
 from configs.schema import CsvConfig
-from ensemble.inputs import sort_stems
-from ensemble.submission import (
+from ensemble.core.inputs import sort_stems
+from ensemble.submission.csv_codes import (
     CSV_HEADER,
     SubmissionWriter,
     read_submission,

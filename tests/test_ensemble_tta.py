@@ -9,9 +9,9 @@ import torch.nn.functional as F
 
 from configs import CLASS_ID, FLIP_PERMUTATION, NUM_CLASSES
 from data_prep.atomic import write_image
-from ensemble.inputs import ImageItem
-from ensemble.predict import predict_probs
-from ensemble.tta import HFlip, Scale, View, build_views
+from ensemble.core.batching import predict_probs
+from ensemble.core.inputs import ImageItem
+from ensemble.core.tta import HFlip, Scale, View, build_views
 
 from ensemble_fixtures import SideModel, member
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tuning.export import (
+from tuning.library_export import (
     TrialSummary,
     export_members,
     plot_trials,
@@ -140,7 +140,7 @@ def test_export_copies_best_weights_and_writes_a_checked_manifest(tmp_path):
 
 def test_export_layer_imports_no_ray():
     code = (
-        "import sys, tuning.export, tuning.manifest, tuning.study, ensemble.members; "
+        "import sys, tuning.library_export, tuning.manifest, tuning.study, ensemble.core.members; "
         "sys.exit(any(m == 'ray' or m.startswith('ray.') for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO).returncode == 0

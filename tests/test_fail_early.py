@@ -15,7 +15,7 @@ from data_prep import check
 from data_prep.check import CACHE_FILE, check_prepared
 from tuning import search
 from tuning.__main__ import main as tuning_main
-from tuning.export import error_message
+from tuning.library_export import error_message
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def test_summary_has_a_heading_per_section_and_shows_failures():
 def test_gpu_check_imports_no_ray():
     # Ray and Optuna are not among the wheels carried to the GPU machine (benchmarks/gpu_check.sh).
     code = (
-        "import sys; sys.path.insert(0, 'benchmarks'); import gpu_check, gpu_check_profile, ensemble.cli_run; "
+        "import sys; sys.path.insert(0, 'benchmarks'); import gpu_check, gpu_check_profile, ensemble.cli.run_command; "
         "sys.exit(any(m.split('.')[0] in ('ray', 'optuna') for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO).returncode == 0

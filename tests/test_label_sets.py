@@ -12,7 +12,7 @@ from configs import CLASS_ID, CLASSES, FLIP_PERMUTATION
 from configs.label_sets import LAPA11, merge_probabilities
 from data_prep.atomic import write_image
 from data_prep.layout import read_label_map
-from ensemble.label_sets import MergedModel
+from ensemble.submission.relabel import MergedModel
 from run_ensemble import main
 from tuning.metrics import confusion_matrix, scores_from_confusion
 

@@ -11,8 +11,8 @@ from configs import CLASS_ID
 from data_prep.__main__ import main as data_prep_main
 from data_prep.framing import FACE_CORE
 from data_prep.layout import PreparedDataset, read_label_map
-from data_prep.synth import wild
-from data_prep.synth.wild import generate_wild, render_scene
+from data_prep.synth import scenes as wild
+from data_prep.synth.scenes import generate_wild, render_scene
 
 INNER = np.isin(np.arange(256), FACE_CORE)
 

@@ -1,4 +1,4 @@
-"""Crop/inverse geometry (ensemble.align) and the training framing (data_prep.framing)."""
+"""Crop/inverse geometry (ensemble.faces.align) and the training framing (data_prep.framing)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 from configs import CLASS_ID
 from data_prep.framing import DEFAULT_FRAMING, face_box, landmarks, read_framing
-from ensemble.align import (
+from ensemble.faces.align import (
     apply,
     box_transform,
     invert,

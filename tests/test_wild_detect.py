@@ -1,4 +1,4 @@
-"""Face detectors (ensemble.detect): parser-only mode on wild scenes, dlib on a real photo."""
+"""Face detectors (ensemble.faces.detect): parser-only mode on wild scenes, dlib on a real photo."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import builtins
 import numpy as np
 import pytest
 
-from ensemble.detect import DetectorError, DlibDetector, Face, ParserDetector, build_detector, centre_first
-from ensemble.tta import View
-from ensemble.wild import WildParser
+from ensemble.core.tta import View
+from ensemble.faces.detect import DetectorError, DlibDetector, ParserDetector, build_detector
+from ensemble.faces.photo_parser import WildParser
+from ensemble.postprocess.face_regions import Face, centre_first
 
 from ensemble_fixtures import PaletteModel, member
 from wild_scenes import drawn_framing, iou, make_scene

@@ -1,4 +1,4 @@
-"""Aligned parsing of faces in the wild (ensemble.wild): scores, paste-back, no face, face steps."""
+"""Aligned parsing of faces in the wild (ensemble.faces.photo_parser): scores, paste-back, no face, face steps."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import numpy as np
 from configs import CLASS_ID
 from configs.schema import PostprocessConfig
 from data_prep.framing import FACE_CORE, face_box, landmarks
-from ensemble.detect import Face
-from ensemble.face_steps import ClipToFace, EyeRepair, GlassesToSkin
-from ensemble.postprocess import Context, build_steps
-from ensemble.tta import View
-from ensemble.wild import WildParser
+from ensemble.core.tta import View
+from ensemble.faces.photo_parser import WildParser
+from ensemble.postprocess.face_regions import Face
+from ensemble.postprocess.face_steps import ClipToFace, EyeRepair, GlassesToSkin
+from ensemble.postprocess.registry import Context, build_steps
 
 from ensemble_fixtures import PaletteModel, member
 from faces import face_label_map, palette_image
@@ -79,7 +79,7 @@ def test_overlapping_crops_keep_the_stronger_class():
     assert (result.labels[face] == labels[face]).mean() > 0.9
 
 
-# --- detection-based post-processing (ensemble.face_steps) ------------------------------------
+# --- detection-based post-processing (ensemble.postprocess.face_steps) ------------------------------------
 
 
 def _face_map() -> tuple[np.ndarray, Face]:

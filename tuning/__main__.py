@@ -14,9 +14,9 @@ from configs import ConfigError
 from configs.overrides import add_set_argument, load_with_sets
 from configs.schema import RunConfig
 from data_prep.layout import DatasetError
-from tuning import export, study
+from tuning import library_export, study
 from tuning.checkpoint import CheckpointError
-from tuning.export import TrialSummary
+from tuning.library_export import TrialSummary
 from tuning.manifest import ManifestError
 from tuning.pretrained import WeightsUnavailableError
 
@@ -141,20 +141,20 @@ def export_and_summarise(
     cfg: RunConfig, trials: list[TrialSummary], out: Path, wall: float, exp_path: str
 ) -> int:
     """Rank, write trials.csv + plot, export the candidate library and say where everything went."""
-    members = export.rank(trials, cfg.search.library_size, cfg.search.max_per_arch)
+    members = library_export.rank(trials, cfg.search.library_size, cfg.search.max_per_arch)
     out.mkdir(parents=True, exist_ok=True)
-    df = export.write_trials_csv(trials, out / "trials.csv")
-    export.plot_trials(trials, out / "trials.png")
-    export.write_per_class_csv(trials, out / "per_class_f1.csv")
+    df = library_export.write_trials_csv(trials, out / "trials.csv")
+    library_export.plot_trials(trials, out / "trials.png")
+    library_export.write_per_class_csv(trials, out / "per_class_f1.csv")
     importance = write_study_outputs(cfg, exp_path, out)
-    print("\n" + export.ranked_table(trials, members))
+    print("\n" + library_export.ranked_table(trials, members))
     if not members:
         print(
             f"\nerror: no trial produced a checkpoint; see {out / 'trials.csv'} and {exp_path}",
             file=sys.stderr,
         )
         return 1
-    manifest = export.export_members(members, out)
+    manifest = library_export.export_members(members, out)
     overhead = df["overhead_s"].dropna()
     summary = f"{len(trials)} trials"
     if not math.isnan(wall):

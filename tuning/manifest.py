@@ -5,7 +5,7 @@
         "val_f1", "trial_id", "config", "sha256", "epoch"}, ...]}
 
 Weights are named relative to the manifest's folder. The tuning export writes it, the ensemble
-reads it (ensemble.members builds the models); nothing else declares these keys.
+reads it (ensemble.core.members builds the models); nothing else declares these keys.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The thin Ray layer: Tuner + OptunaSearch (TPE) + ASHA over the plain training function.
 
 The only module that imports Ray: it starts or joins the cluster, runs or resumes the search and
-turns Ray's results into plain TrialSummary records (tuning.export), so nothing after it needs Ray.
+turns Ray's results into plain TrialSummary records (tuning.library_export), so nothing after it needs Ray.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from configs.schema import RunConfig, parse_config
-from tuning.export import TrialSummary, error_message
+from tuning.library_export import TrialSummary, error_message
 from tuning.models import resolve_device
 from tuning.orphans import reap_orphans
 from tuning.space import define_space, trial_overrides

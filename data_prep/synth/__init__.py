@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from data_prep.layout import raw_mask_path as mask_path
 from data_prep.synth.cli import add_arguments, main
-from data_prep.synth.dataset import generate, write_face
+from data_prep.synth.raw_writer import generate, write_face
 from data_prep.synth.render import render_face
 
 __all__ = ["add_arguments", "generate", "main", "mask_path", "render_face", "write_face"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from data_prep.synth.dataset import generate
-from data_prep.synth.wild import generate_wild
+from data_prep.synth.raw_writer import generate
+from data_prep.synth.scenes import generate_wild
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

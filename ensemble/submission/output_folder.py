@@ -6,7 +6,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-# What ensemble.pipeline.run writes; --overwrite removes exactly these (and their temp files),
+# What ensemble.submission.run_pipeline.run writes; --overwrite removes exactly these (and their temp files),
 # never anything else a user keeps in the folder.
 OWN_FOLDERS = ("masks", "color", "viz")
 OWN_FILES = (

@@ -26,9 +26,9 @@ from configs import IGNORE_INDEX, colorize
 from configs.label_sets import CELEBAMASK19, LabelSet, get_label_set
 from data_prep.atomic import write_image
 from data_prep.layout import DatasetError, PreparedDataset, read_label_map
-from ensemble.inputs import ImageSet, InputError, is_prepared
-from ensemble.members import Member
-from ensemble.submission import write_masks
+from ensemble.core.inputs import ImageSet, InputError, is_prepared
+from ensemble.core.members import Member
+from ensemble.submission.csv_codes import write_masks
 
 
 class MergedModel(torch.nn.Module):

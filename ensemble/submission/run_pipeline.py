@@ -15,11 +15,13 @@ import numpy as np
 from configs.schema import ConfigError, EnsembleConfig
 from data_prep.atomic import write_image
 from data_prep.layout import DatasetError, fit_pixels, read_rgb, scaled_size
-from ensemble.inputs import ImageSet, InputError, discover, validate
-from ensemble.label_sets import RunLabels, apply_label_set
-from ensemble.members import ManifestError, Member, load_manifest, resolve_device
-from ensemble.outputs import OutputFolderError, check_out_folder, clear_previous
-from ensemble.postprocess import (
+from ensemble.core.batching import Prediction, Timings, predict
+from ensemble.core.inputs import ImageSet, InputError, discover, validate
+from ensemble.core.member_weights import WEIGHT_MODES, WeightsError
+from ensemble.core.members import ManifestError, Member, load_manifest, resolve_device
+from ensemble.core.recipe import Recipe, RecipeError, check_members, default_recipe_path, read_recipe
+from ensemble.core.tta import TTAError, View, build_views, view_from_name
+from ensemble.postprocess.registry import (
     PostprocessError,
     ProbabilityResult,
     Step,
@@ -28,13 +30,11 @@ from ensemble.postprocess import (
     label_stage,
     probability_stage,
 )
-from ensemble.predict import Prediction, Timings, predict
-from ensemble.recipe import Recipe, RecipeError, check_members, default_recipe_path, read_recipe
-from ensemble.report import StageScores, image_confusion, write_report
-from ensemble.submission import SubmissionWriter, csv_rows, write_ids
-from ensemble.tta import TTAError, View, build_views, view_from_name
-from ensemble.viz import comparison_panel, plot_confusion
-from ensemble.weights import WEIGHT_MODES, WeightsError
+from ensemble.submission.csv_codes import SubmissionWriter, csv_rows, write_ids
+from ensemble.submission.output_folder import OutputFolderError, check_out_folder, clear_previous
+from ensemble.submission.pictures import comparison_panel, plot_confusion
+from ensemble.submission.relabel import RunLabels, apply_label_set
+from ensemble.submission.run_report import StageScores, image_confusion, write_report
 
 ENSEMBLE_STAGE = "ensemble"
 # Bad input (files, manifest, config, options) raises these; any other exception is a bug and

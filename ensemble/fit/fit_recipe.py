@@ -1,8 +1,8 @@
 """`python -m ensemble fit`: choose members, weights, TTA views and post-processing on validation data.
 
-1. Cache every candidate's probabilities under every view (ensemble.cache; reduced resolution).
+1. Cache every candidate's probabilities under every view (ensemble.fit.candidate_cache; reduced resolution).
 2. Members: greedy forward selection with replacement from the best single candidate
-   (ensemble.selection), weights = selection counts; then views, added greedily.
+   (ensemble.fit.selection), weights = selection counts; then views, added greedily.
 3. One pass at each image's own size with the chosen members and views confirms both stages
    (a stage that loses there is dropped, as on the confirming half) and keeps the ensemble's
    probabilities for the post-processing stage: every step and its parameter is tried on top
@@ -24,18 +24,18 @@ import torch
 from configs import NUM_CLASSES
 from configs.schema import EnsembleConfig, PostprocessConfig
 from data_prep.layout import read_label_map
-from ensemble.cache import build_cache, images_within, subset
-from ensemble.inputs import discover, validate
-from ensemble.members import Member, load_manifest, resolve_device
-from ensemble.postprocess import argmax_labels, build_steps, postprocess
-from ensemble.predict import predict
-from ensemble.recipe import Recipe, write_recipe
-from ensemble.report import image_confusion
-from ensemble.selection import Scorer, Scores, select_members, select_options, select_views, split_halves
-from ensemble.tta import View, build_views
+from ensemble.core.batching import predict
+from ensemble.core.inputs import discover, validate
+from ensemble.core.members import Member, load_manifest, resolve_device
+from ensemble.core.recipe import Recipe, write_recipe
+from ensemble.core.tta import View, build_views
+from ensemble.fit.candidate_cache import build_cache, images_within, subset
+from ensemble.fit.selection import Scorer, Scores, select_members, select_options, select_views, split_halves
+from ensemble.postprocess.registry import argmax_labels, build_steps, postprocess
+from ensemble.submission.run_report import image_confusion
 from tuning.metrics import scores_from_confusion
 
-# Post-processing options tried, in run order (ensemble.postprocess.STEPS), on top of plain argmax.
+# Post-processing options tried, in run order (ensemble.postprocess.registry.STEPS), on top of plain argmax.
 SIGMAS = (0.5, 1.0, 1.5, 2.0, 3.0)
 MIN_COMPONENT_FRACTIONS = (0.05, 0.1, 0.2, 0.4)
 PLAIN = PostprocessConfig(
@@ -150,7 +150,7 @@ def _postprocess_scores(full: FullResolution, cfg: PostprocessConfig) -> Scores:
 def _postprocess_stages() -> list[
     tuple[str, Callable[[PostprocessConfig], list[tuple[str, PostprocessConfig]]]]
 ]:
-    """(stage, options on top of a config) in run order (ensemble.postprocess.STEPS)."""
+    """(stage, options on top of a config) in run order (ensemble.postprocess.registry.STEPS)."""
 
     def grid(label: str, key: str, values: Sequence, **fixed) -> Callable:
         return lambda cfg: [(label.format(v), cfg.model_copy(update={key: v, **fixed})) for v in values]

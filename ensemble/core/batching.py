@@ -24,9 +24,9 @@ from tqdm import tqdm
 
 from configs import NUM_CLASSES
 from data_prep.layout import fit_pixels, read_rgb
-from ensemble.inputs import ImageItem
-from ensemble.members import Member
-from ensemble.tta import View, resize_bilinear
+from ensemble.core.inputs import ImageItem
+from ensemble.core.members import Member
+from ensemble.core.tta import View, resize_bilinear
 
 InputSpec = tuple[int, tuple[float, ...], tuple[float, ...]]
 
@@ -371,7 +371,7 @@ def candidate_view_probs(
     """Every member's probabilities under every view at resolution r: (M, V, N, C, r, r) float16, CPU.
 
     One pass over a labelled split; selection then scores combinations without running models
-    (ensemble.cache states the memory this takes).
+    (ensemble.fit.candidate_cache states the memory this takes).
     """
     device = torch.device(device)
     r = resolution

@@ -19,7 +19,7 @@ import torch
 
 from configs import CLASSES, FLIP_PARTNER
 from data_prep.atomic import write_bytes, write_json
-from ensemble.members import Member
+from ensemble.core.members import Member
 
 OPSET = 17
 FORMATS = ("onnx", "smp")

@@ -4,7 +4,7 @@ Each face is cropped so it sits where the training faces sit (data_prep.framing)
 box, then (second pass) from the part centroids of the first parse (eyes, nose, mouth), a
 similarity that also undoes roll. The crop's probabilities are warped back with the inverse of the
 same transform and composited into the photo (background elsewhere; where crops overlap, the
-per-class maximum). The detection-based post-processing steps (ensemble.face_steps) see the faces.
+per-class maximum). The detection-based post-processing steps (ensemble.postprocess.face_steps) see the faces.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ import torch
 
 from configs import NUM_CLASSES
 from data_prep.layout import fit_pixels
-from ensemble.align import (
+from ensemble.core.batching import Timings, predict_arrays
+from ensemble.core.members import Member
+from ensemble.core.tta import View
+from ensemble.faces.align import (
     apply,
     box_transform,
     invert,
@@ -28,11 +31,9 @@ from ensemble.align import (
     warp_back,
     warp_crop,
 )
-from ensemble.detect import Face, build_detector, centre_first, faces_from_labels
-from ensemble.members import Member
-from ensemble.postprocess import Step, label_stage, probability_stage
-from ensemble.predict import Timings, predict_arrays
-from ensemble.tta import View
+from ensemble.faces.detect import build_detector
+from ensemble.postprocess.face_regions import Face, centre_first, faces_from_labels
+from ensemble.postprocess.registry import Step, label_stage, probability_stage
 
 
 @dataclass
@@ -54,7 +55,7 @@ class WildParser:
     views: Sequence[View]
     steps: Sequence[Step]
     framing: Mapping
-    detector: str | Callable = "auto"  # ensemble.detect.DETECTORS name, "auto", or RGB -> list[Face]
+    detector: str | Callable = "auto"  # ensemble.faces.detect.DETECTORS name, "auto", or RGB -> list[Face]
     second_pass: bool = True  # re-align on the first parse's part centroids
     max_faces: int = 8  # the ones nearest the centre
     device: torch.device | str = "cpu"

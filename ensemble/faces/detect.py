@@ -5,7 +5,7 @@
     parser   no extra dependency: the ensemble parses a shrunk, padded view of the whole photo and
              half-overlapping windows of half its side; each connected region of face-core classes
              is a face (box, mean face probability, part centroids as landmarks)
-    none     no detection: the whole photo is parsed as one padded square (ensemble.wild)
+    none     no detection: the whole photo is parsed as one padded square (ensemble.faces.photo_parser)
 
 Boxes are (x0, y0, x1, y1) in continuous photo coordinates and describe the face core (skin, eyes,
 brows, nose, mouth, lips: data_prep.framing), the box the training framing is measured on.
@@ -14,13 +14,11 @@ brows, nose, mouth, lips: data_prep.framing), the box the training framing is me
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
-from data_prep.framing import FACE_CORE, landmarks
-from ensemble.align import apply, invert, warp_crop
+from ensemble.faces.align import apply, invert, warp_crop
+from ensemble.postprocess.face_regions import Face, faces_from_labels
 
 # dlib's box runs from the brows to the chin; the face core reaches up to the hairline.
 DLIB_CORE_TOP = 0.15  # fraction of the box height added above it
@@ -32,57 +30,6 @@ MIN_FACE_FRACTION = 0.002  # a parsed face region covers at least this share of 
 
 class DetectorError(ValueError):
     """A detector that cannot run (e.g. its optional package is missing)."""
-
-
-@dataclass
-class Face:
-    """One detected face: core box, score and (when known) landmarks, all in photo pixels."""
-
-    box: tuple[float, float, float, float]
-    score: float
-    landmarks: dict[str, tuple[float, float]] = field(default_factory=dict)
-
-    @property
-    def centre(self) -> tuple[float, float]:
-        return (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
-
-    def scaled_box(self, factor: float) -> tuple[float, float, float, float]:
-        """The box grown (factor > 1) or shrunk about its centre."""
-        cx, cy = self.centre
-        hw, hh = (self.box[2] - self.box[0]) * factor / 2, (self.box[3] - self.box[1]) * factor / 2
-        return cx - hw, cy - hh, cx + hw, cy + hh
-
-    def to_json(self) -> dict:
-        return {
-            "box": [round(float(v), 1) for v in self.box],
-            "score": round(float(self.score), 4),
-            "landmarks": {
-                k: [round(float(x), 1), round(float(y), 1)] for k, (x, y) in self.landmarks.items()
-            },
-        }
-
-
-def centre_first(faces: list[Face], height: int, width: int) -> list[Face]:
-    """Faces ordered by the distance of their centre to the photo's centre (the seed's rule)."""
-    return sorted(faces, key=lambda f: (f.centre[0] - width / 2) ** 2 + (f.centre[1] - height / 2) ** 2)
-
-
-def faces_from_labels(labels: np.ndarray, probs: np.ndarray | None = None, min_pixels: int = 1) -> list[Face]:
-    """One Face per connected face-core region of a label map (score: mean face-core probability)."""
-    core = np.isin(labels, FACE_CORE).astype(np.uint8)
-    n, cc, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
-    faces = []
-    core_prob = probs[list(FACE_CORE)].sum(0) if probs is not None else None
-    for k in range(1, n):
-        x, y, w, h, area = stats[k]
-        if area < min_pixels:
-            continue
-        region = cc[y : y + h, x : x + w] == k
-        parts = np.where(region, labels[y : y + h, x : x + w], 0)
-        marks = {name: (px + x, py + y) for name, (px, py) in landmarks(parts).items()}
-        score = float(core_prob[y : y + h, x : x + w][region].mean()) if core_prob is not None else 1.0
-        faces.append(Face((float(x), float(y), float(x + w), float(y + h)), score, marks))
-    return faces
 
 
 class DlibDetector:
@@ -114,7 +61,7 @@ class ParserDetector:
     regions mapped back; a region cut by a window's inner edge is left to a neighbouring window,
     and duplicates across views are merged (the higher score kept).
 
-    parse: RGB (S, S, 3) uint8 -> (C, S, S) probabilities (the ensemble, ensemble.wild).
+    parse: RGB (S, S, 3) uint8 -> (C, S, S) probabilities (the ensemble, ensemble.faces.photo_parser).
     """
 
     name = "parser"

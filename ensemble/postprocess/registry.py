@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from configs import CLASS_ID, NUM_CLASSES
 from configs.schema import PostprocessConfig
 from data_prep.layout import read_rgb
-from ensemble.face_steps import FACE_STEPS
+from ensemble.postprocess.face_steps import FACE_STEPS
 
 
 class PostprocessError(ValueError):
@@ -56,7 +56,7 @@ class Context:
     foreground: np.ndarray | None = None  # (H, W) float32: 1 - p(background)
     face_best: np.ndarray | None = None  # (H, W) uint8: the most likely face class (1..18)
     image_path: Path | None = None
-    faces: list | None = None  # detected faces (ensemble.detect.Face) for the face steps
+    faces: list | None = None  # detected faces (ensemble.faces.detect.Face) for the face steps
     _image: np.ndarray | None = field(default=None, repr=False)
 
     def image(self) -> np.ndarray:
@@ -274,7 +274,7 @@ STEPS: dict[str, Callable[[PostprocessConfig], Step | None]] = {
     "grabcut": lambda cfg: GrabCut() if cfg.grabcut else None,
     "remove_small": lambda cfg: RemoveSmall(cfg.min_component_fraction) if cfg.remove_small else None,
     "fill_holes": lambda cfg: FillHoles() if cfg.fill_holes else None,
-    **FACE_STEPS,  # detection-based: face_clip, glasses_to_skin, eye_repair (ensemble.face_steps)
+    **FACE_STEPS,  # detection-based: face_clip, glasses_to_skin, eye_repair (ensemble.postprocess.face_steps)
 }
 
 

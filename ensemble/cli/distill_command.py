@@ -9,13 +9,13 @@ from pathlib import Path
 from configs.overrides import add_set_argument
 from configs.schema import ConfigError
 from data_prep.layout import DatasetError, PreparedDataset
-from ensemble.distill import TEACHER_MODES, DistillError, DistillOptions, distill
-from ensemble.distill_report import STUDENT, TEACHER, compare, write_report
-from ensemble.inputs import InputError, discover
-from ensemble.members import ManifestError, load_manifest, resolve_device
-from ensemble.recipe import RecipeError
-from ensemble.teacher import load_teacher
-from ensemble.tta import TTAError
+from ensemble.core.inputs import InputError, discover
+from ensemble.core.members import ManifestError, load_manifest, resolve_device
+from ensemble.core.recipe import RecipeError
+from ensemble.core.tta import TTAError
+from ensemble.distill.distill_report import STUDENT, TEACHER, compare, write_report
+from ensemble.distill.student import TEACHER_MODES, DistillError, DistillOptions, distill
+from ensemble.distill.teacher import load_teacher
 
 ERRORS = (DistillError, InputError, DatasetError, ManifestError, RecipeError, TTAError, ConfigError)
 

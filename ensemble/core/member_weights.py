@@ -1,13 +1,13 @@
 """Member weights without validation data: uniform, or proportional to each member's val F1.
 
-`python -m ensemble fit` chooses weights from validation predictions instead (ensemble.selection).
+`python -m ensemble fit` chooses weights from validation predictions instead (ensemble.fit.selection).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ensemble.members import Member
+from ensemble.core.members import Member
 
 
 class WeightsError(ValueError):

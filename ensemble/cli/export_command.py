@@ -10,7 +10,10 @@ import numpy as np
 import torch
 
 from data_prep.layout import read_rgb
-from ensemble.export import (
+from ensemble.core.batching import prepare_input
+from ensemble.core.inputs import InputError, discover
+from ensemble.core.members import ManifestError, load_manifest
+from ensemble.export.model_export import (
     FORMATS,
     OPSET,
     ExportError,
@@ -18,9 +21,6 @@ from ensemble.export import (
     export_onnx,
     export_smp,
 )
-from ensemble.inputs import InputError, discover
-from ensemble.members import ManifestError, load_manifest
-from ensemble.predict import prepare_input
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -12,8 +12,8 @@ import torch
 
 from configs import CLASSES, NUM_CLASSES
 from data_prep.atomic import write_json, write_text
-from ensemble.decisions import decisions_markdown, fmt_delta, fmt_num
-from ensemble.label_sets import label_set_markdown
+from ensemble.fit.decisions import decisions_markdown, fmt_delta, fmt_num
+from ensemble.submission.relabel import label_set_markdown
 from tuning.metrics import confusion_matrix, scores_from_confusion
 
 MEMBER_PREFIX = "member:"

@@ -10,10 +10,10 @@ from pathlib import Path
 from configs.label_sets import LABEL_SETS
 from configs.overrides import add_set_argument, load_with_sets
 from configs.schema import ConfigError, EnsembleConfig, parse_config
-from ensemble.pipeline import RunError, RunOptions, run
-from ensemble.report import compact_table
-from ensemble.tta import TTA_MODES
-from ensemble.weights import WEIGHT_MODES
+from ensemble.core.member_weights import WEIGHT_MODES
+from ensemble.core.tta import TTA_MODES
+from ensemble.submission.run_pipeline import RunError, RunOptions, run
+from ensemble.submission.run_report import compact_table
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

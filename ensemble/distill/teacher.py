@@ -22,11 +22,11 @@ import torch
 from tqdm import tqdm
 
 from configs import NUM_CLASSES
-from ensemble.inputs import ImageItem
-from ensemble.members import Member, load_manifest
-from ensemble.predict import predict
-from ensemble.recipe import Recipe, check_members, read_recipe
-from ensemble.tta import View, resize_bilinear, view_from_name
+from ensemble.core.batching import predict
+from ensemble.core.inputs import ImageItem
+from ensemble.core.members import Member, load_manifest
+from ensemble.core.recipe import Recipe, check_members, read_recipe
+from ensemble.core.tta import View, resize_bilinear, view_from_name
 
 
 @dataclass

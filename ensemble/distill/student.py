@@ -2,9 +2,9 @@
 
 The student is trained by tuning.train.train (its loop, LR schedule, AMP, checkpoints and resume)
 on a soft-target training set (tuning.soft_targets) with the distillation loss
-(tuning.losses.DistillationLoss); the teacher is the recipe (ensemble.teacher). The result is a
+(tuning.losses.DistillationLoss); the teacher is the recipe (ensemble.distill.teacher). The result is a
 one-member manifest (OUT/manifest.json + OUT/m0.safetensors) that run_ensemble.py, fit and
-predict use like any ensemble, and a teacher-vs-student report (ensemble.distill_report).
+predict use like any ensemble, and a teacher-vs-student report (ensemble.distill.distill_report).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from configs.schema import RunConfig, load_config, parse_config
 from data_prep.atomic import write_bytes
 from data_prep.dataset import class_weights_from
 from data_prep.layout import DatasetError, PreparedDataset
-from ensemble.inputs import ImageItem, discover, validate
-from ensemble.members import resolve_device
-from ensemble.teacher import CachedTeacher, OnTheFlyTeacher, Teacher, cache_bytes
+from ensemble.core.inputs import ImageItem, discover, validate
+from ensemble.core.members import resolve_device
+from ensemble.distill.teacher import CachedTeacher, OnTheFlyTeacher, Teacher, cache_bytes
 from tuning.checkpoint import MODEL_FILE, read_meta
 from tuning.losses import build_distill_loss
 from tuning.manifest import ManifestEntry, ManifestFile, write_manifest

@@ -1,6 +1,6 @@
-"""The seed's detection-based clean-up as post-processing label steps (registered in ensemble.postprocess).
+"""The seed's detection-based clean-up as post-processing label steps (registered in ensemble.postprocess.registry).
 
-Each reads the faces of the photo (ctx.faces: box + landmarks from ensemble.wild's detection and
+Each reads the faces of the photo (ctx.faces: box + landmarks from ensemble.faces.photo_parser's detection and
 first parse). Without a detection (`run`, `fit` on prepared crops) the faces are the connected
 face-core regions of the label map itself, so `ensemble fit` can still measure each step.
 """
@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from configs import CLASS_ID
-from ensemble.detect import Face, faces_from_labels
+from ensemble.postprocess.face_regions import Face, faces_from_labels
 
 SKIN, HAIR, GLASSES = CLASS_ID["skin"], CLASS_ID["hair"], CLASS_ID["eye_g"]
 # The parts the seed clears outside the shrunk box (its LaPa classes; ears, neck, cloth, hat and

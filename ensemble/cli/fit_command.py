@@ -11,13 +11,13 @@ from configs.overrides import add_set_argument, load_with_sets
 from configs.schema import ConfigError
 from data_prep.atomic import write_text
 from data_prep.layout import DatasetError
-from ensemble.decisions import decisions_markdown, plot_selection_trace
-from ensemble.fit import FitError, FitOptions, fit
-from ensemble.inputs import InputError
-from ensemble.members import ManifestError
-from ensemble.postprocess import PostprocessError
-from ensemble.recipe import default_recipe_path
-from ensemble.tta import TTA_MODES, TTAError
+from ensemble.core.inputs import InputError
+from ensemble.core.members import ManifestError
+from ensemble.core.recipe import default_recipe_path
+from ensemble.core.tta import TTA_MODES, TTAError
+from ensemble.fit.decisions import decisions_markdown, plot_selection_trace
+from ensemble.fit.fit_recipe import FitError, FitOptions, fit
+from ensemble.postprocess.registry import PostprocessError
 
 FIT_ERRORS = (FitError, InputError, DatasetError, ManifestError, PostprocessError, TTAError, ConfigError)
 

@@ -20,13 +20,13 @@ from data_prep.atomic import write_image, write_json
 from data_prep.importer import positive_int
 from data_prep.layout import DatasetError, read_rgb
 from ensemble.api import Parser
-from ensemble.detect import DETECTORS, DetectorError
-from ensemble.inputs import IMAGE_EXTENSIONS, ImageItem, discover
-from ensemble.outputs import check_out_folder, clear_previous
-from ensemble.pipeline import INPUT_ERRORS
-from ensemble.submission import write_masks
-from ensemble.tta import TTA_MODES
-from ensemble.viz import overlay
+from ensemble.core.inputs import IMAGE_EXTENSIONS, ImageItem, discover
+from ensemble.core.tta import TTA_MODES
+from ensemble.faces.detect import DETECTORS, DetectorError
+from ensemble.submission.csv_codes import write_masks
+from ensemble.submission.output_folder import check_out_folder, clear_previous
+from ensemble.submission.pictures import overlay
+from ensemble.submission.run_pipeline import INPUT_ERRORS
 
 OWN_FOLDERS, OWN_FILES = ("masks", "color", "overlay"), ("faces.json",)
 

@@ -1,6 +1,6 @@
 """Teacher vs student on a labelled split: F1 per class, ms/image, model sizes (distill_report.md/.json).
 
-Both run through ensemble.predict (the same input preparation), scored on argmax before
+Both run through ensemble.core.batching (the same input preparation), scored on argmax before
 post-processing: the recipe's post-processing applies to either the same way. The teacher pass
 also scores each member alone (identity view), so the student can be compared with the best one.
 """
@@ -17,13 +17,13 @@ import torch
 from configs import CLASSES
 from data_prep.atomic import write_json, write_text
 from data_prep.layout import read_label_map
-from ensemble.inputs import ImageItem
-from ensemble.members import Member
-from ensemble.postprocess import argmax_labels
-from ensemble.predict import Timings, predict
-from ensemble.report import MEMBER_PREFIX, StageScores, image_confusion
-from ensemble.teacher import Teacher
-from ensemble.tta import View
+from ensemble.core.batching import Timings, predict
+from ensemble.core.inputs import ImageItem
+from ensemble.core.members import Member
+from ensemble.core.tta import View
+from ensemble.distill.teacher import Teacher
+from ensemble.postprocess.registry import argmax_labels
+from ensemble.submission.run_report import MEMBER_PREFIX, StageScores, image_confusion
 from tuning.metrics import scores_from_confusion
 
 TEACHER, STUDENT = "teacher (recipe)", "student"

@@ -22,10 +22,10 @@ import torch
 
 from configs import NUM_CLASSES
 from data_prep.layout import read_label_map
-from ensemble.inputs import ImageItem
-from ensemble.members import Member
-from ensemble.predict import candidate_view_probs
-from ensemble.tta import View
+from ensemble.core.batching import candidate_view_probs
+from ensemble.core.inputs import ImageItem
+from ensemble.core.members import Member
+from ensemble.core.tta import View
 
 
 def cache_bytes(members: int, views: int, images: int, resolution: int) -> int:

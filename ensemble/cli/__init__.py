@@ -1,0 +1,1 @@
+"""The python -m ensemble commands, one module per command, and their shared flag helpers."""

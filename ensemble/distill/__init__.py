@@ -1,0 +1,1 @@
+"""python -m ensemble distill: one fast student trained on a fitted ensemble's probabilities."""

@@ -1,0 +1,1 @@
+"""python -m ensemble export: one member as ONNX or an smp save_pretrained folder."""

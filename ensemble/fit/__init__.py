@@ -1,0 +1,2 @@
+"""python -m ensemble fit: choose members, weights, views and post-processing on held-out
+predictions (cached candidate probabilities, Caruana selection, confirm on a second half)."""

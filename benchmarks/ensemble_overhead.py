@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from configs.schema import EnsembleConfig, PostprocessConfig  # noqa: E402
 from data_prep.layout import read_rgb  # noqa: E402
-from ensemble.core.batching import Timings, distinct_specs, predict, prepare_input  # noqa: E402
+from ensemble.core.batching import Timings, distinct_specs, prepare_input  # noqa: E402
+from ensemble.core.inference import Ensemble  # noqa: E402
 from ensemble.core.inputs import discover  # noqa: E402
 from ensemble.core.members import load_manifest, resolve_device  # noqa: E402
 from ensemble.core.tta import build_views  # noqa: E402
@@ -63,17 +64,13 @@ def bare_forward_s(members, items, device, batch_size: int, repeat: int) -> dict
 
 def predict_s(members, items, views, device, batch_size, workers, repeat: int) -> tuple[float, Timings]:
     """Seconds to yield every image's averaged probabilities (left on the device), best run."""
-    weights = [1.0] * len(members)
-    list(
-        predict(members, weights, items[:batch_size], views, device, batch_size, 0, progress=False)
-    )  # warm-up
+    model = Ensemble(members, views=views, device=device)
+    list(model.stream(items[:batch_size], batch_size=batch_size, progress=False))  # warm-up
     best = (float("inf"), Timings())
     for _ in range(repeat):
-        timings = Timings()
+        model.timings = timings = Timings()
         t0 = time.perf_counter()
-        for pred in predict(
-            members, weights, items, views, device, batch_size, workers, timings=timings, progress=False
-        ):
+        for pred in model.stream(items, batch_size=batch_size, num_workers=workers, progress=False):
             pred.probs.sum().item()  # wait for the device, as any consumer does
         best = min(best, (time.perf_counter() - t0, timings), key=lambda x: x[0])
     return best

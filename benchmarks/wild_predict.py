@@ -22,10 +22,8 @@ from configs.schema import PostprocessConfig
 from data_prep.framing import face_box
 from data_prep.layout import PreparedDataset, read_label_map, read_rgb
 from ensemble.api import Parser
-from ensemble.core.batching import predict_arrays
 from ensemble.postprocess.registry import build_steps
-from ensemble.submission.run_report import image_confusion
-from tuning.metrics import scores_from_confusion
+from tuning.metrics import image_confusion, scores_from_confusion
 
 
 def scenes(prep: PreparedDataset, n: int, seed: int):
@@ -98,7 +96,7 @@ def main() -> None:
         w = load("none").wild
 
         def plain(im: np.ndarray) -> np.ndarray:  # the members on the image squashed to their square
-            return predict_arrays(w.members, w.weights, [im], w.views)[0].argmax(0).numpy().astype(np.uint8)
+            return w.ensemble.predict([im])[0]
 
         ids = [i for s in ("train", "val", "test") for i in prep.split_ids(s)]
         faces = [(read_rgb(prep.image_path(i)), read_label_map(prep.mask_path(i))) for i in ids]

@@ -17,10 +17,11 @@ import numpy as np
 from configs.schema import EnsembleConfig
 from data_prep.framing import DEFAULT_FRAMING, read_framing
 from data_prep.layout import read_rgb
+from ensemble.core.inference import Ensemble
 from ensemble.core.inputs import is_prepared
 from ensemble.core.members import Member
 from ensemble.faces.photo_parser import WildParser, WildResult
-from ensemble.submission.run_pipeline import load_ensemble
+from ensemble.postprocess.registry import Step, build_steps
 
 
 def training_framing(members: Sequence[Member], dataset: str | Path | None = None) -> tuple[dict, str]:
@@ -59,18 +60,24 @@ class Parser:
     ) -> Parser:
         """Members, weights, views and post-processing as `run` would use them (recipe first)."""
         ens = ensemble or EnsembleConfig()
-        parts = load_ensemble(Path(manifest), ens, recipe and Path(recipe), use_recipe, explicit, device)
-        frame, source = training_framing(parts.members, framing)
+        steps: list[Step] = []
+        model = Ensemble.from_manifest(
+            manifest,
+            recipe=recipe,
+            use_recipe=use_recipe,
+            config=ens,
+            explicit=explicit,
+            device=device,
+            before_load=lambda post: steps.extend(build_steps(post)),
+        )
+        frame, source = training_framing(model.members, framing)
         wild = WildParser(
-            members=parts.members,
-            weights=[parts.weights[m.name] for m in parts.members],
-            views=parts.views,
-            steps=parts.steps,
+            ensemble=model,
+            steps=steps,
             framing=frame,
             detector=detector,
             second_pass=second_pass,
             max_faces=max_faces,
-            device=parts.device,
             max_pixels=ens.max_pixels,
         )
         return cls(wild, source)

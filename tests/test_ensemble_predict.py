@@ -8,7 +8,7 @@ import torch
 
 from configs import FLIP_PERMUTATION
 from data_prep.layout import read_rgb
-from ensemble.core.batching import predict, predict_probs
+from ensemble.core.inference import Ensemble
 from ensemble.core.inputs import ImageItem
 from ensemble.core.member_weights import WeightsError, score_weights, uniform_weights
 from ensemble.core.members import load_manifest
@@ -41,12 +41,12 @@ def test_average_of_two_members_equals_hand_computed_average(two_members, tmp_pa
     p0, p1 = (_hand_probs(m, image) for m in two_members)
     assert (p0 - p1).abs().max() > 0.1  # the members really disagree
 
-    ((_, probs),) = predict_probs(two_members, [0.3, 0.7], [item], build_views("none"), progress=False)
+    (probs,) = Ensemble(two_members, [0.3, 0.7], build_views("none")).predict([item], probs=True)
     assert probs.shape == (19, 64, 64) and probs.dtype == np.float32
     np.testing.assert_allclose(probs, (0.3 * p0 + 0.7 * p1).numpy(), atol=1e-5)
 
     # With flip TTA each member's two views are averaged first (weights normalised: 1:1).
-    ((_, probs),) = predict_probs(two_members, [2.0, 2.0], [item], build_views("flip"), progress=False)
+    (probs,) = Ensemble(two_members, [2.0, 2.0], build_views("flip")).predict([item], probs=True)
     hand = sum(0.5 * (_hand_probs(m, image) + _hand_probs(m, image, flip=True)) for m in two_members) / 2
     np.testing.assert_allclose(probs, hand.numpy(), atol=1e-5)
 
@@ -57,7 +57,7 @@ def test_probabilities_come_back_at_each_images_own_size(two_members, tmp_path):
     items = [ImageItem(str(i), tmp_path / f"{i}.png") for i in range(3)]
     # Members at different resolutions average at the larger one, then resize to each image.
     wide = [two_members[0], member(PaletteModel(), "palette", image_size=96)]
-    out = list(predict(wide, [1, 1], items, build_views("flip"), batch_size=2, progress=False))
+    out = list(Ensemble(wide, [1, 1], build_views("flip")).stream(items, batch_size=2, progress=False))
     assert [p.stem for p in out] == ["0", "1", "2"]
     for pred, size in zip(out, sizes):
         assert pred.probs.shape == (19, *size) and pred.size == size
@@ -68,13 +68,13 @@ def test_stage_labels_are_each_member_alone_and_the_plain_ensemble(two_members, 
     make_image_folder(tmp_path, [(64, 64), (48, 80)])
     items = [ImageItem(str(i), tmp_path / f"{i}.png") for i in range(2)]
     views = build_views("flip")
-    out = list(predict(two_members, [1, 1], items, views, track_stages=True, progress=False))
+    out = list(Ensemble(two_members, [1, 1], views).stream(items, track_stages=True, progress=False))
     for m in two_members:
-        alone = list(predict_probs([m], [1], items, build_views("none"), progress=False))
-        for pred, (_, p) in zip(out, alone):
+        alone = Ensemble([m], [1], build_views("none")).predict(items, probs=True)
+        for pred, p in zip(out, alone):
             np.testing.assert_array_equal(pred.stage_labels[f"member:{m.name}"], p.argmax(0))
-    plain = list(predict_probs(two_members, [1, 1], items, build_views("none"), progress=False))
-    for pred, (_, p) in zip(out, plain):
+    plain = Ensemble(two_members, [1, 1], build_views("none")).predict(items, probs=True)
+    for pred, p in zip(out, plain):
         np.testing.assert_array_equal(pred.stage_labels["ensemble"], p.argmax(0))
 
 
@@ -94,10 +94,10 @@ def test_stages_run_the_plain_view_even_when_tta_leaves_it_out(two_members, tmp_
     make_image_folder(tmp_path, [(64, 64)])
     items = [ImageItem("0", tmp_path / "0.png")]
     views = build_views("flip+scale", [0.5, 1.5])  # no identity view among them
-    (pred,) = predict(two_members, [1, 1], items, views, track_stages=True, progress=False)
-    ((_, tta),) = predict_probs(two_members, [1, 1], items, views, progress=False)
+    (pred,) = Ensemble(two_members, [1, 1], views).stream(items, track_stages=True, progress=False)
+    (tta,) = Ensemble(two_members, [1, 1], views).predict(items, probs=True)
     np.testing.assert_allclose(pred.probs, tta, atol=1e-6)  # the extra view is not averaged in
-    ((_, plain),) = predict_probs(two_members, [1, 1], items, build_views("none"), progress=False)
+    (plain,) = Ensemble(two_members, [1, 1], build_views("none")).predict(items, probs=True)
     np.testing.assert_array_equal(pred.stage_labels["ensemble"], plain.argmax(0))
 
 
@@ -119,11 +119,11 @@ def test_views_of_one_shape_share_one_forward_pass(two_members, tmp_path, mode, 
     items = [ImageItem(str(i), tmp_path / f"{i}.png") for i in range(2)]
     views = build_views(mode, [0.5, 1.0, 1.5])
     base = two_members[0]
-    reference = next(predict_probs([base], [1], items, views, batch_size=2, progress=False))[1]
+    reference = Ensemble([base], [1], views).predict(items, probs=True, batch_size=2)[0]
 
     counting = _CountingModel(base.model)
     wrapped = member(counting, base.name, image_size=base.image_size, mean=base.mean, std=base.std)
-    got = next(predict_probs([wrapped], [1], items, views, batch_size=2, progress=False))[1]
+    got = Ensemble([wrapped], [1], views).predict(items, probs=True, batch_size=2)[0]
     # identity + flip of each scale go through the model together: 2 views x 2 images per call
     assert len(counting.calls) == expected_calls
     assert all(shape[0] == 4 for shape in counting.calls)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from configs import CLASS_ID, FLIP_PERMUTATION, NUM_CLASSES
 from data_prep.atomic import write_image
-from ensemble.core.batching import predict_probs
+from ensemble.core.inference import Ensemble
 from ensemble.core.inputs import ImageItem
 from ensemble.core.tta import HFlip, Scale, View, build_views
 
@@ -35,7 +35,7 @@ def one_eye_image(tmp_path):
 
 
 def _labels(item, views):
-    ((_, probs),) = predict_probs([member(SideModel())], [1.0], [item], views, progress=False)
+    (probs,) = Ensemble([member(SideModel())], [1.0], views).predict([item], probs=True)
     return probs.argmax(0)
 
 

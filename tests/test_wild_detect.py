@@ -7,7 +7,7 @@ import builtins
 import numpy as np
 import pytest
 
-from ensemble.core.tta import View
+from ensemble.core.inference import Ensemble
 from ensemble.faces.detect import DetectorError, DlibDetector, ParserDetector, build_detector
 from ensemble.faces.photo_parser import WildParser
 from ensemble.postprocess.face_regions import Face, centre_first
@@ -17,7 +17,7 @@ from wild_scenes import drawn_framing, iou, make_scene
 
 
 def _parser(detector="parser", **kw) -> WildParser:
-    return WildParser([member(PaletteModel())], [1.0], [View()], [], drawn_framing(), detector=detector, **kw)
+    return WildParser(Ensemble([member(PaletteModel())]), [], drawn_framing(), detector=detector, **kw)
 
 
 def test_parser_mode_finds_each_face_box_in_a_wild_scene():

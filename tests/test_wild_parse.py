@@ -8,7 +8,7 @@ import numpy as np
 from configs import CLASS_ID
 from configs.schema import PostprocessConfig
 from data_prep.framing import FACE_CORE, face_box, landmarks
-from ensemble.core.tta import View
+from ensemble.core.inference import Ensemble
 from ensemble.faces.photo_parser import WildParser
 from ensemble.postprocess.face_regions import Face
 from ensemble.postprocess.face_steps import ClipToFace, EyeRepair, GlassesToSkin
@@ -20,7 +20,7 @@ from wild_scenes import CentredPaletteModel, drawn_framing, make_scene, mean_f1
 
 
 def _wild(model, detector, steps=(), **kw) -> WildParser:
-    return WildParser([member(model)], [1.0], [View()], list(steps), drawn_framing(), detector=detector, **kw)
+    return WildParser(Ensemble([member(model)]), list(steps), drawn_framing(), detector=detector, **kw)
 
 
 def test_aligned_parse_of_a_wild_face_scores_like_the_precropped_face():

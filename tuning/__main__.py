@@ -111,7 +111,7 @@ def run_search(args: argparse.Namespace) -> int:
                 flush=True,
             )
         started = time.time()
-        outcome = search.fit(cfg, name, resume=args.resume, staging=Path(staging))
+        outcome = search.run_search(cfg, name, resume=args.resume, staging=Path(staging))
         wall = time.time() - started
         if not outcome.finished:
             # Ctrl-C (or a lost driver): Tune saved its state; export only a finished search.

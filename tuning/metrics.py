@@ -43,6 +43,11 @@ class ConfusionMatrix:
         return scores_from_confusion(self.matrix.cpu().numpy())
 
 
+def image_confusion(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(C, C) int64 confusion matrix of one label map (uint8 arrays) against ground truth."""
+    return confusion_matrix(torch.from_numpy(pred), torch.from_numpy(gt)).numpy()
+
+
 def scores_from_confusion(cm: np.ndarray) -> dict:
     """Scores from a (C, C) confusion matrix.
 

@@ -251,7 +251,7 @@ class SearchOutcome:
     finished: bool  # False: interrupted (Ctrl-C, lost driver); Tune saved its state for --resume
 
 
-def fit(cfg: RunConfig, name: str, *, resume: bool, staging: Path) -> SearchOutcome:
+def run_search(cfg: RunConfig, name: str, *, resume: bool, staging: Path) -> SearchOutcome:
     """Run (or resume) the search; inside ray_session. staging: see summarize()."""
     path = experiment_path(cfg, name)
     tuner = restore_tuner(cfg, path) if resume else build_tuner(cfg, name)

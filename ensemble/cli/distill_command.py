@@ -9,13 +9,13 @@ from pathlib import Path
 from configs.overrides import add_set_argument
 from configs.schema import ConfigError
 from data_prep.layout import DatasetError, PreparedDataset
+from ensemble.core.inference import Ensemble
 from ensemble.core.inputs import InputError, discover
 from ensemble.core.members import ManifestError, load_manifest, resolve_device
 from ensemble.core.recipe import RecipeError
 from ensemble.core.tta import TTAError
-from ensemble.distill.distill_report import STUDENT, TEACHER, compare, write_report
+from ensemble.distill.distill_report import STUDENT, TEACHER, compare, write_distill_report
 from ensemble.distill.student import TEACHER_MODES, DistillError, DistillOptions, distill
-from ensemble.distill.teacher import load_teacher
 
 ERRORS = (DistillError, InputError, DatasetError, ManifestError, RecipeError, TTAError, ConfigError)
 
@@ -81,7 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     try:
         device = resolve_device(args.device)
-        teacher = load_teacher(args.recipe, args.manifest, device)
+        teacher = Ensemble.from_recipe(args.recipe, manifest=args.manifest, device=device)
         opts = DistillOptions(
             data=args.data,
             out=args.out,
@@ -132,7 +132,7 @@ def main(args: argparse.Namespace) -> int:
             f"ce_weight {cfg.distill.ce_weight:g}). Split: `{args.data}` {split}."
         ),
     ]
-    md, js = write_report(report, args.out, header)
+    md, js = write_distill_report(report, args.out, header)
     s = report["scores"]
     print(
         f"{split} mean face F1: teacher {s[TEACHER]['f1']:.4f}, student {s[STUDENT]['f1']:.4f}"

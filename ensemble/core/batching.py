@@ -1,4 +1,4 @@
-"""Weighted softmax averaging of every member over every TTA view, one accumulator per batch.
+"""Batches for the Ensemble (ensemble.core.inference): decoded, prepared inputs and timed forwards.
 
 Members may differ in image_size/mean/std. Each image is decoded once in a DataLoader worker and
 prepared once per distinct (image_size, mean, std) spec there (resizing and normalising are
@@ -14,37 +14,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
-from configs import NUM_CLASSES
 from data_prep.layout import fit_pixels, read_rgb
 from ensemble.core.inputs import ImageItem
 from ensemble.core.members import Member
 from ensemble.core.tta import View, resize_bilinear
 
 InputSpec = tuple[int, tuple[float, ...], tuple[float, ...]]
-
-
-@dataclass
-class Prediction:
-    """The ensemble's output for one image."""
-
-    index: int  # position in the list of items given to predict()
-    stem: str
-    path: Path
-    size: tuple[int, int]  # (H, W) of the original image
-    # (C, H, W) float32 on the device that ran the members: weighted average over members and
-    # views at the image's own size. It stays there: post-processing starts on that device.
-    probs: torch.Tensor
-    # With track_stages: label maps (H, W) uint8 for "member:NAME" (each alone, no TTA) and
-    # "ensemble" (members averaged, no TTA).
-    stage_labels: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -73,9 +54,15 @@ def prepare_input(image: np.ndarray, spec: InputSpec) -> torch.Tensor:
 
 
 class _ModelInputDataset(Dataset):
-    """Decodes each image once and prepares the model input for every distinct member spec."""
+    """Decodes each image once (or takes it as given: RGB uint8 arrays) and prepares the model input
+    for every distinct member spec."""
 
-    def __init__(self, items: Sequence[ImageItem], specs: Sequence[InputSpec], max_pixels: int | None = None):
+    def __init__(
+        self,
+        items: Sequence[ImageItem | np.ndarray],
+        specs: Sequence[InputSpec],
+        max_pixels: int | None = None,
+    ):
         self.items = list(items)
         self.specs = list(specs)
         self.max_pixels = max_pixels
@@ -84,13 +71,15 @@ class _ModelInputDataset(Dataset):
         return len(self.items)
 
     def __getitem__(self, i: int):
-        image = fit_pixels(read_rgb(self.items[i].path), self.max_pixels)
+        item = self.items[i]
+        image = item if isinstance(item, np.ndarray) else read_rgb(item.path)
+        image = fit_pixels(image, self.max_pixels)
         size = torch.tensor(image.shape[:2], dtype=torch.int64)
         return i, size, tuple(prepare_input(image, spec) for spec in self.specs)
 
 
 def make_loader(
-    items: Sequence[ImageItem],
+    items: Sequence[ImageItem | np.ndarray],
     specs: Sequence[InputSpec],
     batch_size: int,
     num_workers: int,
@@ -118,7 +107,7 @@ def distinct_specs(members: Sequence[Member]) -> tuple[list[InputSpec], list[int
     return specs, index
 
 
-class _ForwardTimer:
+class ForwardTimer:
     """Times bare forward passes: CUDA events on GPU (no sync per call), wall clock on CPU."""
 
     def __init__(self, device: torch.device, timings: Timings):
@@ -152,7 +141,7 @@ class _ForwardTimer:
 
 
 def grouped_view_probs(
-    member: Member, x: torch.Tensor, views: Sequence[View], timer: _ForwardTimer
+    member: Member, x: torch.Tensor, views: Sequence[View], timer: ForwardTimer
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """(view index, probabilities mapped back to x's geometry) for every view.
 
@@ -176,216 +165,11 @@ def grouped_view_probs(
             yield i, views[i].inverse(chunk, size)
 
 
-def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.to(device, non_blocking=True)
 
 
-def predict(
-    members: Sequence[Member],
-    weights: Sequence[float],
-    items: Sequence[ImageItem],
-    views: Sequence[View],
-    device: torch.device | str = "cpu",
-    batch_size: int = 4,
-    num_workers: int = 0,
-    track_stages: bool = False,
-    timings: Timings | None = None,
-    progress: bool = True,
-    max_pixels: int | None = None,
-) -> Iterator[Prediction]:
-    """Yield one Prediction per item, in order: probabilities averaged over members and views.
-
-    weights: one per member (normalised here). track_stages adds each member's and the
-    no-TTA ensemble's label maps (for the report), computed in the same pass. Images above
-    max_pixels are predicted shrunk (data_prep.layout.fit_pixels): size is then the shrunk size.
-    """
-    device = torch.device(device)
-    w, timings, timer, specs, spec_of, res = _setup(members, weights, views, device, timings)
-    # The stages need every member's plain (identity) prediction; run it even when the TTA
-    # views leave it out (flip+scale without 1.0) but keep it out of the TTA average.
-    has_identity = any(v.is_identity for v in views)
-    run_views = list(views) + ([View()] if track_stages and not has_identity else [])
-    loader = make_loader(items, specs, batch_size, num_workers, device, max_pixels)
-    for index, sizes, inputs in tqdm(loader, desc="ensemble", unit="batch", disable=not progress):
-        # Compute the batch under inference_mode, yield outside it: a generator suspended inside
-        # the context would leave inference mode switched on in the caller's code.
-        with torch.inference_mode():
-            batch = _predict_batch(
-                members,
-                w,
-                views,
-                run_views,
-                spec_of,
-                res,
-                track_stages,
-                timer,
-                index.tolist(),
-                sizes.tolist(),
-                inputs,
-                items,
-                device,
-            )
-        timings.images += len(batch)
-        yield from batch
-
-
-def _setup(members, weights, views, device, timings):
-    """Normalised weights, timings, forward timer, distinct input specs, model resolution."""
-    timings = timings if timings is not None else Timings()
-    specs, spec_of = distinct_specs(members)
-    res = max(m.image_size for m in members)
-    return (
-        _normalised_weights(members, weights, views),
-        timings,
-        _ForwardTimer(device, timings),
-        specs,
-        spec_of,
-        res,
-    )
-
-
-def _normalised_weights(
-    members: Sequence[Member], weights: Sequence[float], views: Sequence[View]
-) -> np.ndarray:
-    if len(weights) != len(members):
-        raise ValueError(f"{len(weights)} weights for {len(members)} members")
-    w = np.asarray(weights, dtype=np.float64)
-    if (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"member weights must be >= 0 with a positive sum, got {list(weights)}")
-    if not views:
-        raise ValueError("no TTA views given")
-    return w / w.sum()
-
-
-def predict_arrays(
-    members: Sequence[Member],
-    weights: Sequence[float],
-    images: Sequence[np.ndarray],
-    views: Sequence[View],
-    device: torch.device | str = "cpu",
-    batch_size: int = 4,
-    timings: Timings | None = None,
-) -> list[torch.Tensor]:
-    """predict() for in-memory RGB uint8 images: (C, H, W) probabilities at each image's size."""
-    device = torch.device(device)
-    w, timings, timer, specs, spec_of, res = _setup(members, weights, views, device, timings)
-    out: list[torch.Tensor] = []
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
-        inputs = [torch.stack([prepare_input(image, spec) for image in chunk]) for spec in specs]
-        items = [ImageItem(f"array{start + i}", Path(f"array{start + i}")) for i in range(len(chunk))]
-        sizes = [list(image.shape[:2]) for image in chunk]
-        with torch.inference_mode():
-            batch = _predict_batch(
-                members,
-                w,
-                views,
-                views,
-                spec_of,
-                res,
-                False,
-                timer,
-                list(range(len(chunk))),
-                sizes,
-                inputs,
-                items,
-                device,
-            )
-        timings.images += len(batch)
-        out += [pred.probs for pred in batch]
-    return out
-
-
-def _predict_batch(
-    members, w, views, run_views, spec_of, res, track_stages, timer, index, sizes, inputs, items, device
-) -> list[Prediction]:
-    """Every member on every view of one batch, summed into one float32 accumulator."""
-    n = len(index)
-    inputs = [_to_device(x, device) for x in inputs]
-    acc = torch.zeros(n, NUM_CLASSES, res, res, dtype=torch.float32, device=device)
-    plain = torch.zeros_like(acc) if track_stages else None
-    stage_labels: list[dict[str, np.ndarray]] = [{} for _ in range(n)]
-    for m, member in enumerate(members):
-        x = inputs[spec_of[m]]
-        for vi, p in grouped_view_probs(member, x, run_views, timer):
-            view = run_views[vi]
-            p = resize_bilinear(p, (res, res))
-            if vi < len(views):
-                acc.add_(p, alpha=float(w[m]) / len(views))
-            if track_stages and view.is_identity:
-                plain.add_(p, alpha=float(w[m]))
-                for i, labels in enumerate(_labels_at(p, sizes)):
-                    stage_labels[i][f"member:{member.name}"] = labels
-            del p
-    timer.flush()
-    if track_stages:
-        for i, labels in enumerate(_labels_at(plain, sizes)):
-            stage_labels[i]["ensemble"] = labels
-    out = []
-    for i, k in enumerate(index):
-        probs = resize_bilinear(acc[i : i + 1], sizes[i])[0]
-        out.append(
-            Prediction(
-                index=k,
-                stem=items[k].stem,
-                path=items[k].path,
-                size=(int(sizes[i][0]), int(sizes[i][1])),
-                probs=probs,
-                stage_labels=stage_labels[i],
-            )
-        )
-    return out
-
-
-def _labels_at(probs: torch.Tensor, sizes: list[list[int]]) -> Iterator[np.ndarray]:
+def labels_at(probs: torch.Tensor, sizes: list[list[int]]) -> Iterator[np.ndarray]:
     """Argmax label maps at each image's own size (probabilities resized first)."""
     for i, size in enumerate(sizes):
         yield resize_bilinear(probs[i : i + 1], size)[0].argmax(0).to(torch.uint8).cpu().numpy()
-
-
-def predict_probs(
-    members: Sequence[Member],
-    weights: Sequence[float],
-    items: Sequence[ImageItem],
-    views: Sequence[View],
-    device: torch.device | str = "cpu",
-    batch_size: int = 4,
-    num_workers: int = 0,
-    progress: bool = True,
-) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield (stem, probabilities (C, H, W) float32 at the image's own size) per item, in order."""
-    for pred in predict(members, weights, items, views, device, batch_size, num_workers, progress=progress):
-        yield pred.stem, pred.probs.cpu().numpy()
-
-
-def candidate_view_probs(
-    members: Sequence[Member],
-    items: Sequence[ImageItem],
-    views: Sequence[View],
-    resolution: int,
-    device: torch.device | str = "cpu",
-    batch_size: int = 4,
-    num_workers: int = 0,
-    progress: bool = True,
-) -> torch.Tensor:
-    """Every member's probabilities under every view at resolution r: (M, V, N, C, r, r) float16, CPU.
-
-    One pass over a labelled split; selection then scores combinations without running models
-    (ensemble.fit.candidate_cache states the memory this takes).
-    """
-    device = torch.device(device)
-    r = resolution
-    specs, spec_of = distinct_specs(members)
-    timer = _ForwardTimer(device, Timings())
-    out = torch.zeros(len(members), len(views), len(items), NUM_CLASSES, r, r, dtype=torch.float16)
-    loader = make_loader(items, specs, batch_size, num_workers, device)
-    with torch.inference_mode():
-        for index, _, inputs in tqdm(
-            loader, desc="candidates' probabilities", unit="batch", disable=not progress
-        ):
-            inputs = [_to_device(x, device) for x in inputs]
-            for m, member in enumerate(members):
-                for v, p in grouped_view_probs(member, inputs[spec_of[m]], views, timer):
-                    out[m, v, index] = resize_bilinear(p, (r, r)).half().cpu()
-            timer.flush()
-    return out

@@ -17,14 +17,13 @@ import torch
 from configs import CLASSES
 from data_prep.atomic import write_json, write_text
 from data_prep.layout import read_label_map
-from ensemble.core.batching import Timings, predict
+from ensemble.core.batching import Timings
+from ensemble.core.inference import Ensemble
 from ensemble.core.inputs import ImageItem
 from ensemble.core.members import Member
-from ensemble.core.tta import View
-from ensemble.distill.teacher import Teacher
 from ensemble.postprocess.registry import argmax_labels
-from ensemble.submission.run_report import MEMBER_PREFIX, StageScores, image_confusion
-from tuning.metrics import scores_from_confusion
+from ensemble.submission.run_report import MEMBER_PREFIX, StageScores
+from tuning.metrics import image_confusion, scores_from_confusion
 
 TEACHER, STUDENT = "teacher (recipe)", "student"
 
@@ -36,7 +35,7 @@ def _model_size(members: Sequence[Member]) -> dict:
 
 
 def compare(
-    teacher: Teacher,
+    teacher: Ensemble,
     student: Member,
     items: Sequence[ImageItem],
     gt_paths: Sequence[Path],
@@ -49,22 +48,13 @@ def compare(
     timings = {TEACHER: Timings(), STUDENT: Timings()}
     wall = {}
     runs = [
-        (TEACHER, teacher.members, teacher.weights, teacher.views, True),
-        (STUDENT, [student], [1.0], [View()], False),
+        (TEACHER, teacher.to(device), True),
+        (STUDENT, Ensemble([student], device=device), False),
     ]
-    for name, members, weights, views, track in runs:
+    for name, model, track in runs:
         t0 = time.perf_counter()
-        for pred in predict(
-            members,
-            weights,
-            items,
-            views,
-            device,
-            batch_size=batch_size,
-            track_stages=track,
-            timings=timings[name],
-            progress=progress,
-        ):
+        model.timings = timings[name]
+        for pred in model.stream(items, batch_size=batch_size, track_stages=track, progress=progress):
             gt = read_label_map(gt_paths[pred.index])
             stages.add(name, image_confusion(argmax_labels(pred.probs), gt))
             for stage, labels in pred.stage_labels.items():
@@ -151,7 +141,7 @@ def report_markdown(report: dict, header: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(report: dict, out: Path, header: list[str]) -> tuple[Path, Path]:
+def write_distill_report(report: dict, out: Path, header: list[str]) -> tuple[Path, Path]:
     """out/distill_report.md and out/distill_report.json."""
     md, js = out / "distill_report.md", out / "distill_report.json"
     write_json(js, report)

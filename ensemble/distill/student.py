@@ -17,9 +17,10 @@ from configs.schema import RunConfig, load_config, parse_config
 from data_prep.atomic import write_bytes
 from data_prep.dataset import class_weights_from
 from data_prep.layout import DatasetError, PreparedDataset
+from ensemble.core.inference import Ensemble
 from ensemble.core.inputs import ImageItem, discover, validate
 from ensemble.core.members import resolve_device
-from ensemble.distill.teacher import CachedTeacher, OnTheFlyTeacher, Teacher, cache_bytes
+from ensemble.distill.teacher import CachedTeacher, OnTheFlyTeacher, cache_bytes
 from tuning.checkpoint import MODEL_FILE, read_meta
 from tuning.losses import build_distill_loss
 from tuning.manifest import ManifestEntry, ManifestFile, write_manifest
@@ -49,12 +50,12 @@ class DistillOptions:
     progress: bool = True
 
 
-def student_config(teacher: Teacher, opts: DistillOptions) -> RunConfig:
+def student_config(teacher: Ensemble, opts: DistillOptions) -> RunConfig:
     """The student's RunConfig: --config (or the heaviest member's config) + the distill section."""
     if opts.config is not None:
         base = load_config(opts.config)
     else:
-        heaviest = max(zip(teacher.weights, range(len(teacher.members))))[1]
+        heaviest = max(zip(teacher.weights.values(), range(len(teacher.members))))[1]
         m = teacher.members[heaviest]
         base = parse_config(m.config, source=f"{teacher.manifest_path}: member {m.name!r} config")
         # The manifest entry, not the trial's config, is the record of how inputs were prepared.
@@ -106,7 +107,7 @@ def choose_teacher_mode(mode: str, samples: int, resolution: int, cache_gb: floa
     return "cache" if cache_bytes(samples, resolution) <= cache_gb * 1e9 else "on-the-fly"
 
 
-def distill(teacher: Teacher, opts: DistillOptions) -> tuple[ManifestFile, dict, RunConfig]:
+def distill(teacher: Ensemble, opts: DistillOptions) -> tuple[ManifestFile, dict, RunConfig]:
     """Train the student, write OUT/manifest.json + OUT/m0.safetensors; returns (manifest, result, cfg)."""
     cfg = student_config(teacher, opts)
     d = cfg.distill
@@ -120,7 +121,7 @@ def distill(teacher: Teacher, opts: DistillOptions) -> tuple[ManifestFile, dict,
         flush=True,
     )
     if mode == "cache":
-        targets = CachedTeacher(teacher.to(device), items, d.resolution, device, progress=opts.progress)
+        targets = CachedTeacher(teacher.to(device), items, d.resolution, progress=opts.progress)
     else:
         targets = OnTheFlyTeacher(teacher, items, d.resolution)
     train_set = SoftTargetDataset(list(zip([i.path for i in items], masks)), targets, cfg.data, seed=cfg.seed)

@@ -1,4 +1,5 @@
-"""The distillation teacher: a fitted recipe (members, weights, views) and its probabilities per sample.
+"""The distillation teacher's probabilities per sample. The teacher is a fitted recipe's Ensemble
+(ensemble.core.inference.Ensemble.from_recipe: the members it keeps, its weights and views).
 
 The probabilities of sample i are the recipe's weighted average over members and views (exactly
 what run_ensemble.py averages, before post-processing), resized to r x r. Two ways to get them,
@@ -15,64 +16,14 @@ which give the same targets (tests/test_ensemble_distill.py checks it):
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from configs import NUM_CLASSES
-from ensemble.core.batching import predict
+from ensemble.core.inference import Ensemble
 from ensemble.core.inputs import ImageItem
-from ensemble.core.members import Member, load_manifest
-from ensemble.core.recipe import Recipe, check_members, read_recipe
-from ensemble.core.tta import View, resize_bilinear, view_from_name
-
-
-@dataclass
-class Teacher:
-    """The members a recipe keeps, their weights (normalised) and its TTA views."""
-
-    members: list[Member]
-    weights: list[float]
-    views: list[View]
-    recipe: Recipe
-    recipe_path: Path
-    manifest_path: Path
-
-    @property
-    def forwards_per_image(self) -> int:
-        return len(self.members) * len(self.views)
-
-    def to(self, device: torch.device | str) -> Teacher:
-        for m in self.members:
-            m.model.to(device)
-        return self
-
-
-def load_teacher(
-    recipe_path: str | Path, manifest: str | Path | None = None, device: torch.device | str = "cpu"
-) -> Teacher:
-    """The teacher of a recipe (manifest: the recipe's own, resolved beside the recipe when relative)."""
-    recipe_path = Path(recipe_path)
-    recipe = read_recipe(recipe_path)
-    manifest_path = Path(manifest) if manifest is not None else Path(recipe.manifest)
-    if manifest is None and not manifest_path.is_absolute():
-        manifest_path = recipe_path.parent / manifest_path
-    if not manifest_path.exists() and manifest is None:
-        manifest_path = recipe_path.parent / "manifest.json"  # the recipe moved with its manifest
-    loaded = load_manifest(manifest_path, device)
-    check_members(recipe, [m.name for m in loaded.members], recipe_path)
-    kept = [m for m in loaded.members if recipe.members.get(m.name, 0) > 0]
-    total = sum(recipe.members[m.name] for m in kept)
-    return Teacher(
-        members=kept,
-        weights=[recipe.members[m.name] / total for m in kept],
-        views=[view_from_name(v) for v in recipe.views],
-        recipe=recipe,
-        recipe_path=recipe_path,
-        manifest_path=loaded.path,
-    )
+from ensemble.core.tta import resize_bilinear
 
 
 def cache_bytes(samples: int, resolution: int) -> int:
@@ -81,24 +32,15 @@ def cache_bytes(samples: int, resolution: int) -> int:
 
 
 def teacher_probs(
-    teacher: Teacher,
+    teacher: Ensemble,
     items: Sequence[ImageItem],
     resolution: int,
-    device: torch.device | str = "cpu",
     batch_size: int = 4,
     progress: bool = False,
 ) -> Iterator[torch.Tensor]:
     """The teacher's probabilities per item, in order: (C, r, r) float16 on the CPU."""
     r = (resolution, resolution)
-    for pred in predict(
-        teacher.members,
-        teacher.weights,
-        items,
-        teacher.views,
-        device,
-        batch_size=batch_size,
-        progress=progress,
-    ):
+    for pred in teacher.stream(items, batch_size=batch_size, progress=progress):
         yield resize_bilinear(pred.probs[None], r)[0].half().cpu()
 
 
@@ -107,15 +49,14 @@ class CachedTeacher:
 
     def __init__(
         self,
-        teacher: Teacher,
+        teacher: Ensemble,
         items: Sequence[ImageItem],
         resolution: int,
-        device: torch.device | str = "cpu",
         batch_size: int = 4,
         progress: bool = True,
     ):
         self.probs = torch.empty(len(items), NUM_CLASSES, resolution, resolution, dtype=torch.float16)
-        probs = teacher_probs(teacher, items, resolution, device, batch_size)
+        probs = teacher_probs(teacher, items, resolution, batch_size)
         for i, p in enumerate(
             tqdm(probs, total=len(items), desc="teacher cache", unit="img", disable=not progress)
         ):
@@ -128,7 +69,7 @@ class CachedTeacher:
 class OnTheFlyTeacher:
     """Each sample's teacher probabilities computed when asked for (members on the CPU)."""
 
-    def __init__(self, teacher: Teacher, items: Sequence[ImageItem], resolution: int):
+    def __init__(self, teacher: Ensemble, items: Sequence[ImageItem], resolution: int):
         # The loader's workers call this: CUDA cannot be used in forked workers, so the members run
         # on the CPU there.
         self.teacher = teacher.to("cpu")
@@ -136,4 +77,4 @@ class OnTheFlyTeacher:
         self.resolution = resolution
 
     def __call__(self, i: int) -> torch.Tensor:
-        return next(teacher_probs(self.teacher, [self.items[i]], self.resolution, "cpu"))
+        return next(teacher_probs(self.teacher, [self.items[i]], self.resolution))

@@ -19,9 +19,7 @@ import torch
 
 from configs import NUM_CLASSES
 from data_prep.layout import fit_pixels
-from ensemble.core.batching import Timings, predict_arrays
-from ensemble.core.members import Member
-from ensemble.core.tta import View
+from ensemble.core.inference import Ensemble
 from ensemble.faces.align import (
     apply,
     box_transform,
@@ -48,22 +46,18 @@ class WildResult:
 
 @dataclass
 class WildParser:
-    """The ensemble (members, weights, views, steps) applied to faces found anywhere in a photo."""
+    """The ensemble and its post-processing steps applied to faces found anywhere in a photo."""
 
-    members: Sequence[Member]
-    weights: Sequence[float]
-    views: Sequence[View]
+    ensemble: Ensemble
     steps: Sequence[Step]
     framing: Mapping
     detector: str | Callable = "auto"  # ensemble.faces.detect.DETECTORS name, "auto", or RGB -> list[Face]
     second_pass: bool = True  # re-align on the first parse's part centroids
     max_faces: int = 8  # the ones nearest the centre
-    device: torch.device | str = "cpu"
     max_pixels: int | None = 4096 * 4096
-    timings: Timings = field(default_factory=Timings)
 
     def __post_init__(self) -> None:
-        self.size = max(m.image_size for m in self.members)
+        self.size = self.ensemble.resolution
         detector = self.detector
         self._detect = (
             detector if callable(detector) else build_detector(detector, self.parse_crop, self.size)
@@ -74,10 +68,7 @@ class WildParser:
         return self.parse_crops([crop])[0]
 
     def parse_crops(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
-        probs = predict_arrays(
-            self.members, self.weights, crops, self.views, self.device, timings=self.timings
-        )
-        return [p.float().cpu().numpy() for p in probs]
+        return self.ensemble.predict(crops, probs=True)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces of an RGB photo, the one nearest the centre first (none for detector "none")."""

@@ -22,7 +22,7 @@ import torch
 
 from configs import NUM_CLASSES
 from data_prep.layout import read_label_map
-from ensemble.core.batching import candidate_view_probs
+from ensemble.core.inference import Ensemble
 from ensemble.core.inputs import ImageItem
 from ensemble.core.members import Member
 from ensemble.core.tta import View
@@ -70,7 +70,10 @@ def build_cache(
     progress: bool = True,
 ) -> ProbabilityCache:
     """One pass of every member over the images, every view kept apart, at resolution r."""
-    probs = candidate_view_probs(members, items, views, resolution, device, batch_size, num_workers, progress)
+    candidates = Ensemble(members, views=views, device=device)
+    probs = candidates.view_probs(
+        items, resolution=resolution, batch_size=batch_size, num_workers=num_workers, progress=progress
+    )
     r = resolution
     labels = torch.from_numpy(
         np.stack(

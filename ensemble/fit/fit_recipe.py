@@ -24,7 +24,7 @@ import torch
 from configs import NUM_CLASSES
 from configs.schema import EnsembleConfig, PostprocessConfig
 from data_prep.layout import read_label_map
-from ensemble.core.batching import predict
+from ensemble.core.inference import Ensemble
 from ensemble.core.inputs import discover, validate
 from ensemble.core.members import Member, load_manifest, resolve_device
 from ensemble.core.recipe import Recipe, write_recipe
@@ -32,8 +32,7 @@ from ensemble.core.tta import View, build_views
 from ensemble.fit.candidate_cache import build_cache, images_within, subset
 from ensemble.fit.selection import Scorer, Scores, select_members, select_options, select_views, split_halves
 from ensemble.postprocess.registry import argmax_labels, build_steps, postprocess
-from ensemble.submission.run_report import image_confusion
-from tuning.metrics import scores_from_confusion
+from tuning.metrics import image_confusion, scores_from_confusion
 
 # Post-processing options tried, in run order (ensemble.postprocess.registry.STEPS), on top of plain argmax.
 SIGMAS = (0.5, 1.0, 1.5, 2.0, 3.0)
@@ -109,14 +108,11 @@ def _full_resolution(
     halves = HalfScores(choose)
     out = FullResolution([], [], [], [], halves)
     budget, used = opts.cache_gb * 1e9, 0
-    for pred in predict(
-        chosen,
-        [weights[m.name] for m in chosen],
+    model = Ensemble(chosen, {m.name: weights[m.name] for m in chosen}, views, device=device)
+    for pred in model.stream(
         items,
-        views,
-        device,
-        ens.batch_size,
-        ens.num_workers,
+        batch_size=ens.batch_size,
+        num_workers=ens.num_workers,
         track_stages=True,
         progress=opts.progress,
     ):

@@ -15,12 +15,13 @@ import numpy as np
 from configs.schema import ConfigError, EnsembleConfig
 from data_prep.atomic import write_image
 from data_prep.layout import DatasetError, fit_pixels, read_rgb, scaled_size
-from ensemble.core.batching import Prediction, Timings, predict
+from ensemble.core.batching import Timings
+from ensemble.core.inference import Ensemble, Prediction
 from ensemble.core.inputs import ImageSet, InputError, discover, validate
-from ensemble.core.member_weights import WEIGHT_MODES, WeightsError
-from ensemble.core.members import ManifestError, Member, load_manifest, resolve_device
-from ensemble.core.recipe import Recipe, RecipeError, check_members, default_recipe_path, read_recipe
-from ensemble.core.tta import TTAError, View, build_views, view_from_name
+from ensemble.core.member_weights import WeightsError
+from ensemble.core.members import ManifestError
+from ensemble.core.recipe import RecipeError
+from ensemble.core.tta import TTAError
 from ensemble.postprocess.registry import (
     PostprocessError,
     ProbabilityResult,
@@ -34,7 +35,8 @@ from ensemble.submission.csv_codes import SubmissionWriter, csv_rows, write_ids
 from ensemble.submission.output_folder import OutputFolderError, check_out_folder, clear_previous
 from ensemble.submission.pictures import comparison_panel, plot_confusion
 from ensemble.submission.relabel import RunLabels, apply_label_set
-from ensemble.submission.run_report import StageScores, image_confusion, write_report
+from ensemble.submission.run_report import StageScores, write_run_report
+from tuning.metrics import image_confusion
 
 ENSEMBLE_STAGE = "ensemble"
 # Bad input (files, manifest, config, options) raises these; any other exception is a bug and
@@ -88,14 +90,8 @@ class _Plan:
 
     test_set: ImageSet
     bad: dict[Path, str]
-    views: list[View]
+    ensemble: Ensemble  # members already in the run's label set
     steps: list[Step]
-    members: list[Member]
-    device: Any
-    weights: dict[str, float]
-    weights_mode: str
-    recipe: Recipe | None = None
-    recipe_path: Path | None = None
     labels: RunLabels = field(default_factory=RunLabels)
 
 
@@ -139,12 +135,12 @@ def run(opts: RunOptions) -> dict[str, Any]:
         "source": plan.test_set.source,
         "images": len(plan.test_set.items),
         "predicted": n,
-        "device": str(plan.device),
-        "views": [v.name for v in plan.views],
+        "device": str(plan.ensemble.device),
+        "views": [v.name for v in plan.ensemble.views],
         "postprocess": [s.label for s in plan.steps],
-        "weights_mode": plan.weights_mode,
-        "recipe": str(plan.recipe_path) if plan.recipe_path else None,
-        "decisions": plan.recipe.model_dump(mode="json") if plan.recipe else None,
+        "weights_mode": plan.ensemble.weights_mode,
+        "recipe": str(plan.ensemble.recipe_path) if plan.ensemble.recipe_path else None,
+        "decisions": plan.ensemble.recipe.model_dump(mode="json") if plan.ensemble.recipe else None,
         "csv": ens.csv.model_dump(),
         "label_set": plan.labels.report(),
         "members": [
@@ -155,9 +151,9 @@ def run(opts: RunOptions) -> dict[str, Any]:
                 "image_size": m.image_size,
                 "val_f1": m.val_f1,
                 "trial_id": m.trial_id,
-                "weight": plan.weights[m.name],
+                "weight": plan.ensemble.weights[m.name],
             }
-            for m in plan.members
+            for m in plan.ensemble.members
         ],
         "gt": str(plan.test_set.gt_paths[0].parent) if plan.test_set.gt_paths else None,
         "stages": scores.table() if scores else None,
@@ -174,7 +170,7 @@ def run(opts: RunOptions) -> dict[str, Any]:
         },
         "outputs": {k: str(v) for k, v in outputs.items()},
     }
-    write_report(out, report)
+    write_run_report(out, report)
     return report
 
 
@@ -196,84 +192,25 @@ def _plan(opts: RunOptions) -> _Plan:
                 f"(--skip-bad writes empty rows for them instead)"
             ]
         )
-    parts = load_ensemble(opts.manifest, ens, opts.recipe, opts.use_recipe, opts.explicit, opts.device)
+    steps: list[Step] = []
+    ensemble = Ensemble.from_manifest(
+        opts.manifest,
+        recipe=opts.recipe,
+        use_recipe=opts.use_recipe,
+        config=ens,
+        explicit=opts.explicit,
+        device=opts.device,
+        before_load=lambda post: steps.extend(build_steps(post)),  # a missing extra fails before loading
+    )
     labels, members = apply_label_set(
-        opts.label_set, test_set, parts.members, check_workers, opts.images, opts.gt_label_set
+        opts.label_set, test_set, ensemble.members, check_workers, opts.images, opts.gt_label_set
     )
     return _Plan(
         test_set=test_set,
         bad={b.path: b.reason for b in bad_images},
-        views=parts.views,
-        steps=parts.steps,
-        members=members,
-        device=parts.device,
-        weights=parts.weights,
-        weights_mode=parts.weights_mode,
-        recipe=parts.recipe,
-        recipe_path=parts.recipe_path,
-        labels=labels,
-    )
-
-
-@dataclass
-class EnsembleParts:
-    """What an ensemble predicts with: members and weights, views, post-processing steps."""
-
-    members: list[Member]
-    weights: dict[str, float]
-    weights_mode: str
-    views: list[View]
-    steps: list[Step]
-    device: Any
-    recipe: Recipe | None = None
-    recipe_path: Path | None = None
-
-
-def load_ensemble(
-    manifest: Path,
-    ens: EnsembleConfig,
-    recipe_path: Path | None = None,
-    use_recipe: bool = True,
-    explicit: dict[str, Any] | None = None,
-    device: str = "auto",
-) -> EnsembleParts:
-    """Members, weights, views and steps from a manifest, its recipe (recipe.json beside it by
-    default) and the settings given as flags (explicit: they beat the recipe)."""
-    explicit = explicit or {}
-    if recipe_path is None and use_recipe and default_recipe_path(manifest).is_file():
-        recipe_path = default_recipe_path(manifest)
-    post = ens.postprocess
-    views = build_views(ens.tta, ens.scales)
-    recipe = None
-    if recipe_path is not None:
-        recipe = read_recipe(recipe_path)
-        post = recipe.postprocess
-        if "views" not in explicit:
-            views = [view_from_name(v) for v in recipe.views]
-    post = post.model_copy(
-        update={k.split(".", 1)[1]: v for k, v in explicit.items() if k.startswith("postprocess.")}
-    )
-    steps = build_steps(post)  # before loading models: a missing extra fails fast
-    device = resolve_device(device)
-    members = load_manifest(manifest, device).members
-    mode = explicit.get("weights")
-    if recipe is not None:
-        check_members(recipe, [m.name for m in members], recipe_path)
-        members = [m for m in members if m.name in recipe.members]
-    if mode is None and recipe is not None:
-        total = sum(recipe.members.values())
-        weights = {m.name: recipe.members[m.name] / total for m in members}
-    else:
-        weights = WEIGHT_MODES[mode or ens.member_weights](members)
-    return EnsembleParts(
-        members=members,
-        weights=weights,
-        weights_mode=mode or ("recipe" if recipe else ens.member_weights),
-        views=views,
+        ensemble=ensemble.with_members(members),
         steps=steps,
-        device=device,
-        recipe=recipe,
-        recipe_path=recipe_path,
+        labels=labels,
     )
 
 
@@ -309,7 +246,9 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
     track = gt_paths is not None
     viz_positions = set(good[: ens.viz])
     scores = StageScores()
-    tta_stage = f"+tta({'+'.join(v.name for v in plan.views[1:])})" if len(plan.views) > 1 else None
+    tta_stage = (
+        f"+tta({'+'.join(v.name for v in plan.ensemble.views[1:])})" if len(plan.ensemble.views) > 1 else None
+    )
 
     def on_device(pred: Prediction) -> tuple[dict[str, np.ndarray], ProbabilityResult]:
         """Argmax and probability steps where the probabilities are; only uint8 maps come back."""
@@ -341,7 +280,6 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
         confusions = {name: image_confusion(lab, gt) for name, lab in stages.items()} if track else None
         return _ImageResult(csv_rows(position, labels, ens.csv), confusions)
 
-    weights = [plan.weights[m.name] for m in plan.members]
     workers = max(1, ens.num_workers)
     pending: deque[tuple[int, Future]] = deque()
     with SubmissionWriter(out / "submission.csv", ens.csv) as sub, ThreadPoolExecutor(workers) as pool:
@@ -357,16 +295,12 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
                     scores.add(name, cm)
 
         if good:
-            preds = predict(
-                plan.members,
-                weights,
+            plan.ensemble.timings = timings
+            preds = plan.ensemble.stream(
                 [items[p] for p in good],
-                plan.views,
-                plan.device,
-                ens.batch_size,
-                ens.num_workers,
+                batch_size=ens.batch_size,
+                num_workers=ens.num_workers,
                 track_stages=track,
-                timings=timings,
                 progress=opts.progress,
                 max_pixels=ens.max_pixels,
             )

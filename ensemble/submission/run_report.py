@@ -8,20 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from configs import CLASSES, NUM_CLASSES
 from data_prep.atomic import write_json, write_text
 from ensemble.fit.decisions import decisions_markdown, fmt_delta, fmt_num
 from ensemble.submission.relabel import label_set_markdown
-from tuning.metrics import confusion_matrix, scores_from_confusion
+from tuning.metrics import scores_from_confusion
 
 MEMBER_PREFIX = "member:"
-
-
-def image_confusion(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """(C, C) int64 confusion matrix of one label map against ground truth."""
-    return confusion_matrix(torch.from_numpy(pred), torch.from_numpy(gt)).numpy()
 
 
 class StageScores:
@@ -159,7 +153,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(out: str | Path, report: dict[str, Any]) -> None:
+def write_run_report(out: str | Path, report: dict[str, Any]) -> None:
     out = Path(out)
     write_json(out / "report.json", _jsonable(report))
     write_text(out / "report.md", render_markdown(report))

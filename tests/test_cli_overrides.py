@@ -115,7 +115,7 @@ def test_set_reaches_run_ensemble(tmp_path):
                 "cpu",
                 "--no-postprocess",
                 "--set",
-                "ensemble.core.tta=none",
+                "ensemble.tta=none",
                 "--set",
                 "ensemble.max_pixels=2048",
             ]
@@ -134,7 +134,7 @@ def test_set_reaches_run_ensemble(tmp_path):
                 "--out",
                 str(tmp_path / "o2"),
                 "--set",
-                "ensemble.core.tta=sideways",
+                "ensemble.tta=sideways",
             ]
         )
         == 2

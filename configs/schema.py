@@ -212,6 +212,12 @@ class ResourcesConfig(Section):
 
 
 class PostprocessConfig(Section):
+    """Which post-processing steps run, and their settings. Each field belongs to one step
+    (ensemble/postprocess/); a step added there may read keys of its own, which are kept here as
+    extra keys and checked against the steps when they are built (an unknown key fails there)."""
+
+    model_config = ConfigDict(extra="allow")
+
     smooth: Literal["none", "gaussian"] = "gaussian"
     sigma: Annotated[float, Field(ge=0)] = 1.0  # pixels at the output resolution
     remove_small: bool = True
@@ -314,10 +320,16 @@ class RunConfig(Section):
 
 def _check_path(cfg: BaseModel, dotted: str) -> None:
     node: Any = cfg
-    for key in dotted.split("."):
+    *parents, leaf = dotted.split(".")
+    for key in parents:
         if not isinstance(node, BaseModel) or key not in type(node).model_fields:
             raise ConfigError(f"{dotted}: no such config key")
         node = getattr(node, key)
+    # A section that keeps extra keys (PostprocessConfig) takes any leaf; its owner checks it.
+    if not isinstance(node, BaseModel) or (
+        leaf not in type(node).model_fields and node.model_config.get("extra") != "allow"
+    ):
+        raise ConfigError(f"{dotted}: no such config key")
 
 
 def error_message(e: dict) -> str:

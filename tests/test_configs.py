@@ -127,3 +127,32 @@ def test_candidate_library_defaults_to_twice_the_ensemble_size():
     assert parse_config({"search": {"top_k": 3, "candidates": 4}}).search.library_size == 4
     with pytest.raises(ConfigError, match="search.candidates"):
         parse_config({"search": {"candidates": 0}})
+
+
+def test_postprocess_section_keeps_keys_of_steps_it_does_not_declare():
+    cfg = parse_config({"ensemble": {"postprocess": {"sigma": 2, "new_step": True}}})
+    post = cfg.ensemble.postprocess
+    assert post.sigma == 2.0 and post.model_extra == {"new_step": True}
+    assert list(post.model_dump())[-1] == "new_step"  # after the declared fields, which keep their order
+    again = cfg.with_overrides({"ensemble.postprocess.other": 3}).ensemble.postprocess
+    assert again.model_extra == {"new_step": True, "other": 3}
+    with pytest.raises(ConfigError, match="ensemble.postprocess.sigma"):
+        parse_config({"ensemble": {"postprocess": {"sigma": -1}}})  # declared fields are still checked
+
+
+def test_optional_packages_are_required_in_one_way():
+    from configs.optional import installed, require
+
+    assert require("json", "none", "reading JSON").dumps([]) == "[]"
+    assert installed("json") and not installed("no_such_package_xyz")
+
+    class FeatureError(ValueError):
+        pass
+
+    with pytest.raises(FeatureError) as err:
+        require(
+            "no_such_package_xyz.sub", "extra1", "the feature", FeatureError, "no-such-dist", "or turn it off"
+        )
+    assert str(err.value) == (
+        "the feature needs the optional package no-such-dist: pip install '.[extra1]' (or turn it off)"
+    )

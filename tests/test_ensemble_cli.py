@@ -55,6 +55,8 @@ ALL_RUN_FLAGS = [
     "--grabcut",
     "--crf",
     "--no-postprocess",
+    "--step",
+    "face_clip",
     "--viz",
     "3",
     "--label-set",

@@ -12,18 +12,12 @@ import torch
 from configs import CLASS_ID
 from configs.schema import PostprocessConfig
 from data_prep.atomic import write_image
-from ensemble.postprocess.registry import (
-    STEPS,
-    DenseCRF,
-    FillHoles,
-    GaussianSmooth,
-    GrabCut,
-    PostprocessError,
-    RemoveSmall,
-    argmax_labels,
-    build_steps,
-    postprocess,
-)
+from ensemble.postprocess.dense_crf import DenseCRF
+from ensemble.postprocess.fill_holes import FillHoles
+from ensemble.postprocess.grabcut import GrabCut
+from ensemble.postprocess.registry import STEPS, PostprocessError, argmax_labels, build_steps, postprocess
+from ensemble.postprocess.small_components import RemoveSmall
+from ensemble.postprocess.smoothing import GaussianSmooth
 
 SKIN, NOSE, HAIR, BG = CLASS_ID["skin"], CLASS_ID["nose"], CLASS_ID["hair"], 0
 L_EYE, U_LIP, L_LIP, MOUTH = CLASS_ID["l_eye"], CLASS_ID["u_lip"], CLASS_ID["l_lip"], CLASS_ID["mouth"]

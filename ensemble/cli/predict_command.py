@@ -20,6 +20,7 @@ from data_prep.atomic import write_image, write_json
 from data_prep.importer import positive_int
 from data_prep.layout import DatasetError, read_rgb
 from ensemble.api import Parser
+from ensemble.cli.step_flags import add_step_argument, step_settings
 from ensemble.core.inputs import IMAGE_EXTENSIONS, ImageItem, discover
 from ensemble.core.tta import TTA_MODES
 from ensemble.faces.detect import DETECTORS, DetectorError
@@ -69,6 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--glasses-to-skin", action="store_true", help="label glasses as skin")
     p.add_argument("--eye-repair", action="store_true", help="keep/draw each eye at its landmark")
+    add_step_argument(p)
     p.add_argument("--config", type=Path, help="RunConfig YAML whose ensemble section gives the defaults")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the members run")
     p.add_argument("--overwrite", action="store_true", help="replace a previous predict's outputs in --out")
@@ -87,14 +89,9 @@ def photo_items(photos: Path) -> list[ImageItem]:
 
 def main(args: argparse.Namespace) -> int:
     """Parse every photo; 2 on bad input (nothing written), 1 when some photos could not be read."""
-    explicit = {"views": True} if args.tta else {}
-    for key, on in (
-        ("face_clip", args.face_clip),
-        ("glasses_to_skin", args.glasses_to_skin),
-        ("eye_repair", args.eye_repair),
-    ):
-        if on:
-            explicit[f"postprocess.{key}"] = True
+    explicit: dict[str, object] = {"views": True} if args.tta else {}
+    chosen = [(key, True) for key in ("face_clip", "glasses_to_skin", "eye_repair") if getattr(args, key)]
+    explicit.update(step_settings(chosen + args.steps))
     try:
         ens = load_with_sets(args.config, args.overrides).ensemble
         if args.tta:

@@ -10,8 +10,10 @@ from pathlib import Path
 from configs.label_sets import LABEL_SETS
 from configs.overrides import add_set_argument, load_with_sets
 from configs.schema import ConfigError, EnsembleConfig, parse_config
+from ensemble.cli.step_flags import add_step_argument, step_settings
 from ensemble.core.member_weights import WEIGHT_MODES
 from ensemble.core.tta import TTA_MODES
+from ensemble.postprocess.registry import STEPS
 from ensemble.submission.run_pipeline import RunError, RunOptions, run
 from ensemble.submission.run_report import compact_table
 
@@ -53,7 +55,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-fill-holes", action="store_true", help="leave holes inside parts unfilled")
     p.add_argument("--grabcut", action="store_true", help="GrabCut refinement of the face boundary")
     p.add_argument("--crf", action="store_true", help="dense CRF (needs pip install '.[crf]')")
-    p.add_argument("--no-postprocess", action="store_true", help="plain argmax: no smoothing or clean-up")
+    p.add_argument(
+        "--no-postprocess",
+        action="store_true",
+        help="plain argmax: every post-processing step off (--step NAME then turns one back on)",
+    )
+    add_step_argument(p)
     p.add_argument(
         "--csv-resize",
         choices=["nearest", "nearest_exact"],
@@ -120,15 +127,8 @@ def explicit_settings(args: argparse.Namespace) -> dict[str, object]:
         if on:
             given[f"postprocess.{key}"] = True
     if args.no_postprocess:
-        given.update(
-            {
-                "postprocess.smooth": "none",
-                "postprocess.remove_small": False,
-                "postprocess.fill_holes": False,
-                "postprocess.grabcut": False,
-                "postprocess.crf": False,
-            }
-        )
+        given.update(step_settings((name, False) for name in STEPS))
+    given.update(step_settings(args.steps))
     return given
 
 

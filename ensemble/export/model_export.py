@@ -18,12 +18,12 @@ import numpy as np
 import torch
 
 from configs import CLASSES, FLIP_PARTNER
+from configs.optional import require
 from data_prep.atomic import write_bytes, write_json
 from ensemble.core.members import Member
 
 OPSET = 17
 FORMATS = ("onnx", "smp")
-INSTALL_HINT = "pip install '.[export]'  (installs onnx and onnxruntime)"
 
 
 class ExportError(ValueError):
@@ -47,12 +47,8 @@ def metadata(member: Member) -> dict[str, str]:
 
 
 def _require_onnx():
-    try:
-        import onnx
-        import onnxruntime
-    except ImportError:
-        raise ExportError(f"ONNX export needs the onnx and onnxruntime packages: {INSTALL_HINT}") from None
-    return onnx, onnxruntime
+    """onnx and onnxruntime (the export extra), or an ExportError naming it."""
+    return tuple(require(m, "export", "ONNX export", ExportError) for m in ("onnx", "onnxruntime"))
 
 
 def export_onnx(member: Member, path: Path, opset: int = OPSET) -> Path:

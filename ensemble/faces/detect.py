@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from configs.optional import installed, require
 from ensemble.faces.align import apply, invert, warp_crop
 from ensemble.postprocess.face_regions import Face, faces_from_labels
 
@@ -38,12 +39,9 @@ class DlibDetector:
     name = "dlib"
 
     def __init__(self, upsample: int = 1, threshold: float = DLIB_THRESHOLD):
-        try:
-            import dlib
-        except ImportError:
-            raise DetectorError(
-                "the dlib face detector needs dlib-bin: pip install '.[detect]' (or use --detector parser)"
-            ) from None
+        dlib = require(
+            "dlib", "detect", "the dlib face detector", DetectorError, "dlib-bin", "or use --detector parser"
+        )
         self.detector, self.upsample, self.threshold = dlib.get_frontal_face_detector(), upsample, threshold
 
     def __call__(self, image: np.ndarray) -> list[Face]:
@@ -152,13 +150,7 @@ def merge_duplicates(faces: list[Face], overlap: float = 0.5) -> list[Face]:
 
 def available(name: str) -> bool:
     """Whether a detector's optional package is installed."""
-    if name != "dlib":
-        return True
-    try:
-        import dlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return name != "dlib" or installed("dlib")
 
 
 # name -> factory(parse, size) -> detector (callable RGB image -> faces); "none" has no detector.

@@ -12,9 +12,8 @@ The recipe (and fit_report.md, selection_trace.png beside it) records every deci
 
 from __future__ import annotations
 
-import importlib.util
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,15 +30,8 @@ from ensemble.core.recipe import Recipe, write_recipe
 from ensemble.core.tta import View, build_views
 from ensemble.fit.candidate_cache import build_cache, images_within, subset
 from ensemble.fit.selection import Scorer, Scores, select_members, select_options, select_views, split_halves
-from ensemble.postprocess.registry import argmax_labels, build_steps, postprocess
+from ensemble.postprocess.registry import STEPS, argmax_labels, build_steps, plain_config, postprocess
 from tuning.metrics import image_confusion, scores_from_confusion
-
-# Post-processing options tried, in run order (ensemble.postprocess.registry.STEPS), on top of plain argmax.
-SIGMAS = (0.5, 1.0, 1.5, 2.0, 3.0)
-MIN_COMPONENT_FRACTIONS = (0.05, 0.1, 0.2, 0.4)
-PLAIN = PostprocessConfig(
-    smooth="none", sigma=0.0, remove_small=False, fill_holes=False, grabcut=False, crf=False
-)
 
 
 class FitError(ValueError):
@@ -143,34 +135,19 @@ def _postprocess_scores(full: FullResolution, cfg: PostprocessConfig) -> Scores:
     return halves.scores("pp")
 
 
-def _postprocess_stages() -> list[
+def postprocess_stages() -> Iterator[
     tuple[str, Callable[[PostprocessConfig], list[tuple[str, PostprocessConfig]]]]
 ]:
-    """(stage, options on top of a config) in run order (ensemble.postprocess.registry.STEPS)."""
-
-    def grid(label: str, key: str, values: Sequence, **fixed) -> Callable:
-        return lambda cfg: [(label.format(v), cfg.model_copy(update={key: v, **fixed})) for v in values]
-
-    stages = [("smooth", grid("gaussian(sigma={:g})", "sigma", SIGMAS, smooth="gaussian"))]
-    if importlib.util.find_spec("pydensecrf") is not None:  # optional extra: tried only when installed
-        stages.append(("crf", grid("crf", "crf", [True])))
-    stages += [
-        ("grabcut", grid("grabcut", "grabcut", [True])),
-        (
-            "remove_small",
-            grid(
-                "remove_small(min_fraction={:g})",
-                "min_component_fraction",
-                MIN_COMPONENT_FRACTIONS,
-                remove_small=True,
-            ),
-        ),
-        ("fill_holes", grid("fill_holes", "fill_holes", [True])),
-        ("face_clip", grid("face_clip", "face_clip", [True])),
-        ("glasses_to_skin", grid("glasses_to_skin", "glasses_to_skin", [True])),
-        ("eye_repair", grid("eye_repair", "eye_repair", [True])),
-    ]
-    return stages
+    """(stage, options on top of a config) for every registered step that can run here, in run
+    order (ensemble.postprocess.registry.STEPS; each step's grid)."""
+    for key, step in STEPS.items():
+        if step.available():  # e.g. crf: tried only when its optional package is installed
+            yield (
+                key,
+                lambda cfg, step=step: [
+                    (label, cfg.model_copy(update=update)) for label, update in step.grid()
+                ],
+            )
 
 
 def fit(opts: FitOptions, members: Sequence[Member] | None = None) -> Recipe:
@@ -247,9 +224,10 @@ def fit(opts: FitOptions, members: Sequence[Member] | None = None) -> Recipe:
 
     # Steps are scored on the images whose probabilities were kept: their plain argmax is the start
     # (the same as the views' scores when every image fits the memory budget).
-    plain = tta if len(full.indices) == len(items) else _postprocess_scores(full, PLAIN)
-    cfg, current, step_decisions = PLAIN, plain, []
-    for stage, options_on in _postprocess_stages():
+    cfg = plain_config()  # every step off
+    plain = tta if len(full.indices) == len(items) else _postprocess_scores(full, cfg)
+    current, step_decisions = plain, []
+    for stage, options_on in postprocess_stages():
         kept, current, decisions = select_options(
             stage, options_on(cfg), current, lambda c: _postprocess_scores(full, c)
         )

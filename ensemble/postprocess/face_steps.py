@@ -1,4 +1,4 @@
-"""The seed's detection-based clean-up as post-processing label steps (registered in ensemble.postprocess.registry).
+"""The seed's detection-based clean-up as post-processing label steps (off by default; `ensemble fit` tries each).
 
 Each reads the faces of the photo (ctx.faces: box + landmarks from ensemble.faces.photo_parser's detection and
 first parse). Without a detection (`run`, `fit` on prepared crops) the faces are the connected
@@ -11,7 +11,9 @@ import cv2
 import numpy as np
 
 from configs import CLASS_ID
+from configs.schema import PostprocessConfig
 from ensemble.postprocess.face_regions import Face, faces_from_labels
+from ensemble.postprocess.steps_base import SCHEMA, Context, LabelStep, Step
 
 SKIN, HAIR, GLASSES = CLASS_ID["skin"], CLASS_ID["hair"], CLASS_ID["eye_g"]
 # The parts the seed clears outside the shrunk box (its LaPa classes; ears, neck, cloth, hat and
@@ -22,9 +24,9 @@ INNER_PARTS = tuple(
 EYES = {"l_eye": CLASS_ID["l_eye"], "r_eye": CLASS_ID["r_eye"]}
 
 
-def _faces(ctx) -> list[Face]:
+def _faces(ctx: Context) -> list[Face]:
     """The detected faces, else (run/fit, no detector) faces found in the labels once per image."""
-    if getattr(ctx, "faces", None) is None:
+    if ctx.faces is None:
         ctx.faces = faces_from_labels(ctx.labels, min_pixels=16)
     return ctx.faces
 
@@ -41,22 +43,27 @@ def _box_mask(shape: tuple[int, int], faces: list[Face], factor: float) -> np.nd
     return mask
 
 
-class ClipToFace:
+class ClipToFace(LabelStep):
     """Clear (to background) parts outside the face box shrunk by `parts`, hair outside it grown by
     `hair`, skin outside it grown by `skin` (the seed's factors: 0.9, 1.3, 1.1)."""
 
-    name = "face_clip"
-    stage = "labels"
-    needs: tuple[str, ...] = ()
+    key, order = "face_clip", 60
+    switch = "face_clip"
+    fields = {"face_clip": SCHEMA, "face_clip_scales": SCHEMA}
 
     def __init__(self, parts: float = 0.9, hair: float = 1.3, skin: float = 1.1):
         self.parts, self.hair, self.skin = float(parts), float(hair), float(skin)
+
+    @classmethod
+    def from_config(cls, cfg: PostprocessConfig) -> Step | None:
+        v = cls.values(cfg)
+        return cls(*v.face_clip_scales) if v.face_clip else None
 
     @property
     def label(self) -> str:
         return f"face_clip(parts={self.parts:g}, hair={self.hair:g}, skin={self.skin:g})"
 
-    def __call__(self, ctx) -> None:
+    def __call__(self, ctx: Context) -> None:
         faces, labels = _faces(ctx), ctx.labels
         if not faces:
             return
@@ -65,15 +72,14 @@ class ClipToFace:
             labels[outside & np.isin(labels, classes)] = 0
 
 
-class GlassesToSkin:
+class GlassesToSkin(LabelStep):
     """Glasses become skin (the seed's merge: LaPa has no glasses class)."""
 
-    name = "glasses_to_skin"
-    stage = "labels"
-    needs: tuple[str, ...] = ()
-    label = "glasses_to_skin"
+    key, order = "glasses_to_skin", 70
+    switch = "glasses_to_skin"
+    fields = {"glasses_to_skin": SCHEMA}
 
-    def __call__(self, ctx) -> None:
+    def __call__(self, ctx: Context) -> None:
         ctx.labels[ctx.labels == GLASSES] = SKIN
 
 
@@ -91,17 +97,16 @@ def eye_landmarks(face: Face) -> dict[str, np.ndarray]:
     return {e: marks[e] for e in EYES if e in marks}
 
 
-class EyeRepair:
+class EyeRepair(LabelStep):
     """Eyes at the landmarks: of an eye's blobs keep the one nearest its landmark (others become
     skin); an eye the model missed is drawn there as an ellipse over skin, sized like the other eye
     (or from the face box)."""
 
-    name = "eye_repair"
-    stage = "labels"
-    needs: tuple[str, ...] = ()
-    label = "eye_repair"
+    key, order = "eye_repair", 80
+    switch = "eye_repair"
+    fields = {"eye_repair": SCHEMA}
 
-    def __call__(self, ctx) -> None:
+    def __call__(self, ctx: Context) -> None:
         labels = ctx.labels
         for face in _faces(ctx):
             points = eye_landmarks(face)
@@ -141,11 +146,3 @@ class EyeRepair:
         window[(cc > 0) & (cc != best + 1)] = SKIN
         w, h = stats[best + 1, cv2.CC_STAT_WIDTH], stats[best + 1, cv2.CC_STAT_HEIGHT]
         return max(1, int(w) // 2), max(1, int(h) // 2)
-
-
-# PostprocessConfig -> step (None: off), in run order after the other label steps.
-FACE_STEPS = {
-    "face_clip": lambda cfg: ClipToFace(*cfg.face_clip_scales) if cfg.face_clip else None,
-    "glasses_to_skin": lambda cfg: GlassesToSkin() if cfg.glasses_to_skin else None,
-    "eye_repair": lambda cfg: EyeRepair() if cfg.eye_repair else None,
-}

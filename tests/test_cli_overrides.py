@@ -78,10 +78,8 @@ def test_every_ensemble_command_that_reads_a_config_takes_set(command):
         "distill": ["--recipe", "r", "--data", "d", "--out", "o"],
         "predict": ["photo.jpg", "--manifest", "m", "--out", "o"],
     }
-    args = ensemble_parser().parse_args(
-        [command, *required.get(command, []), "--set", "ensemble.submission.pictures=1"]
-    )
-    assert args.overrides == ["ensemble.submission.pictures=1"]
+    args = ensemble_parser().parse_args([command, *required.get(command, []), "--set", "ensemble.viz=1"])
+    assert args.overrides == ["ensemble.viz=1"]
 
 
 def test_set_reaches_the_search_and_is_validated_before_ray(tmp_path, tiny_prepared, monkeypatch, capsys):
@@ -115,7 +113,7 @@ def test_set_reaches_run_ensemble(tmp_path):
                 "cpu",
                 "--no-postprocess",
                 "--set",
-                "ensemble.core.tta=none",
+                "ensemble.tta=none",
                 "--set",
                 "ensemble.max_pixels=2048",
             ]
@@ -134,7 +132,7 @@ def test_set_reaches_run_ensemble(tmp_path):
                 "--out",
                 str(tmp_path / "o2"),
                 "--set",
-                "ensemble.core.tta=sideways",
+                "ensemble.tta=sideways",
             ]
         )
         == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from configs.errors import run_cli
 from ensemble.cli import run_command as cli_run
 
 
@@ -18,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli_run.main(build_parser().parse_args(argv))
+    return run_cli(cli_run.main, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

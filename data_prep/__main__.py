@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from configs.errors import run_cli
+
 # subcommand -> module exposing add_arguments(parser) and main(args) -> int
 COMMANDS = {
     "synth": ("data_prep.synth", "generate a synthetic face dataset in the raw CelebAMask-HQ layout"),
@@ -22,12 +24,8 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(module_name)
         module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
     args = parser.parse_args(argv)
-    module = importlib.import_module(COMMANDS[args.command][0])
-    try:
-        return module.main(args) or 0
-    except (ValueError, FileNotFoundError) as err:  # bad input: one clear line, no traceback
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    # Bad input (a FaceParseError): `error: ...` and exit 2; anything else keeps its traceback.
+    return run_cli(importlib.import_module(COMMANDS[args.command][0]).main, args)
 
 
 if __name__ == "__main__":

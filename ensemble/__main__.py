@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from configs.errors import run_cli
+
 # subcommand -> module exposing add_arguments(parser) and main(args) -> int
 COMMANDS = {
     "run": (
@@ -39,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return importlib.import_module(COMMANDS[args.command][0]).main(args) or 0
+    # Bad input (a FaceParseError): `error: ...` and exit 2; anything else keeps its traceback.
+    return run_cli(importlib.import_module(COMMANDS[args.command][0]).main, args)
 
 
 if __name__ == "__main__":

@@ -11,14 +11,11 @@ import time
 from pathlib import Path
 
 from configs import ConfigError
+from configs.errors import run_cli
 from configs.overrides import add_set_argument, load_with_sets
 from configs.schema import RunConfig
-from data_prep.layout import DatasetError
 from tuning import library_export, study
-from tuning.checkpoint import CheckpointError
 from tuning.library_export import TrialSummary
-from tuning.manifest import ManifestError
-from tuning.pretrained import WeightsUnavailableError
 
 DEFAULT_COMMAND = "search"
 
@@ -256,19 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv = [DEFAULT_COMMAND, *argv]  # `python -m tuning --config F` as DESIGN.md shows it
     args = build_parser().parse_args(argv)
-    try:
-        return COMMANDS[args.command][1](args)
-    except (
-        ConfigError,
-        DatasetError,
-        ManifestError,
-        CheckpointError,
-        WeightsUnavailableError,
-        FileNotFoundError,
-    ) as err:
-        for line in str(err).splitlines():
-            print(f"error: {line}", file=sys.stderr)
-        return 2
+    # Bad input (a FaceParseError): `error: ...` and exit 2; anything else keeps its traceback.
+    return run_cli(COMMANDS[args.command][1], args)
 
 
 if __name__ == "__main__":

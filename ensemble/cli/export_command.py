@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,8 @@ import torch
 
 from data_prep.layout import read_rgb
 from ensemble.core.batching import prepare_input
-from ensemble.core.inputs import InputError, discover
-from ensemble.core.members import ManifestError, load_manifest
+from ensemble.core.inputs import discover
+from ensemble.core.members import load_manifest
 from ensemble.export.model_export import (
     FORMATS,
     OPSET,
@@ -55,23 +54,18 @@ def _check_inputs(member, folder: Path | None) -> torch.Tensor:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        manifest = load_manifest(args.manifest, "cpu")
-        names = [m.name for m in manifest.members]
-        name = args.member or names[0]
-        if name not in names:
-            raise ExportError(f"{args.manifest}: no member {name!r}; members are {names}")
-        member = manifest.members[names.index(name)]
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        if args.format == "onnx":
-            export_onnx(member, args.out, args.opset)
-        else:
-            export_smp(member, args.out)
-        check = check_export(member, args.out, args.format, _check_inputs(member, args.check_images))
-    except (ExportError, ManifestError, InputError) as err:
-        for line in str(err).splitlines():
-            print(f"error: {line}", file=sys.stderr)
-        return 2
+    manifest = load_manifest(args.manifest, "cpu")
+    names = [m.name for m in manifest.members]
+    name = args.member or names[0]
+    if name not in names:
+        raise ExportError(f"{args.manifest}: no member {name!r}; members are {names}")
+    member = manifest.members[names.index(name)]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.format == "onnx":
+        export_onnx(member, args.out, args.opset)
+    else:
+        export_smp(member, args.out)
+    check = check_export(member, args.out, args.format, _check_inputs(member, args.check_images))
     print(
         f"wrote {args.out} ({args.format}{f', opset {args.opset}' if args.format == 'onnx' else ''}); "
         f"checked on {check['images']} inputs: argmax agrees on {check['argmax_agreement']:.4%} of pixels, "

@@ -15,18 +15,16 @@ from pathlib import Path
 from tqdm import tqdm
 
 from configs.overrides import add_set_argument, load_with_sets
-from configs.schema import ConfigError
 from data_prep.atomic import write_image, write_json
 from data_prep.importer import positive_int
 from data_prep.layout import DatasetError, read_rgb
 from ensemble.api import Parser
 from ensemble.core.inputs import IMAGE_EXTENSIONS, ImageItem, discover
 from ensemble.core.tta import TTA_MODES
-from ensemble.faces.detect import DETECTORS, DetectorError
+from ensemble.faces.detect import DETECTORS
 from ensemble.submission.csv_codes import write_masks
 from ensemble.submission.output_folder import check_out_folder, clear_previous
 from ensemble.submission.pictures import overlay
-from ensemble.submission.run_pipeline import INPUT_ERRORS
 
 OWN_FOLDERS, OWN_FILES = ("masks", "color", "overlay"), ("faces.json",)
 
@@ -86,7 +84,8 @@ def photo_items(photos: Path) -> list[ImageItem]:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Parse every photo; 2 on bad input (nothing written), 1 when some photos could not be read."""
+    """Parse every photo; 1 when some photos could not be read. Bad input raises before anything is
+    written; the command's entry (configs.errors.run_cli) prints it and exits 2."""
     explicit = {"views": True} if args.tta else {}
     for key, on in (
         ("face_clip", args.face_clip),
@@ -95,27 +94,23 @@ def main(args: argparse.Namespace) -> int:
     ):
         if on:
             explicit[f"postprocess.{key}"] = True
-    try:
-        ens = load_with_sets(args.config, args.overrides).ensemble
-        if args.tta:
-            ens = ens.model_copy(update={"tta": args.tta})
-        check_out_folder(args.out, args.overwrite)
-        items = photo_items(args.photos)
-        parser = Parser.from_manifest(
-            args.manifest,
-            args.recipe,
-            not args.no_recipe,
-            args.detector,
-            args.framing,
-            args.device,
-            ens,
-            explicit,
-            second_pass=not args.no_second_pass,
-            max_faces=args.max_faces,
-        )
-    except (*INPUT_ERRORS, DetectorError, ConfigError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    ens = load_with_sets(args.config, args.overrides).ensemble
+    if args.tta:
+        ens = ens.model_copy(update={"tta": args.tta})
+    check_out_folder(args.out, args.overwrite)
+    items = photo_items(args.photos)
+    parser = Parser.from_manifest(
+        args.manifest,
+        args.recipe,
+        not args.no_recipe,
+        args.detector,
+        args.framing,
+        args.device,
+        ens,
+        explicit,
+        second_pass=not args.no_second_pass,
+        max_faces=args.max_faces,
+    )
     clear_previous(args.out, OWN_FOLDERS, OWN_FILES)  # only after every check passed
     print(f"detector: {args.detector}; framing: {parser.framing_source}")
     faces, bad, t0 = {}, [], time.perf_counter()

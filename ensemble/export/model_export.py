@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from configs import CLASSES, FLIP_PARTNER
+from configs.errors import FaceParseError
 from data_prep.atomic import write_bytes, write_json
 from ensemble.core.members import Member
 
@@ -26,7 +27,7 @@ FORMATS = ("onnx", "smp")
 INSTALL_HINT = "pip install '.[export]'  (installs onnx and onnxruntime)"
 
 
-class ExportError(ValueError):
+class ExportError(FaceParseError):
     """An export that cannot be made or does not reproduce the torch model."""
 
 

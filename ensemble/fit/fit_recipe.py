@@ -22,11 +22,12 @@ import numpy as np
 import torch
 
 from configs import NUM_CLASSES
+from configs.errors import FaceParseError
 from configs.schema import EnsembleConfig, PostprocessConfig
 from data_prep.layout import read_label_map
 from ensemble.core.batching import predict
 from ensemble.core.inputs import discover, validate
-from ensemble.core.members import Member, load_manifest, resolve_device
+from ensemble.core.members import Member, load_manifest
 from ensemble.core.recipe import Recipe, write_recipe
 from ensemble.core.tta import View, build_views
 from ensemble.fit.candidate_cache import build_cache, images_within, subset
@@ -34,6 +35,7 @@ from ensemble.fit.selection import Scorer, Scores, select_members, select_option
 from ensemble.postprocess.registry import argmax_labels, build_steps, postprocess
 from ensemble.submission.run_report import image_confusion
 from tuning.metrics import scores_from_confusion
+from tuning.models import resolve_device
 
 # Post-processing options tried, in run order (ensemble.postprocess.registry.STEPS), on top of plain argmax.
 SIGMAS = (0.5, 1.0, 1.5, 2.0, 3.0)
@@ -43,7 +45,7 @@ PLAIN = PostprocessConfig(
 )
 
 
-class FitError(ValueError):
+class FitError(FaceParseError):
     """Fit inputs that cannot be used (no labels, too few images, bad files)."""
 
 

@@ -18,12 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from configs import CLASS_ID, NUM_CLASSES
+from configs.errors import FaceParseError
 from configs.schema import PostprocessConfig
 from data_prep.layout import read_rgb
 from ensemble.postprocess.face_steps import FACE_STEPS
 
 
-class PostprocessError(ValueError):
+class PostprocessError(FaceParseError):
     """A post-processing step that cannot run (e.g. a missing optional package)."""
 
 

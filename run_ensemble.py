@@ -8,12 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from configs.cli import add_version_argument
 from configs.errors import run_cli
 from ensemble.cli import run_command as cli_run
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_version_argument(parser)
     cli_run.add_arguments(parser)
     return parser
 

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 
+from configs.cli import add_version_argument
 from configs.errors import run_cli
 
 # subcommand -> module exposing add_arguments(parser) and main(args) -> int
@@ -19,6 +20,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__)
+    add_version_argument(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)

@@ -46,6 +46,7 @@ import numpy as np
 from tqdm import tqdm
 
 from configs import NUM_CLASSES
+from configs.cli import positive_int
 from configs.errors import ConfigError
 from data_prep.atomic import write_image
 from data_prep.framing import dataset_framing
@@ -314,14 +315,6 @@ def run_tasks(
 
 # ---------------------------------------------------------------------------------------------
 # CLI
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def add_common_arguments(

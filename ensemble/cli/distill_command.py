@@ -6,13 +6,7 @@ import argparse
 from pathlib import Path
 
 from configs.overrides import add_set_argument
-from data_prep.layout import PreparedDataset
-from ensemble.core.inputs import discover
-from ensemble.core.members import load_manifest
-from ensemble.distill.distill_report import STUDENT, TEACHER, compare, write_report
-from ensemble.distill.student import TEACHER_MODES, DistillOptions, distill
-from ensemble.distill.teacher import load_teacher
-from tuning.models import resolve_device
+from ensemble.core.choices import DEVICES, TEACHER_MODES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -66,7 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--device",
         default="auto",
-        choices=["auto", "cpu", "cuda"],
+        choices=DEVICES,
         help="where teacher and student run (auto: cuda when available)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -75,6 +69,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     # Bad input raises a FaceParseError: the entry (configs.errors.run_cli) prints it and exits 2.
+    # Teacher and student (torch, smp) are imported here: `--help` needs only the flags.
+    from data_prep.layout import PreparedDataset
+    from ensemble.core.inputs import discover
+    from ensemble.core.members import load_manifest
+    from ensemble.distill.distill_report import STUDENT, TEACHER, compare, write_report
+    from ensemble.distill.student import DistillOptions, distill
+    from ensemble.distill.teacher import load_teacher
+    from tuning.models import resolve_device
+
     device = resolve_device(args.device)
     teacher = load_teacher(args.recipe, args.manifest, device)
     opts = DistillOptions(

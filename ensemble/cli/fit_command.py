@@ -7,11 +7,7 @@ import argparse
 from pathlib import Path
 
 from configs.overrides import add_set_argument, load_with_sets
-from data_prep.atomic import write_text
-from ensemble.core.recipe import default_recipe_path
-from ensemble.core.tta import TTA_MODES
-from ensemble.fit.decisions import decisions_markdown, plot_selection_trace
-from ensemble.fit.fit_recipe import FitOptions, fit
+from ensemble.core.choices import TTA_MODES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -61,6 +57,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    # The fit (torch, smp, matplotlib) is imported here: `--help` needs only the flags.
+    from data_prep.atomic import write_text
+    from ensemble.core.recipe import default_recipe_path
+    from ensemble.fit.decisions import decisions_markdown, plot_selection_trace
+    from ensemble.fit.fit_recipe import FitOptions, fit
+
     out = args.out or default_recipe_path(args.manifest)
     ens = load_with_sets(args.config, args.overrides).ensemble
     opts = FitOptions(

@@ -11,20 +11,15 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
-
+from configs.cli import positive_int
 from configs.overrides import add_set_argument, load_with_sets
-from data_prep.atomic import write_image, write_json
-from data_prep.importer import positive_int
-from data_prep.layout import DatasetError, read_rgb
-from ensemble.api import Parser
-from ensemble.core.inputs import IMAGE_EXTENSIONS, ImageItem, discover
-from ensemble.core.tta import TTA_MODES
-from ensemble.faces.detect import DETECTORS
-from ensemble.submission.csv_codes import write_masks
-from ensemble.submission.output_folder import check_out_folder, clear_previous
-from ensemble.submission.pictures import overlay
+from ensemble.core.choices import DETECTORS, TTA_MODES
+
+# What parses and writes (torch, smp, OpenCV) is imported where it runs: `--help` needs only the flags.
+if TYPE_CHECKING:
+    from ensemble.core.inputs import ImageItem
 
 OWN_FOLDERS, OWN_FILES = ("masks", "color", "overlay"), ("faces.json",)
 
@@ -76,6 +71,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def photo_items(photos: Path) -> list[ImageItem]:
     """One photo, or a folder's photos in stem order."""
+    from data_prep.layout import DatasetError
+    from ensemble.core.inputs import IMAGE_EXTENSIONS, ImageItem, discover
+
     if photos.is_file():
         if photos.suffix.lower() not in IMAGE_EXTENSIONS:
             raise DatasetError(f"{photos}: not an image file type OpenCV reads ({photos.suffix})")
@@ -86,6 +84,15 @@ def photo_items(photos: Path) -> list[ImageItem]:
 def main(args: argparse.Namespace) -> int:
     """Parse every photo; 1 when some photos could not be read. Bad input raises before anything is
     written; the command's entry (configs.errors.run_cli) prints it and exits 2."""
+    from tqdm import tqdm
+
+    from data_prep.atomic import write_image, write_json
+    from data_prep.layout import DatasetError, read_rgb
+    from ensemble.api import Parser
+    from ensemble.submission.csv_codes import write_masks
+    from ensemble.submission.output_folder import check_out_folder, clear_previous
+    from ensemble.submission.pictures import overlay
+
     explicit = {"views": True} if args.tta else {}
     for key, on in (
         ("face_clip", args.face_clip),

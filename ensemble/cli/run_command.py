@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from configs.label_sets import LABEL_SETS
 from configs.overrides import add_set_argument, load_with_sets
 from configs.schema import EnsembleConfig, parse_config
-from ensemble.core.member_weights import WEIGHT_MODES
-from ensemble.core.tta import TTA_MODES
-from ensemble.submission.run_pipeline import RunOptions, run
-from ensemble.submission.run_report import compact_table
+from ensemble.core.choices import TTA_MODES, WEIGHT_MODES
+
+# The pipeline (torch, smp) is imported where it runs: `--help` needs only the flags above.
+if TYPE_CHECKING:
+    from ensemble.submission.run_pipeline import RunOptions
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -156,6 +158,8 @@ def ensemble_config(args: argparse.Namespace) -> EnsembleConfig:
 
 def run_options(args: argparse.Namespace, ens: EnsembleConfig) -> RunOptions:
     """RunOptions from parsed flags."""
+    from ensemble.submission.run_pipeline import RunOptions
+
     return RunOptions(
         manifest=args.manifest,
         images=args.images,
@@ -178,6 +182,9 @@ def run_options(args: argparse.Namespace, ens: EnsembleConfig) -> RunOptions:
 def main(args: argparse.Namespace) -> int:
     """Run the ensemble and print a summary. Bad input raises (ConfigError, RunError: one line per
     problem, nothing written); the command's entry (configs.errors.run_cli) prints it and exits 2."""
+    from ensemble.submission.run_pipeline import run
+    from ensemble.submission.run_report import compact_table
+
     report = run(run_options(args, ensemble_config(args)))
     if report["stages"]:
         print(compact_table(report["stages"]))

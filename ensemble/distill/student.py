@@ -18,6 +18,7 @@ from configs.schema import RunConfig, load_config, parse_config
 from data_prep.atomic import write_bytes
 from data_prep.dataset import class_weights_from
 from data_prep.layout import DatasetError, PreparedDataset
+from ensemble.core.choices import TEACHER_MODES
 from ensemble.core.inputs import ImageItem, discover, validate
 from ensemble.distill.teacher import CachedTeacher, OnTheFlyTeacher, Teacher, cache_bytes
 from tuning.checkpoint import MODEL_FILE, read_meta
@@ -26,8 +27,6 @@ from tuning.manifest import ManifestEntry, ManifestFile, write_manifest
 from tuning.models import check_model_names, resolve_device
 from tuning.soft_targets import SoftTargetDataset
 from tuning.train import train
-
-TEACHER_MODES = ("auto", "cache", "on-the-fly")
 
 
 class DistillError(FaceParseError):

@@ -26,9 +26,10 @@ from data_prep.layout import read_rgb  # noqa: E402
 from ensemble.core.batching import Timings, distinct_specs, prepare_input  # noqa: E402
 from ensemble.core.inference import Ensemble  # noqa: E402
 from ensemble.core.inputs import discover  # noqa: E402
-from ensemble.core.members import load_manifest, resolve_device  # noqa: E402
+from ensemble.core.members import load_manifest  # noqa: E402
 from ensemble.core.tta import build_views  # noqa: E402
 from ensemble.submission.run_pipeline import RunOptions, run  # noqa: E402
+from tuning.models import resolve_device  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

@@ -14,7 +14,8 @@ from configs.classes import (
     PALETTE,
     colorize,
 )
-from configs.schema import ConfigError, RunConfig, load_config, parse_config
+from configs.errors import ConfigError, FaceParseError
+from configs.schema import RunConfig, load_config, parse_config
 
 __all__ = [
     "BACKGROUND",
@@ -30,6 +31,7 @@ __all__ = [
     "PALETTE",
     "colorize",
     "ConfigError",
+    "FaceParseError",
     "RunConfig",
     "load_config",
     "parse_config",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from configs.errors import ConfigError
+
 # Official CelebAMask-HQ order. Masks on disk, model channels, metrics and the CSV all use it.
 CLASSES: tuple[str, ...] = (
     "background",
@@ -99,17 +101,17 @@ PALETTE: np.ndarray = np.array(
 
 
 def validate_paint_order(order: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Check a paint order names each non-background class exactly once."""
+    """Check a paint order names each non-background class exactly once (ConfigError otherwise)."""
     names = tuple(order)
     unknown = [n for n in names if n not in CLASS_ID or n == "background"]
     if unknown:
-        raise ValueError(f"paint order names unknown part(s) {unknown}; expected names from {CLASSES[1:]}")
+        raise ConfigError(f"paint order names unknown part(s) {unknown}; expected names from {CLASSES[1:]}")
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ValueError(f"paint order repeats {dupes}")
+        raise ConfigError(f"paint order repeats {dupes}")
     missing = [n for n in CLASSES[1:] if n not in names]
     if missing:
-        raise ValueError(f"paint order is missing {missing}")
+        raise ConfigError(f"paint order is missing {missing}")
     return names
 
 

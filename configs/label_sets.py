@@ -23,6 +23,7 @@ from functools import cached_property
 import numpy as np
 
 from configs.classes import CLASS_ID, CLASSES, IGNORE_INDEX, NUM_CLASSES
+from configs.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ LABEL_SETS: dict[str, LabelSet] = {s.name: s for s in (CELEBAMASK19, LAPA11)}
 
 
 def get_label_set(name: str) -> LabelSet:
-    """The label set of that name (a ValueError naming the known ones otherwise)."""
+    """The label set of that name (a ConfigError naming the known ones otherwise)."""
     if name not in LABEL_SETS:
-        raise ValueError(f"unknown label set {name!r}; expected one of {sorted(LABEL_SETS)}")
+        raise ConfigError(f"unknown label set {name!r}; expected one of {sorted(LABEL_SETS)}")
     return LABEL_SETS[name]

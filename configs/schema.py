@@ -19,10 +19,7 @@ from pydantic import (
 )
 
 from configs.classes import DEFAULT_PAINT_ORDER, validate_paint_order
-
-
-class ConfigError(ValueError):
-    """A config file or override that does not match the schema (one line per problem)."""
+from configs.errors import ConfigError  # defined there (configs.classes raises it too); imported from here
 
 
 class Section(BaseModel):

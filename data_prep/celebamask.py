@@ -18,6 +18,7 @@ import numpy as np
 
 from configs import CLASS_ID, CLASSES, DEFAULT_PAINT_ORDER
 from configs.classes import validate_paint_order
+from configs.errors import ConfigError, MissingPathError
 from data_prep.importer import (
     Found,
     Importer,
@@ -88,13 +89,13 @@ def build_label_map(parts: Iterable[tuple[int, Path]]) -> np.ndarray:
 def find_images(root: Path) -> dict[int, Path]:
     """Map id -> image file under RAW/CelebA-HQ-img ({id}.jpg; .jpeg/.png also accepted)."""
     if not root.is_dir():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"{root}: raw dataset root not found (expected a folder holding "
             f"{RAW_IMAGE_DIR}/ and {RAW_ANNO_DIR}/)"
         )
     image_dir = root / RAW_IMAGE_DIR
     if not image_dir.is_dir():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"{image_dir}: image folder not found (expected the raw CelebAMask-HQ "
             f"layout {RAW_IMAGE_DIR}/{{id}}.jpg)"
         )
@@ -107,12 +108,12 @@ def find_images(root: Path) -> dict[int, Path]:
                 duplicates.add(sample_id)
             images[sample_id] = path
     if duplicates:
-        raise ValueError(
+        raise DatasetError(
             f"{image_dir}: several image files for id(s) {sorted(duplicates)[:10]}; "
             f"expected one {{id}}.jpg per id"
         )
     if not images:
-        raise ValueError(f"{image_dir}: no images named {{id}}.jpg found")
+        raise DatasetError(f"{image_dir}: no images named {{id}}.jpg found")
     return images
 
 
@@ -123,14 +124,14 @@ def find_masks(root: Path, ids: Iterable[int]) -> tuple[dict[int, dict[str, Path
     """
     anno = root / RAW_ANNO_DIR
     if not anno.is_dir():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"{anno}: mask folder not found (expected {RAW_ANNO_DIR}/{{id // 2000}}/{{id:05d}}_{{part}}.png)"
         )
     wanted = set(ids)
     folders = sorted({i // RAW_IDS_PER_FOLDER for i in wanted})
     present = [k for k in folders if (anno / str(k)).is_dir()]
     if not present:
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"{anno}: none of the mask folders {folders[:5]}... found "
             f"(expected {RAW_ANNO_DIR}/{{id // {RAW_IDS_PER_FOLDER}}}/)"
         )
@@ -223,7 +224,7 @@ def prepare(
     order = validate_paint_order(paint_order if paint_order is not None else DEFAULT_PAINT_ORDER)
     check_fraction("val_fraction", val_fraction)
     if split_file is not None and test_fraction is not None:
-        raise ValueError(
+        raise ConfigError(
             "give either a split file (unlisted ids are the test split) or a test fraction, not both"
         )
     test_fraction = 0.1 if test_fraction is None else check_fraction("test_fraction", test_fraction)

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from configs import CLASS_ID, FLIP_LUT, IGNORE_INDEX
+from configs.errors import ConfigError, MissingPathError
 from data_prep.importer import (
     Found,
     Importer,
@@ -169,7 +170,7 @@ def _scan(folder: Path) -> tuple[dict[str, Path], dict[str, Path]]:
 def _find_files(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     """Map id -> {id}.png and id -> {id}_seg.png in ROOT (ids keep their zero padding)."""
     if not root.is_dir():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"{root}: FaceSynthetics folder not found (expected the unzipped "
             f"dataset: {{id:06d}}.png and {{id:06d}}_seg.png files)"
         )
@@ -179,7 +180,7 @@ def _find_files(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     # The zips unpack into a folder of their own (e.g. dataset_1000/): point the user at it.
     nested = [d for d in sorted(root.iterdir()) if d.is_dir() and any(_scan(d))]
     hint = f"; did you mean --root {nested[0]}?" if nested else ""
-    raise ValueError(f"{root}: no FaceSynthetics files {{id:06d}}.png / {{id:06d}}_seg.png found{hint}")
+    raise DatasetError(f"{root}: no FaceSynthetics files {{id:06d}}.png / {{id:06d}}_seg.png found{hint}")
 
 
 def find_samples(root: Path, limit: int | None) -> Found:
@@ -217,7 +218,7 @@ def prepare(
     check_fraction("val_fraction", val_fraction)
     check_fraction("test_fraction", test_fraction)
     if val_fraction + test_fraction >= 1.0:
-        raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}")
+        raise ConfigError(f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}")
 
     def meta(tally: Tally) -> dict:
         return {

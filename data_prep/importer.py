@@ -11,7 +11,7 @@ split, write dataset.json and print the one-line summary. What a dataset supplie
         samples  Sample(sample_id, image, annotation) for each id that can be converted
         skipped  {id: reason} of candidates it already knows are unusable (e.g. no label file)
         warnings lines printed as "warning: ..." (e.g. files it ignored)
-        A root that is missing or not this dataset: raise FileNotFoundError / ValueError.
+        A root that is missing or not this dataset: raise MissingPathError / DatasetError.
     convert_sample(sample) -> (image, label)   one sample at its raw size: uint8 BGR image (read_image)
         and uint8 label map of class IDs (IGNORE_INDEX only with allow_ignore); raise DatasetError
         to skip it. Runs in spawned workers, so it must pickle: a module-level function, or a
@@ -46,6 +46,8 @@ import numpy as np
 from tqdm import tqdm
 
 from configs import NUM_CLASSES
+from configs.command_line import positive_int
+from configs.errors import ConfigError
 from data_prep.atomic import write_image
 from data_prep.framing import dataset_framing
 from data_prep.layout import DatasetError, PreparedDataset, decode, write_meta, write_splits
@@ -211,7 +213,7 @@ def prepare_dataset(
     """
     root, out = Path(root), Path(out)
     if size < 1:
-        raise ValueError(f"size must be a positive number of pixels, got {size}")
+        raise ConfigError(f"size must be a positive number of pixels, got {size}")
     found = importer.find_samples(root, limit)
     for warning in found.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -277,7 +279,7 @@ def print_summary(
         f"-> {out}"
     )
     if not done:
-        raise ValueError(f"{root}: no sample could be prepared; first reason: {skipped[0]['reason']}")
+        raise DatasetError(f"{root}: no sample could be prepared; first reason: {skipped[0]['reason']}")
 
 
 def _init_worker() -> None:
@@ -313,14 +315,6 @@ def run_tasks(
 
 # ---------------------------------------------------------------------------------------------
 # CLI
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def add_common_arguments(

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from configs import CLASS_ID, FLIP_LUT, IGNORE_INDEX
+from configs.errors import ConfigError, MissingPathError
 from configs.label_sets import LAPA11
 from data_prep.importer import (
     Found,
@@ -114,10 +115,12 @@ def lr_vote_lapa11(label: np.ndarray) -> int:
 def find_samples(root: Path, limit: int | None) -> tuple[Found, dict[str, str]]:
     """(Found, id -> LaPa split folder) of ROOT/{split}/images + labels; the first `limit` ids."""
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: LaPa folder not found (expected train/, val/, test/ inside)")
+        raise MissingPathError(f"{root}: LaPa folder not found (expected train/, val/, test/ inside)")
     present = [s for s in SPLITS if (root / s / "images").is_dir()]
     if not present:
-        raise ValueError(f"{root}: no LaPa split folders ({', '.join(f'{s}/images' for s in SPLITS)}) found")
+        raise DatasetError(
+            f"{root}: no LaPa split folders ({', '.join(f'{s}/images' for s in SPLITS)}) found"
+        )
     split_of: dict[str, str] = {}
     images: dict[str, Path] = {}
     skipped: dict[str, str] = {}
@@ -169,10 +172,10 @@ def prepare(
     """
     root = Path(root)
     if label_set not in LABEL_SETS:
-        raise ValueError(f"label set must be one of {LABEL_SETS}, got {label_set!r}")
+        raise ConfigError(f"label set must be one of {LABEL_SETS}, got {label_set!r}")
     unknown = [n for n in ignore if n not in LAPA11.classes]
     if unknown:
-        raise ValueError(f"--ignore names {unknown}; expected LaPa classes {list(LAPA11.classes)} or none")
+        raise ConfigError(f"--ignore names {unknown}; expected LaPa classes {list(LAPA11.classes)} or none")
     ignore = () if label_set == "lapa11" else tuple(sorted(set(ignore)))
     random_split = val_fraction is not None or test_fraction is not None
     fractions = (val_fraction or 0.0, test_fraction or 0.0)

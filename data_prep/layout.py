@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from configs import CLASSES, NUM_CLASSES
+from configs.errors import FaceParseError
 from data_prep.atomic import write_json, write_text
 
 SPLITS = ("train", "val", "test")
@@ -33,7 +34,7 @@ def raw_mask_path(root: Path, index: int, part: str) -> Path:
     return root / RAW_ANNO_DIR / str(index // RAW_IDS_PER_FOLDER) / f"{index:05d}_{part}.png"
 
 
-class DatasetError(ValueError):
+class DatasetError(FaceParseError):
     """A prepared dataset that is missing or malformed."""
 
 

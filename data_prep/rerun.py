@@ -64,7 +64,7 @@ def check_reuse(prep: PreparedDataset, source: str, settings: Mapping[str, Any])
     changed = [key for key, value in wanted.items() if meta.get(key) != value]
     if changed:
         was = ", ".join(f"{_flag(key)} {_show(meta.get(key))} (now {_show(wanted[key])})" for key in changed)
-        raise ValueError(
+        raise DatasetError(
             f"{prep.meta_path}: this folder was prepared with {was}; its finished "
             f"samples would be reused as they are, so use a new --out"
         )

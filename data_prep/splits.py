@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from configs.errors import ConfigError, MissingPathError
+from data_prep.layout import DatasetError
+
 
 def id_sort_key(sample_id: int | str) -> tuple[int, int | str]:
     """Numeric order for numeric ids ("2" before "10"), then the rest in string order."""
@@ -24,7 +27,7 @@ def read_split_file(path: str | Path) -> list[int]:
     """Read a list of training ids: one int per line; blank lines and '#' comments are ignored."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: split file not found")
+        raise MissingPathError(f"{path}: split file not found")
     ids = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         text = line.split("#", 1)[0].strip()
@@ -33,13 +36,13 @@ def read_split_file(path: str | Path) -> list[int]:
         try:
             ids.append(int(text))
         except ValueError:
-            raise ValueError(f"{path}:{number}: expected one integer id per line, got {text!r}") from None
+            raise DatasetError(f"{path}:{number}: expected one integer id per line, got {text!r}") from None
     return ids
 
 
 def check_fraction(name: str, value: float) -> float:
     if not (0.0 <= value < 1.0) or math.isnan(value):
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
+        raise ConfigError(f"{name} must be in [0, 1), got {value}")
     return value
 
 
@@ -79,7 +82,7 @@ def make_splits(
         val, train = train[:n_val], train[n_val:]
     else:
         if val_fraction + test_fraction >= 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}"
             )
         order = [all_ids[k] for k in rng.permutation(len(all_ids))]

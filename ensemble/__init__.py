@@ -22,52 +22,38 @@ Public names are imported when first used (so `python -m ensemble --help` loads 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
-# public name -> module that defines it
-_EXPORTS = {
-    "Ensemble": "ensemble.core.inference",
-    "Prediction": "ensemble.core.inference",
-    "Timings": "ensemble.core.batching",
-    "ImageItem": "ensemble.core.inputs",
-    "ImageSet": "ensemble.core.inputs",
-    "InputError": "ensemble.core.inputs",
-    "discover": "ensemble.core.inputs",
-    "sort_stems": "ensemble.core.inputs",
-    "Manifest": "ensemble.core.members",
-    "ManifestError": "ensemble.core.members",
-    "Member": "ensemble.core.members",
-    "load_manifest": "ensemble.core.members",
-    "Recipe": "ensemble.core.recipe",
-    "RecipeError": "ensemble.core.recipe",
-    "read_recipe": "ensemble.core.recipe",
-    "write_recipe": "ensemble.core.recipe",
-    "TRANSFORMS": "ensemble.core.tta",
-    "TTA_MODES": "ensemble.core.tta",
-    "TTAError": "ensemble.core.tta",
-    "View": "ensemble.core.tta",
-    "build_views": "ensemble.core.tta",
-    "WEIGHT_MODES": "ensemble.core.member_weights",
-    "PostprocessError": "ensemble.postprocess.registry",
-    "build_steps": "ensemble.postprocess.registry",
-    "RunError": "ensemble.submission.run_pipeline",
-    "RunOptions": "ensemble.submission.run_pipeline",
-    "run": "ensemble.submission.run_pipeline",
-    "rle_decode": "ensemble.submission.csv_codes",
-    "rle_encode": "ensemble.submission.csv_codes",
-    "write_submission": "ensemble.submission.csv_codes",
-    "Parser": "ensemble.api",
+# home module -> the public names it defines
+_HOMES = {
+    "ensemble.core.inference": ("Ensemble", "Prediction"),
+    "ensemble.core.batching": ("Timings",),
+    "ensemble.core.inputs": ("ImageItem", "ImageSet", "InputError", "discover", "sort_stems"),
+    "ensemble.core.member_weights": ("WEIGHT_MODES",),
+    "ensemble.core.members": ("Manifest", "ManifestError", "Member", "load_manifest"),
+    "ensemble.core.recipe": ("Recipe", "RecipeError", "read_recipe", "write_recipe"),
+    "ensemble.core.tta": ("TRANSFORMS", "TTA_MODES", "TTAError", "View", "build_views"),
+    # not `postprocess` the function: once the subpackage ensemble.postprocess is imported, the
+    # module attribute of that name is the subpackage (import it from ensemble.postprocess.registry).
+    "ensemble.postprocess.registry": ("STEPS", "PostprocessError", "build_steps"),
+    "ensemble.submission.csv_codes": ("rle_decode", "rle_encode", "write_submission"),
+    "ensemble.submission.run_pipeline": ("RunError", "RunOptions", "run"),
+    "ensemble.api": ("Parser",),
+    "tuning.models": ("resolve_device",),
 }
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_HOME_OF)
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'ensemble' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
+def __getattr__(name: str) -> Any:
+    home = _HOME_OF.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later look-ups skip this function
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(__all__))

@@ -6,6 +6,9 @@ import argparse
 import importlib
 import sys
 
+from configs.command_line import add_version_argument
+from configs.errors import run_cli
+
 # subcommand -> module exposing add_arguments(parser) and main(args) -> int
 COMMANDS = {
     "run": (
@@ -30,6 +33,7 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ensemble", description=__doc__)
+    add_version_argument(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
@@ -39,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return importlib.import_module(COMMANDS[args.command][0]).main(args) or 0
+    # Bad input (a FaceParseError): `error: ...` and exit 2; anything else keeps its traceback.
+    return run_cli(importlib.import_module(COMMANDS[args.command][0]).main, args)
 
 
 if __name__ == "__main__":

@@ -86,7 +86,8 @@ def _cli(*args: str) -> str:
 
 
 def _flags(help_text: str) -> set[str]:
-    return set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", help_text)) - {"--help"}
+    # --help and --version belong to the program (run_ensemble.py, python -m ensemble), not to `run`.
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", help_text)) - {"--help", "--version"}
 
 
 def test_python_m_ensemble_help_lists_every_subcommand_with_its_help():

@@ -9,16 +9,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from configs import ConfigError
+from configs.command_line import add_version_argument
+from configs.errors import run_cli
 from configs.overrides import add_set_argument, load_with_sets
 from configs.schema import RunConfig
-from data_prep.layout import DatasetError
-from tuning import library_export, study
-from tuning.checkpoint import CheckpointError
-from tuning.library_export import TrialSummary
-from tuning.manifest import ManifestError
-from tuning.pretrained import WeightsUnavailableError
+
+# Ray, Optuna, torch, pandas are imported where they run: `--help` and `--version` need none of them.
+if TYPE_CHECKING:
+    from tuning.library_export import TrialSummary
 
 DEFAULT_COMMAND = "search"
 
@@ -141,6 +142,8 @@ def export_and_summarise(
     cfg: RunConfig, trials: list[TrialSummary], out: Path, wall: float, exp_path: str
 ) -> int:
     """Rank, write trials.csv + plot, export the candidate library and say where everything went."""
+    from tuning import library_export, study
+
     members = library_export.rank(trials, cfg.search.library_size, cfg.search.max_per_arch)
     out.mkdir(parents=True, exist_ok=True)
     df = library_export.write_trials_csv(trials, out / "trials.csv")
@@ -177,6 +180,8 @@ def export_and_summarise(
 
 def write_study_outputs(cfg: RunConfig, exp_path: str, out: Path) -> dict | None:
     """Parameter importances and the trials table from the search's stored Optuna study, if kept."""
+    from tuning import study
+
     url = study.study_storage_url(cfg.search.optuna_storage, exp_path)
     stored = study.load_study(url, study.study_name(exp_path))
     return None if stored is None else study.write_study_report(stored, url, out)
@@ -245,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tuning", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    add_version_argument(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (add_arguments, _, help_text) in COMMANDS.items():
         add_arguments(sub.add_parser(name, help=help_text, description=help_text))
@@ -253,22 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv = [DEFAULT_COMMAND, *argv]  # `python -m tuning --config F` as DESIGN.md shows it
     args = build_parser().parse_args(argv)
-    try:
-        return COMMANDS[args.command][1](args)
-    except (
-        ConfigError,
-        DatasetError,
-        ManifestError,
-        CheckpointError,
-        WeightsUnavailableError,
-        FileNotFoundError,
-    ) as err:
-        for line in str(err).splitlines():
-            print(f"error: {line}", file=sys.stderr)
-        return 2
+    # Bad input (a FaceParseError): `error: ...` and exit 2; anything else keeps its traceback.
+    return run_cli(COMMANDS[args.command][1], args)
 
 
 if __name__ == "__main__":

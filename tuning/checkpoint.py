@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save
 
 from configs import CLASSES, NUM_CLASSES
+from configs.errors import FaceParseError
 from configs.schema import RunConfig
 from data_prep.atomic import write_bytes, write_json
 
@@ -25,7 +26,7 @@ STATE_FILE = "train_state.pt"
 META_FILE = "meta.json"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(FaceParseError):
     """A checkpoint directory that is missing files or does not fit the model."""
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
+from configs.errors import ConfigError
 from configs.schema import RunConfig
 from data_prep.dataset import build_datasets, seed_transforms
 
@@ -33,7 +34,7 @@ def build_loaders(
     else:
         sampler = None
     if len(train_set) < cfg.train.batch_size:
-        raise ValueError(
+        raise ConfigError(
             f"train.batch_size {cfg.train.batch_size} is larger than the train set ({len(train_set)} samples)"
         )
     workers = loader_workers(cfg.data.num_workers, cpus)

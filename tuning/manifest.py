@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from configs import CLASSES
+from configs.errors import FaceParseError
 from configs.schema import error_message
 from data_prep.atomic import write_json
 
@@ -31,7 +32,7 @@ MAX_MEMBERS = 256
 MAX_BYTES = 64 << 20  # ~100x what MAX_MEMBERS members with their full configs take
 
 
-class ManifestError(ValueError):
+class ManifestError(FaceParseError):
     """A manifest or weights file that is missing, malformed, tampered with or not safetensors."""
 
 

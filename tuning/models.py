@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from configs import NUM_CLASSES
+from configs.errors import ConfigError, FaceParseError
 from configs.schema import RunConfig
 from tuning.pretrained import (
     WeightsUnavailableError,  # noqa: F401 (re-exported: callers catch it from here)
@@ -34,28 +35,30 @@ def encoders() -> list[str]:
 
 
 def check_model_names(arch: str, encoder: str, encoder_weights: str | None = None) -> None:
-    """Raise ValueError listing the valid names when arch, encoder or weights are unknown."""
+    """Raise ConfigError listing the valid names when arch, encoder or weights are unknown."""
     if arch.lower() not in smp.MODEL_ARCHITECTURES_MAPPING:
-        raise ValueError(f"model.arch {arch!r} is not an smp architecture; expected one of {architectures()}")
+        raise ConfigError(
+            f"model.arch {arch!r} is not an smp architecture; expected one of {architectures()}"
+        )
     if smp.encoders.is_equivalent_to_timm_universal(encoder):
         return  # deprecated 'timm-' names smp maps to 'tu-' itself
     if encoder.startswith("tu-"):
         base = encoder[3:].split(".")[0]
         if not timm.is_model(base):
-            raise ValueError(
+            raise ConfigError(
                 f"model.encoder {encoder!r}: {base!r} is not a timm model "
                 "(see timm.list_models(); smp names need no 'tu-' prefix)"
             )
         return
     if encoder not in smp.encoders.encoders:
-        raise ValueError(
+        raise ConfigError(
             f"model.encoder {encoder!r} is not an smp encoder; expected one of {encoders()} "
             "or 'tu-<timm model name>'"
         )
     if encoder_weights is not None:
         available = list(smp.encoders.encoders[encoder]["pretrained_settings"])
         if encoder_weights not in available:
-            raise ValueError(
+            raise ConfigError(
                 f"model.encoder_weights {encoder_weights!r} does not exist for encoder "
                 f"{encoder!r}; expected one of {available} or null"
             )
@@ -68,7 +71,7 @@ def search_space_errors(cfg: RunConfig) -> list[str]:
         key = f"search.archs.{arch}"
         try:
             check_model_names(arch, encoder, cfg.model.encoder_weights)
-        except ValueError as err:
+        except ConfigError as err:
             errors.append(f"{key}: {err}")
     return list(dict.fromkeys(errors))  # an unknown arch is named once, not once per encoder
 
@@ -80,7 +83,7 @@ def build_model(
     num_classes: int = NUM_CLASSES,
     weights_cache: str | Path | None = None,
 ) -> torch.nn.Module:
-    """smp.create_model(arch, encoder, classes=19); raises ValueError naming a bad arch/encoder.
+    """smp.create_model(arch, encoder, classes=19); raises ConfigError naming a bad arch/encoder.
 
     With encoder_weights the weights come from the local cache (weights_cache, else the default
     HF cache), else from the hub; if neither works this fails within seconds with
@@ -116,14 +119,21 @@ def _create_checked(
         )
     except (KeyError, AssertionError) as err:
         # smp rejects some pairs only when building (e.g. a decoder that needs a ViT encoder).
-        raise ValueError(f"smp cannot build arch {arch!r} with encoder {encoder!r}: {err}") from None
+        raise ConfigError(f"smp cannot build arch {arch!r} with encoder {encoder!r}: {err}") from None
+
+
+class DeviceError(FaceParseError):
+    """A device that is not there (cuda asked for without one) or that torch does not know."""
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """'auto' -> cuda when available, else cpu; asking for cuda without one is a ValueError."""
+    """'auto' -> cuda when available, else cpu; a device that is not here is a DeviceError."""
     if str(name) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:  # torch's own words for a malformed name, e.g. "Expected one of cpu, cuda..."
+        raise DeviceError(f"device {str(name)!r}: {str(err).splitlines()[0]}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(name)!r} asked for, but torch sees no CUDA device here")
+        raise DeviceError(f"device {str(name)!r} asked for, but torch sees no CUDA device here")
     return device

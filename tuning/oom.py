@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 import torch
 
+from configs.errors import FaceParseError
 
-class OutOfMemoryAtBatchOne(RuntimeError):
+
+class OutOfMemoryAtBatchOne(FaceParseError, RuntimeError):
     """Out of memory with one sample per forward pass: nothing left to split."""
 
 

@@ -24,12 +24,13 @@ import timm.models
 import torch
 from huggingface_hub.errors import LocalEntryNotFoundError
 
+from configs.errors import ConfigError, FaceParseError
 from configs.schema import RunConfig
 
 PROBE_TIMEOUT_S = 3.0
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(FaceParseError, RuntimeError):
     """Pretrained encoder weights are neither cached nor downloadable from here."""
 
 
@@ -58,10 +59,10 @@ def weights_location(encoder: str, encoder_weights: str) -> HubFile | str:
     timm_name = timm_model_name(encoder)
     if timm_name is None:
         if encoder not in smp.encoders.encoders:
-            raise ValueError(f"model.encoder {encoder!r} is not an smp encoder (or 'tu-<timm model name>')")
+            raise ConfigError(f"model.encoder {encoder!r} is not an smp encoder (or 'tu-<timm model name>')")
         settings = smp.encoders.encoders[encoder]["pretrained_settings"]
         if encoder_weights not in settings:
-            raise ValueError(
+            raise ConfigError(
                 f"model.encoder_weights {encoder_weights!r} does not exist for encoder "
                 f"{encoder!r}; expected one of {list(settings)} or null"
             )
@@ -72,7 +73,7 @@ def weights_location(encoder: str, encoder_weights: str) -> HubFile | str:
         return HubFile(cfg.hf_hub_id, filename=cfg.hf_hub_filename or "model.safetensors")
     if cfg is not None and cfg.url:
         return cfg.url
-    raise ValueError(
+    raise ConfigError(
         f"model.encoder {encoder!r}: timm has no pretrained weights for {timm_name!r}; "
         "pick a tagged variant ('tu-<name>.<tag>', see timm.list_pretrained()) "
         "or set model.encoder_weights: null"

@@ -27,6 +27,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
+from configs.errors import MissingPathError
 from configs.schema import RunConfig, parse_config
 from tuning.library_export import TrialSummary, error_message
 from tuning.models import resolve_device
@@ -67,13 +68,13 @@ def check_paths_visible(cfg: RunConfig) -> None:
     """Fail with the path and the node when data or local storage is not visible here."""
     for ref in cfg.data.datasets:
         if not (ref.path / "dataset.json").is_file():
-            raise FileNotFoundError(
+            raise MissingPathError(
                 f"prepared dataset {ref.path} not found on node {where()}: data paths must be "
                 f"visible to every node (shared filesystem, same absolute path)"
             )
     storage = cfg.resources.storage
     if not is_uri(storage) and not Path(storage).is_dir():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"storage path {storage} not found on node {where()}: use a path every node "
             f"mounts (NFS) or a URI such as s3://bucket/runs"
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from configs.errors import ConfigError
 from data_prep.atomic import write_image, write_text
 from data_prep.importer import run_tasks
 from data_prep.layout import RAW_IMAGE_DIR, RAW_MAPPING_FILE, RAW_MAPPING_HEADER, raw_mask_path
@@ -38,11 +39,11 @@ def write_face(index: int, out: Path, size: int, seed: int) -> int:
 
 def _check_args(num: int, size: int, workers: int) -> None:
     if num < 1:
-        raise ValueError(f"--num must be >= 1, got {num}")
+        raise ConfigError(f"--num must be >= 1, got {num}")
     if size < 32 or size % 2:
-        raise ValueError(f"--size must be an even number >= 32 (masks are written at size // 2), got {size}")
+        raise ConfigError(f"--size must be an even number >= 32 (masks are written at size // 2), got {size}")
     if workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {workers}")
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
 
 
 def _remove_stale(out: Path, num: int) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from configs import CLASS_ID, NUM_CLASSES
+from configs.errors import ConfigError
 from data_prep.atomic import write_image, write_json
 from data_prep.framing import FACE_CORE
 from data_prep.importer import run_tasks
@@ -130,12 +131,12 @@ def generate_wild(
 ) -> Path:
     """Write num wild scenes to out as a prepared dataset (80/10/10 seeded split) + boxes.json."""
     if num < 1 or size < 64 or workers < 1 or max_faces < 0:
-        raise ValueError(
+        raise ConfigError(
             f"wild scenes need --num >= 1, --size >= 64, --workers >= 1 and --max-faces >= 0; "
             f"got {num}, {size}, {workers}, {max_faces}"
         )
     if not 0 < face_scale[0] <= face_scale[1]:
-        raise ValueError(f"--face-scale must be 0 < MIN <= MAX, got {list(face_scale)}")
+        raise ConfigError(f"--face-scale must be 0 < MIN <= MAX, got {list(face_scale)}")
     out = Path(out)
     prep = PreparedDataset(out)
     for folder in (prep.images, prep.masks):

@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from configs.overrides import add_set_argument
-from configs.schema import ConfigError
-from data_prep.layout import DatasetError, PreparedDataset
-from ensemble.core.inference import Ensemble
-from ensemble.core.inputs import InputError, discover
-from ensemble.core.members import ManifestError, load_manifest, resolve_device
-from ensemble.core.recipe import RecipeError
-from ensemble.core.tta import TTAError
-from ensemble.distill.distill_report import STUDENT, TEACHER, compare, write_distill_report
-from ensemble.distill.student import TEACHER_MODES, DistillError, DistillOptions, distill
-
-ERRORS = (DistillError, InputError, DatasetError, ManifestError, RecipeError, TTAError, ConfigError)
+from ensemble.core.choices import DEVICES, TEACHER_MODES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,7 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--device",
         default="auto",
-        choices=["auto", "cpu", "cuda"],
+        choices=DEVICES,
         help="where teacher and student run (auto: cuda when available)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -79,48 +68,53 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        device = resolve_device(args.device)
-        teacher = Ensemble.from_recipe(args.recipe, manifest=args.manifest, device=device)
-        opts = DistillOptions(
-            data=args.data,
-            out=args.out,
-            config=args.config,
-            overrides=args.overrides,
-            unlabeled=args.unlabeled,
-            work=args.work,
-            epochs=args.epochs,
-            teacher_mode=args.teacher,
-            device=args.device,
-            resume=args.resume,
-            progress=not args.quiet,
-        )
-        manifest, result, cfg = distill(teacher, opts)
-        print(
-            f"wrote {manifest.path} (student val_f1 {result['best_val_f1']:.4f}, "
-            f"checkpoints in {Path(result['checkpoint']).parent})"
-        )
-        if args.report_split == "none":
-            return 0
-        split = args.report_split
-        if not PreparedDataset(args.data).split_ids(split):
-            print(f"split {split!r} of {args.data} is empty: reporting on val", flush=True)
-            split = "val"
-        images = discover(args.data, split=split)
-        student = load_manifest(manifest.path, device).members[0]
-        report = compare(
-            teacher,
-            student,
-            images.items,
-            images.gt_paths,
-            device,
-            batch_size=cfg.ensemble.batch_size,
-            progress=not args.quiet,
-        )
-    except ERRORS as err:
-        for line in str(err).splitlines():
-            print(f"error: {line}", file=sys.stderr)
-        return 2
+    # Bad input raises a FaceParseError: the entry (configs.errors.run_cli) prints it and exits 2.
+    # Teacher and student (torch, smp) are imported here: `--help` needs only the flags.
+    from data_prep.layout import PreparedDataset
+    from ensemble.core.inference import Ensemble
+    from ensemble.core.inputs import discover
+    from ensemble.core.members import load_manifest
+    from ensemble.distill.distill_report import STUDENT, TEACHER, compare, write_distill_report
+    from ensemble.distill.student import DistillOptions, distill
+    from tuning.models import resolve_device
+
+    device = resolve_device(args.device)
+    teacher = Ensemble.from_recipe(args.recipe, manifest=args.manifest, device=device)
+    opts = DistillOptions(
+        data=args.data,
+        out=args.out,
+        config=args.config,
+        overrides=args.overrides,
+        unlabeled=args.unlabeled,
+        work=args.work,
+        epochs=args.epochs,
+        teacher_mode=args.teacher,
+        device=args.device,
+        resume=args.resume,
+        progress=not args.quiet,
+    )
+    manifest, result, cfg = distill(teacher, opts)
+    print(
+        f"wrote {manifest.path} (student val_f1 {result['best_val_f1']:.4f}, "
+        f"checkpoints in {Path(result['checkpoint']).parent})"
+    )
+    if args.report_split == "none":
+        return 0
+    split = args.report_split
+    if not PreparedDataset(args.data).split_ids(split):
+        print(f"split {split!r} of {args.data} is empty: reporting on val", flush=True)
+        split = "val"
+    images = discover(args.data, split=split)
+    student = load_manifest(manifest.path, device).members[0]
+    report = compare(
+        teacher,
+        student,
+        images.items,
+        images.gt_paths,
+        device,
+        batch_size=cfg.ensemble.batch_size,
+        progress=not args.quiet,
+    )
     header = [
         (
             f"Teacher: `{args.recipe}` ({len(teacher.members)} members x {len(teacher.views)} views: "

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+from ensemble.core.choices import EXPORT_FORMATS, ONNX_OPSET
 
-from data_prep.layout import read_rgb
-from ensemble.core.batching import prepare_input
-from ensemble.core.inputs import InputError, discover
-from ensemble.core.members import ManifestError, load_manifest
-from ensemble.export.model_export import (
-    FORMATS,
-    OPSET,
-    ExportError,
-    check_export,
-    export_onnx,
-    export_smp,
-)
+# The export (torch, smp, onnx) is imported where it runs: `--help` needs only the flags.
+if TYPE_CHECKING:
+    import torch
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,13 +18,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--member", help="member name (default: the manifest's only or first member)")
     p.add_argument(
         "--format",
-        choices=FORMATS,
+        choices=EXPORT_FORMATS,
         required=True,
         help="onnx: one .onnx file (dynamic batch axis); smp: a save_pretrained folder "
         "that segmentation_models_pytorch.from_pretrained loads",
     )
     p.add_argument("--out", type=Path, required=True, help="the .onnx file or the smp folder to write")
-    p.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
+    p.add_argument("--opset", type=int, default=ONNX_OPSET, help=f"ONNX opset (default {ONNX_OPSET})")
     p.add_argument(
         "--check-images",
         type=Path,
@@ -44,6 +34,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _check_inputs(member, folder: Path | None) -> torch.Tensor:
+    import numpy as np
+    import torch
+
+    from data_prep.layout import read_rgb
+    from ensemble.core.batching import prepare_input
+    from ensemble.core.inputs import discover
+
     if folder is None:
         return torch.from_numpy(
             np.random.default_rng(0)
@@ -55,23 +52,21 @@ def _check_inputs(member, folder: Path | None) -> torch.Tensor:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        manifest = load_manifest(args.manifest, "cpu")
-        names = [m.name for m in manifest.members]
-        name = args.member or names[0]
-        if name not in names:
-            raise ExportError(f"{args.manifest}: no member {name!r}; members are {names}")
-        member = manifest.members[names.index(name)]
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        if args.format == "onnx":
-            export_onnx(member, args.out, args.opset)
-        else:
-            export_smp(member, args.out)
-        check = check_export(member, args.out, args.format, _check_inputs(member, args.check_images))
-    except (ExportError, ManifestError, InputError) as err:
-        for line in str(err).splitlines():
-            print(f"error: {line}", file=sys.stderr)
-        return 2
+    from ensemble.core.members import load_manifest
+    from ensemble.export.model_export import ExportError, check_export, export_onnx, export_smp
+
+    manifest = load_manifest(args.manifest, "cpu")
+    names = [m.name for m in manifest.members]
+    name = args.member or names[0]
+    if name not in names:
+        raise ExportError(f"{args.manifest}: no member {name!r}; members are {names}")
+    member = manifest.members[names.index(name)]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.format == "onnx":
+        export_onnx(member, args.out, args.opset)
+    else:
+        export_smp(member, args.out)
+    check = check_export(member, args.out, args.format, _check_inputs(member, args.check_images))
     print(
         f"wrote {args.out} ({args.format}{f', opset {args.opset}' if args.format == 'onnx' else ''}); "
         f"checked on {check['images']} inputs: argmax agrees on {check['argmax_agreement']:.4%} of pixels, "

@@ -4,22 +4,10 @@ a labelled split and write the recipe run_ensemble.py applies."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from configs.overrides import add_set_argument, load_with_sets
-from configs.schema import ConfigError
-from data_prep.atomic import write_text
-from data_prep.layout import DatasetError
-from ensemble.core.inputs import InputError
-from ensemble.core.members import ManifestError
-from ensemble.core.recipe import default_recipe_path
-from ensemble.core.tta import TTA_MODES, TTAError
-from ensemble.fit.decisions import decisions_markdown, plot_selection_trace
-from ensemble.fit.fit_recipe import FitError, FitOptions, fit
-from ensemble.postprocess.registry import PostprocessError
-
-FIT_ERRORS = (FitError, InputError, DatasetError, ManifestError, PostprocessError, TTAError, ConfigError)
+from ensemble.core.choices import TTA_MODES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -69,29 +57,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    # The fit (torch, smp, matplotlib) is imported here: `--help` needs only the flags.
+    from data_prep.atomic import write_text
+    from ensemble.core.recipe import default_recipe_path
+    from ensemble.fit.decisions import decisions_markdown, plot_selection_trace
+    from ensemble.fit.fit_recipe import FitOptions, fit
+
     out = args.out or default_recipe_path(args.manifest)
-    try:
-        ens = load_with_sets(args.config, args.overrides).ensemble
-        opts = FitOptions(
-            manifest=args.manifest,
-            data=args.data,
-            out=out,
-            split=args.split,
-            ensemble=ens,
-            candidate_views=args.views,
-            resolution=args.resolution,
-            max_images=args.max_images,
-            cache_gb=args.cache_gb,
-            max_steps=args.max_steps,
-            seed=args.seed,
-            device=args.device,
-            progress=not args.quiet,
-        )
-        recipe = fit(opts)
-    except FIT_ERRORS as err:
-        for line in str(err).splitlines():
-            print(f"error: {line}", file=sys.stderr)
-        return 2
+    ens = load_with_sets(args.config, args.overrides).ensemble
+    opts = FitOptions(
+        manifest=args.manifest,
+        data=args.data,
+        out=out,
+        split=args.split,
+        ensemble=ens,
+        candidate_views=args.views,
+        resolution=args.resolution,
+        max_images=args.max_images,
+        cache_gb=args.cache_gb,
+        max_steps=args.max_steps,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    recipe = fit(opts)  # bad input raises a FaceParseError: the entry prints it and exits 2
     raw = recipe.model_dump(mode="json")
     lines = decisions_markdown(raw)
     write_text(

@@ -11,23 +11,16 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
-
+from configs.command_line import positive_int
 from configs.overrides import add_set_argument, load_with_sets
-from configs.schema import ConfigError
-from data_prep.atomic import write_image, write_json
-from data_prep.importer import positive_int
-from data_prep.layout import DatasetError, read_rgb
-from ensemble.api import Parser
 from ensemble.cli.step_flags import add_step_argument, step_settings
-from ensemble.core.inputs import IMAGE_EXTENSIONS, ImageItem, discover
-from ensemble.core.tta import TTA_MODES
-from ensemble.faces.detect import DETECTORS, DetectorError
-from ensemble.submission.csv_codes import write_masks
-from ensemble.submission.output_folder import check_out_folder, clear_previous
-from ensemble.submission.pictures import overlay
-from ensemble.submission.run_pipeline import INPUT_ERRORS
+from ensemble.core.choices import DETECTORS, TTA_MODES
+
+# What parses and writes (torch, smp, OpenCV) is imported where it runs: `--help` needs only the flags.
+if TYPE_CHECKING:
+    from ensemble.core.inputs import ImageItem
 
 OWN_FOLDERS, OWN_FILES = ("masks", "color", "overlay"), ("faces.json",)
 
@@ -80,6 +73,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def photo_items(photos: Path) -> list[ImageItem]:
     """One photo, or a folder's photos in stem order."""
+    from data_prep.layout import DatasetError
+    from ensemble.core.inputs import IMAGE_EXTENSIONS, ImageItem, discover
+
     if photos.is_file():
         if photos.suffix.lower() not in IMAGE_EXTENSIONS:
             raise DatasetError(f"{photos}: not an image file type OpenCV reads ({photos.suffix})")
@@ -88,31 +84,37 @@ def photo_items(photos: Path) -> list[ImageItem]:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Parse every photo; 2 on bad input (nothing written), 1 when some photos could not be read."""
+    """Parse every photo; 1 when some photos could not be read. Bad input raises before anything is
+    written; the command's entry (configs.errors.run_cli) prints it and exits 2."""
+    from tqdm import tqdm
+
+    from data_prep.atomic import write_image, write_json
+    from data_prep.layout import DatasetError, read_rgb
+    from ensemble.api import Parser
+    from ensemble.submission.csv_codes import write_masks
+    from ensemble.submission.output_folder import check_out_folder, clear_previous
+    from ensemble.submission.pictures import overlay
+
     explicit: dict[str, object] = {"views": True} if args.tta else {}
     chosen = [(key, True) for key in ("face_clip", "glasses_to_skin", "eye_repair") if getattr(args, key)]
     explicit.update(step_settings(chosen + args.steps))
-    try:
-        ens = load_with_sets(args.config, args.overrides).ensemble
-        if args.tta:
-            ens = ens.model_copy(update={"tta": args.tta})
-        check_out_folder(args.out, args.overwrite)
-        items = photo_items(args.photos)
-        parser = Parser.from_manifest(
-            args.manifest,
-            args.recipe,
-            not args.no_recipe,
-            args.detector,
-            args.framing,
-            args.device,
-            ens,
-            explicit,
-            second_pass=not args.no_second_pass,
-            max_faces=args.max_faces,
-        )
-    except (*INPUT_ERRORS, DetectorError, ConfigError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    ens = load_with_sets(args.config, args.overrides).ensemble
+    if args.tta:
+        ens = ens.model_copy(update={"tta": args.tta})
+    check_out_folder(args.out, args.overwrite)
+    items = photo_items(args.photos)
+    parser = Parser.from_manifest(
+        args.manifest,
+        args.recipe,
+        not args.no_recipe,
+        args.detector,
+        args.framing,
+        args.device,
+        ens,
+        explicit,
+        second_pass=not args.no_second_pass,
+        max_faces=args.max_faces,
+    )
     clear_previous(args.out, OWN_FOLDERS, OWN_FILES)  # only after every check passed
     print(f"detector: {args.detector}; framing: {parser.framing_source}")
     faces, bad, t0 = {}, [], time.perf_counter()

@@ -4,18 +4,19 @@ submission with an ensemble of trained face parsers."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from configs.label_sets import LABEL_SETS
 from configs.overrides import add_set_argument, load_with_sets
-from configs.schema import ConfigError, EnsembleConfig, parse_config
+from configs.schema import EnsembleConfig, parse_config
 from ensemble.cli.step_flags import add_step_argument, step_settings
-from ensemble.core.member_weights import WEIGHT_MODES
-from ensemble.core.tta import TTA_MODES
+from ensemble.core.choices import TTA_MODES, WEIGHT_MODES
 from ensemble.postprocess.registry import STEPS
-from ensemble.submission.run_pipeline import RunError, RunOptions, run
-from ensemble.submission.run_report import compact_table
+
+# The pipeline (torch, smp) is imported where it runs: `--help` needs only the flags above.
+if TYPE_CHECKING:
+    from ensemble.submission.run_pipeline import RunOptions
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -157,6 +158,8 @@ def ensemble_config(args: argparse.Namespace) -> EnsembleConfig:
 
 def run_options(args: argparse.Namespace, ens: EnsembleConfig) -> RunOptions:
     """RunOptions from parsed flags."""
+    from ensemble.submission.run_pipeline import RunOptions
+
     return RunOptions(
         manifest=args.manifest,
         images=args.images,
@@ -177,18 +180,12 @@ def run_options(args: argparse.Namespace, ens: EnsembleConfig) -> RunOptions:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the ensemble and print a summary; 2 (with one line per problem) on bad input."""
-    try:
-        ens = ensemble_config(args)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    try:
-        report = run(run_options(args, ens))
-    except RunError as err:
-        for line in err.lines:
-            print(f"error: {line}", file=sys.stderr)
-        return 2
+    """Run the ensemble and print a summary. Bad input raises (ConfigError, RunError: one line per
+    problem, nothing written); the command's entry (configs.errors.run_cli) prints it and exits 2."""
+    from ensemble.submission.run_pipeline import run
+    from ensemble.submission.run_report import compact_table
+
+    report = run(run_options(args, ensemble_config(args)))
     if report["stages"]:
         print(compact_table(report["stages"]))
     if report["skipped"]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 
+# The registry and its step modules import no torch at module level (tests/test_postprocess_registry.py),
+# so every --help can list the registered steps.
 from ensemble.postprocess.registry import STEPS, step_switch
 
 

@@ -36,9 +36,10 @@ from ensemble.core.batching import (
 )
 from ensemble.core.inputs import ImageItem
 from ensemble.core.member_weights import WEIGHT_MODES, WeightsError
-from ensemble.core.members import Member, load_manifest, resolve_device
+from ensemble.core.members import Member, load_manifest
 from ensemble.core.recipe import Recipe, check_members, default_recipe_path, read_recipe
 from ensemble.core.tta import TTAError, View, build_views, resize_bilinear, view_from_name
+from tuning.models import resolve_device
 
 
 @dataclass

@@ -14,6 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from configs import IGNORE_INDEX, NUM_CLASSES
+from configs.errors import FaceParseError
 from data_prep.layout import DatasetError, PreparedDataset, read_label_map, read_rgb
 
 # File types OpenCV decodes (others in an image folder are ignored and listed).
@@ -44,7 +45,7 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 
-class InputError(ValueError):
+class InputError(FaceParseError):
     """Inputs that cannot be used (missing folder, duplicate stems, empty split ...)."""
 
 

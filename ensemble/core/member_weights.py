@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from configs.errors import FaceParseError
 from ensemble.core.members import Member
 
 
-class WeightsError(ValueError):
+class WeightsError(FaceParseError):
     """Member weights that cannot be computed or loaded."""
 
 

@@ -9,9 +9,8 @@ from typing import Any
 
 import torch
 
-from tuning import models
 from tuning.manifest import ManifestEntry, ManifestError, ManifestFile, check_sha256, read_manifest
-from tuning.models import build_model
+from tuning.models import build_model, resolve_device
 from tuning.speed import memory_format_for
 
 # safetensors files start with a little-endian u64 header length, then that many bytes of JSON.
@@ -53,14 +52,6 @@ class Manifest:
     path: Path
     classes: list[str]
     members: list[Member]
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' -> cuda when available, else cpu (tuning.models.resolve_device, as a ManifestError)."""
-    try:
-        return models.resolve_device(device)
-    except ValueError as err:
-        raise ManifestError(str(err)) from None
 
 
 def load_manifest(path: str | Path, device: str | torch.device = "cpu") -> Manifest:

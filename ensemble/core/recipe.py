@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from configs.errors import FaceParseError
 from configs.schema import PostprocessConfig, error_message
 from data_prep.atomic import write_json
 
@@ -22,7 +23,7 @@ RECIPE_FORMAT = 1
 RECIPE_NAME = "recipe.json"
 
 
-class RecipeError(ValueError):
+class RecipeError(FaceParseError):
     """A recipe file that cannot be used with the given manifest."""
 
 

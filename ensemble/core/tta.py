@@ -10,11 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from configs import FLIP_PERMUTATION
+from configs.errors import FaceParseError
 
 Size = tuple[int, int]
 
 
-class TTAError(ValueError):
+class TTAError(FaceParseError):
     """A TTA mode or scale that gives no usable views."""
 
 

@@ -12,26 +12,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from configs.errors import FaceParseError
 from configs.overrides import apply_sets
 from configs.schema import RunConfig, load_config, parse_config
 from data_prep.atomic import write_bytes
 from data_prep.dataset import class_weights_from
 from data_prep.layout import DatasetError, PreparedDataset
+from ensemble.core.choices import TEACHER_MODES
 from ensemble.core.inference import Ensemble
 from ensemble.core.inputs import ImageItem, discover, validate
-from ensemble.core.members import resolve_device
 from ensemble.distill.teacher import CachedTeacher, OnTheFlyTeacher, cache_bytes
 from tuning.checkpoint import MODEL_FILE, read_meta
 from tuning.losses import build_distill_loss
 from tuning.manifest import ManifestEntry, ManifestFile, write_manifest
-from tuning.models import check_model_names
+from tuning.models import check_model_names, resolve_device
 from tuning.soft_targets import SoftTargetDataset
 from tuning.train import train
 
-TEACHER_MODES = ("auto", "cache", "on-the-fly")
 
-
-class DistillError(ValueError):
+class DistillError(FaceParseError):
     """Distillation inputs that cannot be used."""
 
 

@@ -18,15 +18,18 @@ import numpy as np
 import torch
 
 from configs import CLASSES, FLIP_PARTNER
+from configs.errors import FaceParseError
 from configs.optional import require
 from data_prep.atomic import write_bytes, write_json
+from ensemble.core.choices import EXPORT_FORMATS, ONNX_OPSET
 from ensemble.core.members import Member
 
-OPSET = 17
-FORMATS = ("onnx", "smp")
+OPSET = ONNX_OPSET
+FORMATS = EXPORT_FORMATS
+INSTALL_HINT = "pip install '.[export]'  (installs onnx and onnxruntime)"
 
 
-class ExportError(ValueError):
+class ExportError(FaceParseError):
     """An export that cannot be made or does not reproduce the torch model."""
 
 

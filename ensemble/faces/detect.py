@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from configs.errors import FaceParseError
 from configs.optional import installed, require
 from ensemble.faces.align import apply, invert, warp_crop
 from ensemble.postprocess.face_regions import Face, faces_from_labels
@@ -29,7 +30,7 @@ DLIB_THRESHOLD = 0.3
 MIN_FACE_FRACTION = 0.002  # a parsed face region covers at least this share of the view
 
 
-class DetectorError(ValueError):
+class DetectorError(FaceParseError):
     """A detector that cannot run (e.g. its optional package is missing)."""
 
 

@@ -21,20 +21,22 @@ import numpy as np
 import torch
 
 from configs import NUM_CLASSES
+from configs.errors import FaceParseError
 from configs.schema import EnsembleConfig, PostprocessConfig
 from data_prep.layout import read_label_map
 from ensemble.core.inference import Ensemble
 from ensemble.core.inputs import discover, validate
-from ensemble.core.members import Member, load_manifest, resolve_device
+from ensemble.core.members import Member, load_manifest
 from ensemble.core.recipe import Recipe, write_recipe
 from ensemble.core.tta import View, build_views
 from ensemble.fit.candidate_cache import build_cache, images_within, subset
 from ensemble.fit.selection import Scorer, Scores, select_members, select_options, select_views, split_halves
 from ensemble.postprocess.registry import STEPS, argmax_labels, build_steps, plain_config, postprocess
 from tuning.metrics import image_confusion, scores_from_confusion
+from tuning.models import resolve_device
 
 
-class FitError(ValueError):
+class FitError(FaceParseError):
     """Fit inputs that cannot be used (no labels, too few images, bad files)."""
 
 

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ValidationError, create_model
 
+from configs.errors import FaceParseError
 from configs.schema import PostprocessConfig, error_message
 from data_prep.layout import read_rgb
 
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     import torch
 
 
-class PostprocessError(ValueError):
+class PostprocessError(FaceParseError):
     """A post-processing step that cannot run (e.g. a missing optional package) or a bad setting."""
 
 

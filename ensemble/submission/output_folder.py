@@ -6,6 +6,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from configs.errors import FaceParseError
+
 # What ensemble.submission.run_pipeline.run writes; --overwrite removes exactly these (and their temp files),
 # never anything else a user keeps in the folder.
 OWN_FOLDERS = ("masks", "color", "viz")
@@ -19,7 +21,7 @@ OWN_FILES = (
 )
 
 
-class OutputFolderError(ValueError):
+class OutputFolderError(FaceParseError):
     """An output folder that would mix a previous run's files with this run's."""
 
 

@@ -12,18 +12,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from configs.schema import ConfigError, EnsembleConfig
+from configs.errors import FaceParseError
+from configs.schema import EnsembleConfig
 from data_prep.atomic import write_image
-from data_prep.layout import DatasetError, fit_pixels, read_rgb, scaled_size
+from data_prep.layout import fit_pixels, read_rgb, scaled_size
 from ensemble.core.batching import Timings
 from ensemble.core.inference import Ensemble, Prediction
-from ensemble.core.inputs import ImageSet, InputError, discover, validate
-from ensemble.core.member_weights import WeightsError
-from ensemble.core.members import ManifestError
-from ensemble.core.recipe import RecipeError
-from ensemble.core.tta import TTAError
+from ensemble.core.inputs import ImageSet, discover, validate
 from ensemble.postprocess.registry import (
-    PostprocessError,
     ProbabilityResult,
     Step,
     argmax_labels,
@@ -32,30 +28,19 @@ from ensemble.postprocess.registry import (
     probability_stage,
 )
 from ensemble.submission.csv_codes import SubmissionWriter, csv_rows, write_ids
-from ensemble.submission.output_folder import OutputFolderError, check_out_folder, clear_previous
+from ensemble.submission.output_folder import check_out_folder, clear_previous
 from ensemble.submission.pictures import comparison_panel, plot_confusion
 from ensemble.submission.relabel import RunLabels, apply_label_set
 from ensemble.submission.run_report import StageScores, write_run_report
 from tuning.metrics import image_confusion
 
 ENSEMBLE_STAGE = "ensemble"
-# Bad input (files, manifest, config, options) raises these; any other exception is a bug and
-# propagates with its traceback instead of being reported as bad input.
-INPUT_ERRORS = (
-    InputError,
-    DatasetError,
-    ManifestError,
-    WeightsError,
-    PostprocessError,
-    TTAError,
-    ConfigError,
-    RecipeError,
-    OutputFolderError,
-)
 
 
-class RunError(Exception):
-    """A run stopped before writing anything: one message line per problem."""
+class RunError(FaceParseError):
+    """A run stopped before writing anything: one message line per problem. Bad input (files,
+    manifest, config, options) raises a FaceParseError, which run() re-raises as this; any other
+    exception is a bug and propagates with its traceback instead of being reported as bad input."""
 
     def __init__(self, lines: list[str]):
         super().__init__("\n".join(lines))
@@ -102,7 +87,9 @@ def run(opts: RunOptions) -> dict[str, Any]:
     try:
         check_out_folder(out, opts.overwrite)
         plan = _plan(opts)
-    except INPUT_ERRORS as err:
+    except RunError:
+        raise
+    except FaceParseError as err:
         raise RunError(str(err).splitlines()) from None
     validate_s = time.perf_counter() - t0
     ens = opts.ensemble

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -54,6 +55,17 @@ def _check_inputs(member, folder: Path | None) -> torch.Tensor:
     return torch.stack([prepare_input(read_rgb(i.path), member.input_spec) for i in items])
 
 
+def export_command_line(args: argparse.Namespace, member: str) -> str:
+    """The command that makes this export again (for the model card)."""
+    argv = ["python", "-m", "ensemble", "export", "--manifest", str(args.manifest), "--member", member]
+    argv += ["--format", args.format, "--out", str(args.out)]
+    if args.format == "onnx" and args.opset != OPSET:
+        argv += ["--opset", str(args.opset)]
+    if args.check_images is not None:
+        argv += ["--check-images", str(args.check_images)]
+    return shlex.join(argv)
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         manifest = load_manifest(args.manifest, "cpu")
@@ -66,7 +78,7 @@ def main(args: argparse.Namespace) -> int:
         if args.format == "onnx":
             export_onnx(member, args.out, args.opset)
         else:
-            export_smp(member, args.out)
+            export_smp(member, args.out, manifest_path=args.manifest, command=export_command_line(args, name))
         check = check_export(member, args.out, args.format, _check_inputs(member, args.check_images))
     except (ExportError, ManifestError, InputError) as err:
         for line in str(err).splitlines():

@@ -78,10 +78,8 @@ def test_every_ensemble_command_that_reads_a_config_takes_set(command):
         "distill": ["--recipe", "r", "--data", "d", "--out", "o"],
         "predict": ["photo.jpg", "--manifest", "m", "--out", "o"],
     }
-    args = ensemble_parser().parse_args(
-        [command, *required.get(command, []), "--set", "ensemble.submission.pictures=1"]
-    )
-    assert args.overrides == ["ensemble.submission.pictures=1"]
+    args = ensemble_parser().parse_args([command, *required.get(command, []), "--set", "ensemble.viz=1"])
+    assert args.overrides == ["ensemble.viz=1"]
 
 
 def test_set_reaches_the_search_and_is_validated_before_ray(tmp_path, tiny_prepared, monkeypatch, capsys):
@@ -115,7 +113,7 @@ def test_set_reaches_run_ensemble(tmp_path):
                 "cpu",
                 "--no-postprocess",
                 "--set",
-                "ensemble.core.tta=none",
+                "ensemble.tta=none",
                 "--set",
                 "ensemble.max_pixels=2048",
             ]
@@ -134,7 +132,7 @@ def test_set_reaches_run_ensemble(tmp_path):
                 "--out",
                 str(tmp_path / "o2"),
                 "--set",
-                "ensemble.core.tta=sideways",
+                "ensemble.tta=sideways",
             ]
         )
         == 2
@@ -150,3 +148,48 @@ def test_a_taken_dashboard_port_is_replaced_by_a_free_one():
         other = search.free_port("127.0.0.1", port)
         assert other > port and search.port_is_free("127.0.0.1", other)
     assert search.free_port("127.0.0.1", other) == other  # a free preferred port is kept
+
+
+def test_address_comes_from_the_flag_then_ray_address_then_the_config(monkeypatch):
+    cfg = RunConfig().with_overrides({"resources.address": "10.0.0.9:6379"})
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert search.resolve_address(RunConfig(), None) is None  # a fresh local Ray
+    assert search.resolve_address(cfg, None) == "10.0.0.9:6379"
+    assert search.resolve_address(cfg, "10.0.0.1:6379") == "10.0.0.1:6379"
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.2:6379")
+    assert search.resolve_address(cfg, None) == "10.0.0.2:6379"
+    assert search.resolve_address(cfg, "10.0.0.1:6379") == "10.0.0.1:6379"
+
+
+def test_config_address_reaches_ray_init(monkeypatch):
+    calls = []
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(search.ray, "init", lambda **kw: calls.append(kw))
+    monkeypatch.setattr(search, "reap_orphans", lambda: pytest.fail("a local Ray was being started"))
+    search.connect(RunConfig().with_overrides({"resources.address": "10.0.0.9:6379"}), None)
+    assert calls == [{"address": "10.0.0.9:6379"}]
+
+
+def test_search_joins_the_config_address_as_it_joins_address(tmp_path, tiny_prepared, monkeypatch):
+    """python -m tuning with resources.address: the search goes where --address sends it."""
+    joined = []
+
+    class Joined(Exception):
+        pass
+
+    def ray_session(cfg, address):
+        joined.append(address)
+        raise Joined
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(search, "ray_session", ray_session)
+    # On a cluster the driver need not see the data: no check of its paths before joining.
+    monkeypatch.setattr(search, "check_paths_visible", lambda cfg: pytest.fail("checked like a local run"))
+    config = tmp_path / "c.yaml"
+    resources = {"storage": str(tmp_path / "ray"), "address": "10.0.0.9:6379"}
+    config.write_text(yaml.safe_dump({"resources": resources}))
+    base = ["--config", str(config), "--data", str(tiny_prepared)]
+    for extra, expected in [([], "10.0.0.9:6379"), (["--address", "10.0.0.1:6379"], "10.0.0.1:6379")]:
+        with pytest.raises(Joined):
+            tuning_main([*base, *extra])
+        assert joined.pop() == expected

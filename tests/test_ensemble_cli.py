@@ -71,7 +71,7 @@ ALL_RUN_FLAGS = [
     "--quiet",
     "--overwrite",
     "--set",
-    "ensemble.submission.pictures=2",
+    "ensemble.viz=2",
 ]
 
 

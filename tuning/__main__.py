@@ -41,7 +41,10 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="where the manifest goes (default models/NAME)")
     p.add_argument("--name", help="experiment name (default: the config file's stem)")
     p.add_argument("--storage", help="local path or URI every node can reach (resources.storage)")
-    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a fresh local Ray)")
+    p.add_argument(
+        "--address",
+        help="Ray cluster address (default: RAY_ADDRESS, else resources.address, else a fresh local Ray)",
+    )
     p.add_argument(
         "--resume",
         action="store_true",
@@ -98,11 +101,12 @@ def run_search(args: argparse.Namespace) -> int:
                 f"{exp_path} already holds a search: pass --resume to continue it, "
                 f"or --name NEW to start another"
             )
-    if not args.address:
+    address = search.resolve_address(cfg, args.address)
+    if not address:
         search.check_paths_visible(cfg)  # fail here, before starting Ray, on a single machine
     check_before_ray(cfg, args.config)
 
-    with search.ray_session(cfg, args.address) as url, tempfile.TemporaryDirectory() as staging:
+    with search.ray_session(cfg, address) as url, tempfile.TemporaryDirectory() as staging:
         if url:
             port = url.rsplit(":", 1)[-1].strip("/")  # the port in use: the configured one may be taken
             print(

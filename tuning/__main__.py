@@ -12,6 +12,7 @@ from pathlib import Path
 
 from configs import ConfigError
 from configs.overrides import add_set_argument, load_with_sets
+from configs.provenance import write_provenance
 from configs.schema import RunConfig
 from data_prep.layout import DatasetError
 from tuning import library_export, study
@@ -147,6 +148,7 @@ def export_and_summarise(
     """Rank, write trials.csv + plot, export the candidate library and say where everything went."""
     members = library_export.rank(trials, cfg.search.library_size, cfg.search.max_per_arch)
     out.mkdir(parents=True, exist_ok=True)
+    write_provenance(out, config=cfg, extra={"experiment": exp_path})
     df = library_export.write_trials_csv(trials, out / "trials.csv")
     library_export.plot_trials(trials, out / "trials.png")
     library_export.write_per_class_csv(trials, out / "per_class_f1.csv")

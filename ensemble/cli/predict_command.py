@@ -15,6 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from configs.overrides import add_set_argument, load_with_sets
+from configs.provenance import write_provenance
 from configs.schema import ConfigError
 from data_prep.atomic import write_image, write_json
 from data_prep.importer import positive_int
@@ -28,7 +29,7 @@ from ensemble.submission.output_folder import check_out_folder, clear_previous
 from ensemble.submission.pictures import overlay
 from ensemble.submission.run_pipeline import INPUT_ERRORS
 
-OWN_FOLDERS, OWN_FILES = ("masks", "color", "overlay"), ("faces.json",)
+OWN_FOLDERS, OWN_FILES = ("masks", "color", "overlay"), ("faces.json", "provenance.json")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -136,6 +137,7 @@ def main(args: argparse.Namespace) -> int:
         )
         faces[item.stem] = [f.to_json() for f in result.faces]
     write_json(args.out / "faces.json", faces)
+    write_provenance(args.out, config=ens, extra={"args": args})
     n = len(faces)
     print(
         f"{n} photo(s), {sum(map(len, faces.values()))} face(s), "

@@ -16,6 +16,7 @@ OWN_FILES = (
     "report.json",
     "confusion.png",
     "member_weights.json",
+    "provenance.json",
 )
 
 

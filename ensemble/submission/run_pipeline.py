@@ -12,6 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from configs.provenance import write_provenance
 from configs.schema import ConfigError, EnsembleConfig
 from data_prep.atomic import write_image
 from data_prep.layout import DatasetError, fit_pixels, read_rgb, scaled_size
@@ -175,6 +176,7 @@ def run(opts: RunOptions) -> dict[str, Any]:
         "outputs": {k: str(v) for k, v in outputs.items()},
     }
     write_report(out, report)
+    write_provenance(out, config=ens, extra={"options": opts})
     return report
 
 

@@ -58,7 +58,8 @@ bench: install
 clean-demo:
 	rm -rf $(DEMO) data/demo
 
-# benchmarks/gpu_check.sh --smoke: the GPU check's code paths at 64 px on a CPU (3-7 min on 2 cores);
-# fails when a section fails. On a GPU machine run `bash benchmarks/gpu_check.sh` (see its header).
+# benchmarks/gpu_check.sh --smoke (python -m benchmarks.gpu_check, the package benchmarks/gpu_check/):
+# the GPU check's code paths at 64 px on a CPU (3-7 min on 2 cores); fails when a section fails.
+# On a GPU machine run `bash benchmarks/gpu_check.sh` (see its header).
 gpu-check-smoke: install
 	PYTHON=$(PY) bash benchmarks/gpu_check.sh --smoke --out runs/gpu_check/smoke

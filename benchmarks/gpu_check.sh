@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-shot GPU check (benchmarks/gpu_check.py): data, training throughput table, profiler, loader
+# One-shot GPU check (the package benchmarks/gpu_check, run as `python -m benchmarks.gpu_check`): data, training throughput table, profiler, loader
 # rates, a short training with train() (no Ray), the ensemble and its overhead, two trainings on
 # one GPU; everything into one folder as results.json + summary.md. Target: under 5 minutes on
 # one H100; --smoke: 64 px on a CPU in a few minutes (the same code paths).
@@ -30,5 +30,7 @@ if compgen -G ".whl/*.whl" > /dev/null; then
     "$PYTHON" -m pip install --quiet --no-index --no-deps --target /tmp/site .whl/*.whl
     export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
+# No install needed: the repository root on the path makes configs/, data_prep/, tuning/, ensemble/
+# and the benchmarks.gpu_check package importable.
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
-exec "$PYTHON" benchmarks/gpu_check.py "$@"
+exec "$PYTHON" -m benchmarks.gpu_check "$@"

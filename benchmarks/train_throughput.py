@@ -4,7 +4,7 @@ Model: images/s of full training steps (tuning.train.train_step: forward, CE+Dic
 grad clipping, AdamW, LR schedule) on random batches already on the device, for amp
 none/bf16/fp16 x channels_last off/on (CUDA; CPU: fp32 only), plus the warm-up: seconds from
 building the model to the end of its first optimizer step (cuDNN autotuning, torch.compile).
-One variant at a time with --amp/--memory-format/--compile (benchmarks/gpu_check.py runs each in
+One variant at a time with --amp/--memory-format/--compile (benchmarks/gpu_check runs each in
 its own process, so each pays its own warm-up and a stalled one can be timed out).
 Loader: images/s of the training DataLoader (tuning.loaders.build_loaders: JPEG decode + the
 default augmentations at --size) over a prepared dataset (--data), for each --workers count.

@@ -201,7 +201,9 @@ class SearchConfig(Section):
 class ResourcesConfig(Section):
     cpu: Annotated[float, Field(gt=0)] = 1.0  # per trial
     gpu: Annotated[float, Field(ge=0)] = 0.0  # per trial; fractions share a card
-    address: str | None = None  # Ray cluster; None: RAY_ADDRESS or a fresh local Ray
+    address: str | None = (
+        None  # Ray cluster to join unless --address or RAY_ADDRESS names one; None: a fresh local Ray
+    )
     storage: str = "runs/ray"  # local path or URI every node can reach
     dashboard_host: str = "127.0.0.1"
     dashboard_port: Annotated[int, Field(ge=1, le=65535)] = 8265

@@ -148,3 +148,48 @@ def test_a_taken_dashboard_port_is_replaced_by_a_free_one():
         other = search.free_port("127.0.0.1", port)
         assert other > port and search.port_is_free("127.0.0.1", other)
     assert search.free_port("127.0.0.1", other) == other  # a free preferred port is kept
+
+
+def test_address_comes_from_the_flag_then_ray_address_then_the_config(monkeypatch):
+    cfg = RunConfig().with_overrides({"resources.address": "10.0.0.9:6379"})
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert search.resolve_address(RunConfig(), None) is None  # a fresh local Ray
+    assert search.resolve_address(cfg, None) == "10.0.0.9:6379"
+    assert search.resolve_address(cfg, "10.0.0.1:6379") == "10.0.0.1:6379"
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.2:6379")
+    assert search.resolve_address(cfg, None) == "10.0.0.2:6379"
+    assert search.resolve_address(cfg, "10.0.0.1:6379") == "10.0.0.1:6379"
+
+
+def test_config_address_reaches_ray_init(monkeypatch):
+    calls = []
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(search.ray, "init", lambda **kw: calls.append(kw))
+    monkeypatch.setattr(search, "reap_orphans", lambda: pytest.fail("a local Ray was being started"))
+    search.connect(RunConfig().with_overrides({"resources.address": "10.0.0.9:6379"}), None)
+    assert calls == [{"address": "10.0.0.9:6379"}]
+
+
+def test_search_joins_the_config_address_as_it_joins_address(tmp_path, tiny_prepared, monkeypatch):
+    """python -m tuning with resources.address: the search goes where --address sends it."""
+    joined = []
+
+    class Joined(Exception):
+        pass
+
+    def ray_session(cfg, address):
+        joined.append(address)
+        raise Joined
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(search, "ray_session", ray_session)
+    # On a cluster the driver need not see the data: no check of its paths before joining.
+    monkeypatch.setattr(search, "check_paths_visible", lambda cfg: pytest.fail("checked like a local run"))
+    config = tmp_path / "c.yaml"
+    resources = {"storage": str(tmp_path / "ray"), "address": "10.0.0.9:6379"}
+    config.write_text(yaml.safe_dump({"resources": resources}))
+    base = ["--config", str(config), "--data", str(tiny_prepared)]
+    for extra, expected in [([], "10.0.0.9:6379"), (["--address", "10.0.0.1:6379"], "10.0.0.1:6379")]:
+        with pytest.raises(Joined):
+            tuning_main([*base, *extra])
+        assert joined.pop() == expected

@@ -13,9 +13,10 @@ from data_prep.layout import read_rgb
 from ensemble.__main__ import main as ensemble_main
 from ensemble.core.batching import prepare_input
 from ensemble.core.members import load_manifest
+from ensemble.export.model_card import model_card
 from ensemble.export.model_export import OPSET, ExportError, export_onnx, export_smp, onnx_logits
 
-from ensemble_fixtures import make_image_folder, write_manifest
+from ensemble_fixtures import make_face_dataset, make_image_folder, write_manifest
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +107,34 @@ def test_onnx_export_without_onnx_names_the_extra(member_and_faces, tmp_path, mo
     with pytest.raises(ExportError, match=r"pip install '\.\[export\]'"):
         export_onnx(member_and_faces[2], tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_smp_export_writes_our_model_card(tmp_path, capsys):
+    prep = make_face_dataset(tmp_path / "prep", {"train": 2, "val": 1, "test": 1})
+    config = {"data": {"datasets": [{"path": str(prep.root), "weight": 1.0}]}}
+    manifest = write_manifest(tmp_path / "models", [{"config": config, "val_f1": 0.8125, "trial_id": "t0"}])
+    per_class = {c: 0.5 + i / 100 for i, c in enumerate(CLASSES)}
+    (tmp_path / "models" / "per_class_f1.csv").write_text(
+        "trial_id,arch,encoder,epoch," + ",".join(CLASSES) + "\n"
+        "t0,FPN,mobilenet_v2,3," + ",".join(str(v) for v in per_class.values()) + "\n"
+    )
+    out = tmp_path / "smp"
+    argv = ["export", "--manifest", str(manifest), "--format", "smp", "--out", str(out)]
+    assert ensemble_main(argv) == 0, capsys.readouterr().err
+    card = (out / "README.md").read_text()
+    assert "[More Information Needed]" not in card and "license: mit" not in card
+    front = card.split("---")[1]
+    assert "license: other" in front and "- test" in front  # dataset.json's source
+    assert "val F1: **0.8125**" in card
+    assert f"| l_eye | {per_class['l_eye']:.4f} |" in card  # per-class F1 from per_class_f1.csv
+    assert str(prep.root) in card and "| 2 / 1 / 1 |" in card  # the training data and its splits
+    assert "non-commercial research" in card and "CelebAMask-HQ" in card
+    assert "| architecture | FPN |" in card and "| image size | 64 x 64 |" in card
+    assert "| 4 | l_eye | r_eye |" in card  # the class table with flip partners
+    assert f"python -m ensemble export --manifest {manifest} --member m0 --format smp --out {out}" in card
+
+
+def test_model_card_without_recorded_data_still_has_the_licence(member_and_faces):
+    card = model_card(member_and_faces[2])  # the fixture's member: config {}, no per_class_f1.csv
+    assert "Not recorded" in card and "license: other" in card and "non-commercial research" in card
+    assert "[More Information Needed]" not in card and "| search trial | t0 |" in card

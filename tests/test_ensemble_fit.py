@@ -71,6 +71,14 @@ def fitted(tmp_path_factory):
     return recipe, opts, members
 
 
+def test_the_recipe_gets_its_provenance_beside_it(fitted):
+    _, opts, _ = fitted
+    provenance = json.loads((opts.out.parent / "recipe.provenance.json").read_text())
+    assert provenance["config"] == opts.ensemble.model_dump(mode="json")
+    assert provenance["extra"]["options"]["candidate_views"] == "flip" and "packages" in provenance
+    assert not {"git", "packages", "created_utc"} & set(json.loads(opts.out.read_text()))
+
+
 def test_random_candidate_is_never_selected(fitted):
     recipe, _, _ = fitted
     assert "random" not in recipe.members

@@ -101,6 +101,9 @@ def test_run_writes_csv_masks_at_each_images_size_and_a_report(manifest, folder,
     assert "| +tta(hflip) |" in md and "## Timings" in md and "confusion.png" in md
     printed = capsys.readouterr().out
     assert "best member" in printed and "+tta(hflip)" in printed and str(out) in printed
+    provenance = json.loads((out / "provenance.json").read_text())  # beside the outputs, not in them
+    assert provenance["extra"]["options"]["manifest"] == str(manifest) and provenance["packages"]["torch"]
+    assert provenance["config"]["viz"] == 2 and "provenance" not in (out / "report.json").read_text()
 
 
 def test_the_final_stage_scores_the_written_masks(manifest, folder, tmp_path):

@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO))  # benchmarks/ is no installed package: import it from the checkout
 
-import gpu_check_report  # noqa: E402
-from gpu_check_plans import full_variants, plan_for  # noqa: E402
-from gpu_check_sections import run_json  # noqa: E402
+from benchmarks.gpu_check import results_report  # noqa: E402
+from benchmarks.gpu_check.sections import run_json  # noqa: E402
+from benchmarks.gpu_check.step_plans import full_variants, plan_for  # noqa: E402
 
 SECTIONS = ("data", "throughput", "profile", "loader", "train", "ensemble", "overhead", "share")
 
@@ -64,7 +64,7 @@ def test_summary_has_a_heading_per_section_and_shows_failures():
         "overhead": {"status": "ok", "ms_per_image": {"full pipeline": 3.0}},
         "share": {"status": "skipped", "error": "no CUDA device"},
     }
-    text = gpu_check_report.markdown(results)
+    text = results_report.markdown(results)
     assert text.count("\n## ") == len(SECTIONS)
     assert "**error**: ValueError: boom" in text and "**skipped**: no CUDA device" in text
     assert "| full pipeline | 3.00 |" in text
@@ -73,7 +73,7 @@ def test_summary_has_a_heading_per_section_and_shows_failures():
 def test_gpu_check_imports_no_ray():
     # Ray and Optuna are not among the wheels carried to the GPU machine (benchmarks/gpu_check.sh).
     code = (
-        "import sys; sys.path.insert(0, 'benchmarks'); import gpu_check, gpu_check_profile, ensemble.cli.run_command; "
+        "import sys, benchmarks.gpu_check.__main__, benchmarks.gpu_check.op_profile, ensemble.cli.run_command; "
         "sys.exit(any(m.split('.')[0] in ('ray', 'optuna') for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO).returncode == 0

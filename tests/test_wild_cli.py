@@ -41,6 +41,7 @@ def test_predict_writes_masks_overlays_and_faces_at_each_photos_size(manifest, t
     assert overlay.shape[1] == 90 and overlay.shape[0] >= 50  # the photo, then the legend below it
     assert json.loads((out / "faces.json").read_text()) == {"phone": [], "wide": []}
     assert "faces.json" in capsys.readouterr().out
+    assert json.loads((out / "provenance.json").read_text())["extra"]["args"]["detector"] == "none"
     # A second run needs --overwrite, and a missing manifest is one error line, nothing replaced.
     assert predict(photos, manifest, out, "--detector", "none") == 2
     assert predict(photos, tmp_path / "none.json", out, "--overwrite") == 2

@@ -15,6 +15,7 @@ from configs import ConfigError
 from configs.command_line import add_version_argument
 from configs.errors import run_cli
 from configs.overrides import add_set_argument, load_with_sets
+from configs.provenance import write_provenance
 from configs.schema import RunConfig
 
 # Ray, Optuna, torch, pandas are imported where they run: `--help` and `--version` need none of them.
@@ -42,7 +43,10 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="where the manifest goes (default models/NAME)")
     p.add_argument("--name", help="experiment name (default: the config file's stem)")
     p.add_argument("--storage", help="local path or URI every node can reach (resources.storage)")
-    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a fresh local Ray)")
+    p.add_argument(
+        "--address",
+        help="Ray cluster address (default: RAY_ADDRESS, else resources.address, else a fresh local Ray)",
+    )
     p.add_argument(
         "--resume",
         action="store_true",
@@ -99,11 +103,12 @@ def run_search(args: argparse.Namespace) -> int:
                 f"{exp_path} already holds a search: pass --resume to continue it, "
                 f"or --name NEW to start another"
             )
-    if not args.address:
+    address = search.resolve_address(cfg, args.address)
+    if not address:
         search.check_paths_visible(cfg)  # fail here, before starting Ray, on a single machine
     check_before_ray(cfg, args.config)
 
-    with search.ray_session(cfg, args.address) as url, tempfile.TemporaryDirectory() as staging:
+    with search.ray_session(cfg, address) as url, tempfile.TemporaryDirectory() as staging:
         if url:
             port = url.rsplit(":", 1)[-1].strip("/")  # the port in use: the configured one may be taken
             print(
@@ -146,6 +151,7 @@ def export_and_summarise(
 
     members = library_export.rank(trials, cfg.search.library_size, cfg.search.max_per_arch)
     out.mkdir(parents=True, exist_ok=True)
+    write_provenance(out, config=cfg, extra={"experiment": exp_path})
     df = library_export.write_trials_csv(trials, out / "trials.csv")
     library_export.plot_trials(trials, out / "trials.png")
     library_export.write_per_class_csv(trials, out / "per_class_f1.csv")

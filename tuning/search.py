@@ -123,9 +123,17 @@ def free_port(host: str, preferred: int, tries: int = 100) -> int:
     raise OSError(f"no free port for the Ray dashboard on {host} in {preferred}..{preferred + tries - 1}")
 
 
+def resolve_address(cfg: RunConfig, address: str | None) -> str | None:
+    """The Ray cluster to join: address (--address), else RAY_ADDRESS, else resources.address.
+
+    None: start a fresh local Ray.
+    """
+    return address or os.environ.get("RAY_ADDRESS") or cfg.resources.address
+
+
 def connect(cfg: RunConfig, address: str | None) -> str | None:
-    """Join a Ray cluster (address / RAY_ADDRESS) or start a local one; returns the dashboard URL."""
-    address = address or os.environ.get("RAY_ADDRESS")
+    """Join a Ray cluster (resolve_address) or start a local one; returns the dashboard URL."""
+    address = resolve_address(cfg, address)
     res = cfg.resources
     if address:
         # Ray 2.60 sends the token to a cluster given by address only with RAY_AUTH_MODE=token set

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,17 @@ def _check_inputs(member, folder: Path | None) -> torch.Tensor:
     return torch.stack([prepare_input(read_rgb(i.path), member.input_spec) for i in items])
 
 
+def export_command_line(args: argparse.Namespace, member: str) -> str:
+    """The command that makes this export again (for the model card)."""
+    argv = ["python", "-m", "ensemble", "export", "--manifest", str(args.manifest), "--member", member]
+    argv += ["--format", args.format, "--out", str(args.out)]
+    if args.format == "onnx" and args.opset != ONNX_OPSET:
+        argv += ["--opset", str(args.opset)]
+    if args.check_images is not None:
+        argv += ["--check-images", str(args.check_images)]
+    return shlex.join(argv)
+
+
 def main(args: argparse.Namespace) -> int:
     from ensemble.core.members import load_manifest
     from ensemble.export.model_export import ExportError, check_export, export_onnx, export_smp
@@ -65,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
     if args.format == "onnx":
         export_onnx(member, args.out, args.opset)
     else:
-        export_smp(member, args.out)
+        export_smp(member, args.out, manifest_path=args.manifest, command=export_command_line(args, name))
     check = check_export(member, args.out, args.format, _check_inputs(member, args.check_images))
     print(
         f"wrote {args.out} ({args.format}{f', opset {args.opset}' if args.format == 'onnx' else ''}); "

@@ -22,7 +22,7 @@ from ensemble.core.choices import DETECTORS, TTA_MODES
 if TYPE_CHECKING:
     from ensemble.core.inputs import ImageItem
 
-OWN_FOLDERS, OWN_FILES = ("masks", "color", "overlay"), ("faces.json",)
+OWN_FOLDERS, OWN_FILES = ("masks", "color", "overlay"), ("faces.json", "provenance.json")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -88,6 +88,7 @@ def main(args: argparse.Namespace) -> int:
     written; the command's entry (configs.errors.run_cli) prints it and exits 2."""
     from tqdm import tqdm
 
+    from configs.provenance import write_provenance
     from data_prep.atomic import write_image, write_json
     from data_prep.layout import DatasetError, read_rgb
     from ensemble.api import Parser
@@ -135,6 +136,7 @@ def main(args: argparse.Namespace) -> int:
         )
         faces[item.stem] = [f.to_json() for f in result.faces]
     write_json(args.out / "faces.json", faces)
+    write_provenance(args.out, config=ens, extra={"args": args})
     n = len(faces)
     print(
         f"{n} photo(s), {sum(map(len, faces.values()))} face(s), "

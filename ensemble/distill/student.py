@@ -14,6 +14,7 @@ from pathlib import Path
 
 from configs.errors import FaceParseError
 from configs.overrides import apply_sets
+from configs.provenance import write_provenance
 from configs.schema import RunConfig, load_config, parse_config
 from data_prep.atomic import write_bytes
 from data_prep.dataset import class_weights_from
@@ -140,6 +141,7 @@ def distill(teacher: Ensemble, opts: DistillOptions) -> tuple[ManifestFile, dict
     except DatasetError as err:
         raise DistillError(str(err)) from None
     teacher.to(device)
+    write_provenance(opts.out, config=cfg, extra={"options": opts})
     return write_student(result["checkpoint"], opts.out), result, cfg
 
 

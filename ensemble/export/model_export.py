@@ -3,7 +3,8 @@
 ONNX: input "image" (N, 3, S, S) float32, normalised with the member's mean/std; output "logits"
 (N, 19, S, S); the batch axis is dynamic. metadata_props carry the class table, the flip
 partners and the input spec, so a deployment needs no other file. Weights only in both formats:
-the smp folder is config.json + model.safetensors (+ faceparse.json with the same metadata).
+the smp folder is config.json + model.safetensors (+ faceparse.json with the same metadata, and
+README.md, the model card).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import torch
 from configs import CLASSES, FLIP_PARTNER
 from configs.errors import FaceParseError
 from configs.optional import require
-from data_prep.atomic import write_bytes, write_json
+from data_prep.atomic import write_bytes, write_json, write_text
 from ensemble.core.choices import EXPORT_FORMATS, ONNX_OPSET
 from ensemble.core.members import Member
+from ensemble.export.model_card import model_card
 
 OPSET = ONNX_OPSET
 FORMATS = EXPORT_FORMATS
@@ -91,8 +93,14 @@ def onnx_logits(path: Path, images: torch.Tensor) -> np.ndarray:
     return session.run(["logits"], {"image": images.numpy().astype(np.float32)})[0]
 
 
-def export_smp(member: Member, path: Path) -> Path:
-    """Write member as an smp save_pretrained folder (config.json + model.safetensors + faceparse.json)."""
+def export_smp(
+    member: Member, path: Path, *, manifest_path: Path | None = None, command: str | None = None
+) -> Path:
+    """Write member as an smp save_pretrained folder (config.json + model.safetensors + faceparse.json).
+
+    README.md is our model card (ensemble.export.model_card), not smp's generic one: val F1, training
+    data, classes, the non-commercial licence of the weights and the command that exported them.
+    """
     model = member.model.eval().to("cpu", memory_format=torch.contiguous_format)
     if not hasattr(model, "save_pretrained"):
         raise ExportError(
@@ -103,6 +111,7 @@ def export_smp(member: Member, path: Path) -> Path:
     try:
         model.save_pretrained(str(tmp))  # huggingface_hub mixin: model.safetensors
         write_json(tmp / "faceparse.json", {k: _json_or_str(v) for k, v in metadata(member).items()})
+        write_text(tmp / "README.md", model_card(member, manifest_path=manifest_path, command=command))
         if any(p.suffix in (".bin", ".pt", ".pth", ".pkl") for p in tmp.iterdir()):
             raise ExportError(f"save_pretrained wrote pickled weights in {tmp}; expected model.safetensors")
         # A folder cannot be renamed over atomically; the old export goes only once the new one is whole.

@@ -22,6 +22,7 @@ import torch
 
 from configs import NUM_CLASSES
 from configs.errors import FaceParseError
+from configs.provenance import write_provenance_beside
 from configs.schema import EnsembleConfig, PostprocessConfig
 from data_prep.layout import read_label_map
 from ensemble.core.inference import Ensemble
@@ -265,4 +266,5 @@ def fit(opts: FitOptions, members: Sequence[Member] | None = None) -> Recipe:
         },
     )
     write_recipe(opts.out, recipe)
+    write_provenance_beside(opts.out, config=opts.ensemble, extra={"options": opts})
     return recipe

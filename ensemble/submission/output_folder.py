@@ -18,6 +18,7 @@ OWN_FILES = (
     "report.json",
     "confusion.png",
     "member_weights.json",
+    "provenance.json",
 )
 
 

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from configs.errors import FaceParseError
+from configs.provenance import write_provenance
 from configs.schema import EnsembleConfig
 from data_prep.atomic import write_image
 from data_prep.layout import fit_pixels, read_rgb, scaled_size
@@ -158,6 +159,7 @@ def run(opts: RunOptions) -> dict[str, Any]:
         "outputs": {k: str(v) for k, v in outputs.items()},
     }
     write_run_report(out, report)
+    write_provenance(out, config=ens, extra={"options": opts})
     return report
 
 

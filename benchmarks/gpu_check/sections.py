@@ -13,7 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parent  # benchmarks/gpu_check
+BENCH = PACKAGE.parent  # benchmarks/: train_throughput.py, ensemble_overhead.py
 REPO = BENCH.parent
 
 
@@ -25,7 +26,7 @@ def child_env() -> dict[str, str]:
 
 
 def run_json(argv: list[str], out_json: Path, timeout_s: float, fork: bool = False) -> dict:
-    """Run a benchmarks/ script (argv[0]) that writes out_json; its JSON, or status timeout/error.
+    """Run a benchmark script (argv[0], a path) that writes out_json; its JSON, or status timeout/error.
 
     fork: run the script's __main__ in a forked copy of this process instead of a new interpreter.
     Same script, same arguments, without importing torch again (40 s on a loaded 2-core box); only
@@ -111,7 +112,7 @@ def profiles(plan: dict, out: Path, cuda: bool, deadline: float) -> list[dict]:
         if left < 5:
             rows.append({**v, "status": "skipped", "error": "section time budget used up"})
             continue
-        argv = [str(BENCH / "gpu_check_profile.py"), "--arch", plan["arch"], "--encoder", plan["encoder"]]
+        argv = [str(PACKAGE / "op_profile.py"), "--arch", plan["arch"], "--encoder", plan["encoder"]]
         argv += ["--size", str(plan["size"]), "--batch-size", str(plan["batch_size"]), "--amp", v["amp"]]
         argv += ["--memory-format", v["memory_format"], "--steps", str(plan["steps"])]
         argv += ["--warm-steps", str(plan["warm_steps"]), "--name", f"profile_{v['name']}", "--out", str(out)]

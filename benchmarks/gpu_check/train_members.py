@@ -11,13 +11,14 @@ from pathlib import Path
 
 import torch
 
+from configs.schema import parse_config
+from tuning.library_export import TrialSummary, export_members, rank, write_trials_csv
+from tuning.train import train
+
+# The benchmark scripts import each other by name: benchmarks/ on sys.path.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import ensemble_overhead  # noqa: E402  (benchmarks/ is on sys.path when gpu_check.py runs)
-
-from configs.schema import parse_config  # noqa: E402
-from tuning.library_export import TrialSummary, export_members, rank, write_trials_csv  # noqa: E402
-from tuning.train import train  # noqa: E402
+import ensemble_overhead  # noqa: E402
 
 
 def member_config(prep: Path, arch: str, encoder: str, plan: dict) -> dict:

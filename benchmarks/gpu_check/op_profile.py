@@ -1,6 +1,6 @@
 """Per-op time of a few training steps (torch.profiler): where a step's time goes, as text + JSON.
 
-    python benchmarks/gpu_check_profile.py --arch UnetPlusPlus --encoder efficientnet-b3 --size 512 \
+    python benchmarks/gpu_check/op_profile.py --arch UnetPlusPlus --encoder efficientnet-b3 --size 512 \
         --batch-size 16 --amp bf16 --memory-format contiguous --out DIR [--name after]
 
 Writes DIR/profile_NAME.txt (torch's key_averages table) and DIR/profile_NAME.json (top ops).
@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile, schedule
 
+# Run as a script (gpu_check starts it in a child process): the checkout and benchmarks/ importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from train_throughput import FORMATS, make_step  # noqa: E402
 

@@ -9,7 +9,8 @@ Generates and prepares faces (data_prep synth + celebamask), then measures, each
   overhead    benchmarks/ensemble_overhead.py: the pipeline against the compute floor
   share       two trainings on one GPU at once vs one (skipped without CUDA)
 and writes OUT/results.json + OUT/summary.md (after every section, so a cut-off run keeps what it
-measured). Run it through benchmarks/gpu_check.sh (which installs carried wheels first):
+measured). Run it through benchmarks/gpu_check.sh (which installs carried wheels first), or from the
+repository root as `python -m benchmarks.gpu_check`:
 
     bash benchmarks/gpu_check.sh [--out DIR] [--smoke]
 
@@ -27,17 +28,12 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from data_prep.__main__ import main as data_prep_main
+from data_prep.atomic import write_json, write_text
+from tuning.speed import COMPILE_BACKEND_ENV, compile_backend
 
-import gpu_check_report  # noqa: E402
-import gpu_check_sections as sections  # noqa: E402
-import gpu_check_train  # noqa: E402
-from gpu_check_plans import plan_for, scale_budgets  # noqa: E402
-
-from data_prep.__main__ import main as data_prep_main  # noqa: E402
-from data_prep.atomic import write_json, write_text  # noqa: E402
-from tuning.speed import COMPILE_BACKEND_ENV, compile_backend  # noqa: E402
+from . import results_report, sections, train_members
+from .step_plans import plan_for, scale_budgets
 
 
 def prepare_faces(out: Path, plan: dict) -> dict:
@@ -88,14 +84,12 @@ def run_sections(out: Path, plan: dict, results: dict, only: set[str] | None) ->
         ("loader", lambda: sections.loader(prep, plan["loader"], plan["data"]["size"])),
         (
             "train",
-            lambda: gpu_check_train.train_members(prep, out, {**plan["train"], **_train_size(results, plan)}),
+            lambda: train_members.train_members(prep, out, {**plan["train"], **_train_size(results, plan)}),
         ),
-        ("ensemble", lambda: gpu_check_train.run_ensemble(prep, _manifest(results), out, plan["ensemble"])),
+        ("ensemble", lambda: train_members.run_ensemble(prep, _manifest(results), out, plan["ensemble"])),
         (
             "overhead",
-            lambda: gpu_check_train.ensemble_overhead_numbers(
-                prep, _manifest(results), out, plan["ensemble"]
-            ),
+            lambda: train_members.ensemble_overhead_numbers(prep, _manifest(results), out, plan["ensemble"]),
         ),
         ("share", lambda: sections.share(plan["share"], cuda)),
     ]
@@ -134,11 +128,11 @@ def _manifest(results: dict) -> Path:
 def _write(out: Path, results: dict) -> None:
     results["ray_imported"] = any(m == "ray" or m.startswith("ray.") for m in sys.modules)
     write_json(out / "results.json", results)
-    write_text(out / "summary.md", gpu_check_report.markdown(results))
+    write_text(out / "summary.md", results_report.markdown(results))
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, help="output folder (default runs/gpu_check/<UTC time>)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes: the same code paths in minutes on a CPU")
     p.add_argument("--only", help="comma-separated sections to run after data (default: all)")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,15 +207,15 @@ def write_per_class_csv(trials: list[TrialSummary], path: Path) -> pd.DataFrame:
 
 def plot_trials(trials: list[TrialSummary], path: Path) -> None:
     """The metric per epoch for every trial (left) and the best per trial (right), by architecture."""
-    import matplotlib
+    from matplotlib.lines import Line2D
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from data_prep.figures import color, new_figure, save_figure
 
     metric = search_metric(trials)
     archs = sorted({t.arch for t in trials})
-    colors = {a: plt.get_cmap("tab10")(i % 10) for i, a in enumerate(archs)}
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    colors = {a: color(i) for i, a in enumerate(archs)}
+    fig = new_figure(12, 4.5)
+    ax1, ax2 = fig.subplots(1, 2)
     for t in trials:
         if t.history:
             ax1.plot(range(1, len(t.history) + 1), t.history, marker="o", color=colors[t.arch], alpha=0.8)
@@ -232,13 +230,10 @@ def plot_trials(trials: list[TrialSummary], path: Path) -> None:
         range(len(ranked)), [f"{t.encoder}\n{t.trial_id[-5:]}" for t in ranked], rotation=60, fontsize=7
     )
     ax2.set(ylabel=f"best {metric}", title=f"best {metric} per trial")
-    handles = [plt.Line2D([], [], color=colors[a], marker="s", ls="", label=a) for a in archs]
-    fig.legend(handles=handles, loc="upper center", ncol=len(archs), frameon=False)
+    handles = [Line2D([], [], color=colors[a], marker="s", ls="", label=a) for a in archs]
+    fig.legend(handles=handles, loc="upper center", ncol=max(1, len(archs)), frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.92))
-    with tempfile.NamedTemporaryFile(suffix=".png", dir=path.parent, delete=False) as tmp:
-        fig.savefig(tmp.name, dpi=110)
-    plt.close(fig)
-    shutil.move(tmp.name, path)
+    save_figure(fig, path, dpi=110, tight=False)
 
 
 def ranked_table(trials: list[TrialSummary], members: list[TrialSummary]) -> str:

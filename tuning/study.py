@@ -7,7 +7,6 @@ to the same study, and the export writes parameter importances and the study's t
 
 from __future__ import annotations
 
-import io
 import warnings
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,8 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from data_prep.atomic import write_bytes, write_json, write_text
+from data_prep.atomic import write_json, write_text
+from data_prep.figures import horizontal_bars, save_figure
 
 STUDY_FILE = "optuna.db"
 SQLITE = "sqlite:///"
@@ -82,20 +82,7 @@ def param_importances(study: optuna.Study) -> tuple[dict[str, float], str]:
 
 def plot_importances(importances: dict[str, float], path: Path, title: str) -> None:
     """Horizontal bars, the most important parameter on top."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(importances)[::-1]
-    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.4 * len(names)))
-    ax.barh(names, [importances[n] for n in names], color="tab:blue")
-    ax.set(xlabel="importance (PED-ANOVA, sums to 1)", title=title)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    write_bytes(path, buf.getvalue())
+    save_figure(horizontal_bars(importances, title, "importance (PED-ANOVA, sums to 1)"), path, dpi=110)
 
 
 def write_study_report(study: optuna.Study, url: str, out: Path) -> dict[str, Any]:

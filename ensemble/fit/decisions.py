@@ -6,8 +6,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-from data_prep.atomic import AtomicFile
-
 
 def fmt_num(x: float | None, digits: int = 4) -> str:
     """A score for a markdown table; missing or undefined (NaN) -> '—'."""
@@ -101,14 +99,12 @@ def decisions_markdown(recipe: dict[str, Any]) -> list[str]:
 
 def plot_selection_trace(recipe: dict[str, Any], path: str | Path) -> None:
     """Score after each greedy selection step, on both halves and the whole split."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from data_prep.figures import new_figure, save_figure
 
     selection = recipe.get("decisions", {}).get("selection", {})
     trace = selection.get("trace", [])
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig = new_figure(8, 4.5)
+    ax = fig.add_subplot(1, 1, 1)
     steps = [t["step"] for t in trace]
     for key, style in (("choose", "o-"), ("confirm", "s--"), ("all", "^:")):
         ax.plot(steps, [t[key] for t in trace], style, label=key)
@@ -133,7 +129,4 @@ def plot_selection_trace(recipe: dict[str, Any], path: str | Path) -> None:
     )
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with AtomicFile(path, "wb") as f:
-        fig.savefig(f.file, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)

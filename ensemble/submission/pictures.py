@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from configs import CLASSES, NUM_CLASSES, PALETTE, colorize
-from data_prep.atomic import write_bytes
 
 PANEL_HEIGHT = 256
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -62,14 +60,12 @@ def comparison_panel(
 
 def plot_confusion(cm: np.ndarray, path: str | Path, title: str = "confusion (row-normalised)") -> None:
     """Row-normalised confusion matrix with class names, written atomically as a PNG."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from data_prep.figures import new_figure, save_figure
 
     cm = np.asarray(cm, dtype=np.float64)
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    fig = Figure(figsize=(9, 8), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = new_figure(9, 8)
     ax = fig.add_subplot(1, 1, 1)
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=90, fontsize=8)
@@ -90,10 +86,7 @@ def plot_confusion(cm: np.ndarray, path: str | Path, title: str = "confusion (ro
                     color="white" if norm[i, j] > 0.5 else "black",
                 )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    write_bytes(path, buf.getvalue())
+    save_figure(fig, path)
 
 
 def overlay(

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import find_browser
 
 from configs import NUM_CLASSES
 from data_prep.atomic import write_image
 from data_prep.layout import PreparedDataset, write_meta, write_splits
 
 from faces import draw_face
+
+REQUIRE_BROWSER = "FACEPARSE_REQUIRE_BROWSER"
 
 
 def write_prepared(
@@ -54,3 +58,16 @@ def make_prepared(tmp_path_factory) -> Callable[..., Path]:
 def tiny_prepared(make_prepared) -> Path:
     """A prepared dataset: 24 train / 8 val / 4 test drawn faces at 64 px (read-only: share it)."""
     return make_prepared("tiny_prepared")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The headless Chromium executable (tests/browser.py); skips without one unless
+    FACEPARSE_REQUIRE_BROWSER=1 (CI: .ci/run installs it), where a missing browser fails."""
+    found = find_browser()
+    if found is None:
+        message = "no Chromium on PATH (apt-get install chromium, or set FACEPARSE_BROWSER)"
+        if os.environ.get(REQUIRE_BROWSER) == "1":
+            pytest.fail(f"{message}; {REQUIRE_BROWSER}=1 requires it")
+        pytest.skip(message)
+    return found

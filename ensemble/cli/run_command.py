@@ -101,7 +101,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--overwrite",
         action="store_true",
         help="replace a previous run's outputs in --out (masks/, color/, viz/, submission*.csv, "
-        "report.*, confusion.png); without it --out must be new or empty",
+        "report.*, confusion.png, gallery/); without it --out must be new or empty",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_set_argument(p)
@@ -200,6 +200,6 @@ def main(args: argparse.Namespace) -> int:
     )
     print(
         f"outputs in {args.out}: submission.csv, submission_ids.csv, masks/, color/, viz/, "
-        f"report.md" + (", confusion.png" if report["stages"] else "")
+        f"report.md, report.html" + (", confusion.png, gallery/ (worst first)" if report["stages"] else "")
     )
     return 0

@@ -10,12 +10,13 @@ from configs.errors import FaceParseError
 
 # What ensemble.submission.run_pipeline.run writes; --overwrite removes exactly these (and their temp files),
 # never anything else a user keeps in the folder.
-OWN_FOLDERS = ("masks", "color", "viz")
+OWN_FOLDERS = ("masks", "color", "viz", "gallery")
 OWN_FILES = (
     "submission.csv",
     "submission_ids.csv",
     "report.md",
     "report.json",
+    "report.html",
     "confusion.png",
     "member_weights.json",
     "provenance.json",

@@ -1,4 +1,4 @@
-"""Pictures: comparison panels (image | prediction | ground truth) and the confusion matrix."""
+"""Pictures: comparison panels (image | prediction | ground truth | errors) and the confusion matrix."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from configs import CLASSES, NUM_CLASSES, PALETTE, colorize
+from configs import CLASSES, IGNORE_INDEX, NUM_CLASSES, PALETTE, colorize
 
 PANEL_HEIGHT = 256
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -40,10 +40,28 @@ def legend(classes: list[int], width: int) -> np.ndarray:
     return strip
 
 
+def error_map(image: np.ndarray, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """The image in faded grey with every wrongly labelled pixel in red (ignored pixels: blue)."""
+    h, w = gt.shape
+    if image.shape[:2] != (h, w):
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    out = np.repeat((128 + grey // 2)[..., None], 3, axis=2)
+    ignored = gt == IGNORE_INDEX
+    out[(pred != gt) & ~ignored] = (230, 0, 0)
+    out[ignored] = (90, 120, 230)
+    return out
+
+
 def comparison_panel(
-    image: np.ndarray, pred: np.ndarray, gt: np.ndarray | None = None, height: int = PANEL_HEIGHT
+    image: np.ndarray,
+    pred: np.ndarray,
+    gt: np.ndarray | None = None,
+    height: int = PANEL_HEIGHT,
+    errors: bool = False,
 ) -> np.ndarray:
-    """RGB panel: image | prediction (| ground truth), titled, with a legend of the classes shown."""
+    """RGB panel: image | prediction (| ground truth (| error map when errors)), titled, with a
+    legend of the classes shown."""
     tiles = [
         _title(_fit(image, height, cv2.INTER_AREA), "image"),
         _title(_fit(colorize(pred), height, cv2.INTER_NEAREST), "prediction"),
@@ -52,6 +70,10 @@ def comparison_panel(
     if gt is not None:
         tiles.append(_title(_fit(colorize(gt), height, cv2.INTER_NEAREST), "ground truth"))
         shown |= set(np.unique(gt).tolist())
+        if errors:
+            wrong = float(((pred != gt) & (gt != IGNORE_INDEX)).mean())
+            tile = _fit(error_map(image, pred, gt), height, cv2.INTER_NEAREST)
+            tiles.append(_title(tile, f"errors {wrong:.1%}"))
     gap = np.full((tiles[0].shape[0], 4, 3), 255, np.uint8)
     row = np.hstack([t for tile in tiles for t in (tile, gap)][:-1])
     classes = sorted(c for c in shown if c < NUM_CLASSES)

@@ -29,9 +29,11 @@ from ensemble.postprocess.registry import (
     probability_stage,
 )
 from ensemble.submission.csv_codes import SubmissionWriter, csv_rows, write_ids
+from ensemble.submission.gallery import GALLERY_DIR, GALLERY_HEIGHT, GalleryEntry, gallery_entry
 from ensemble.submission.output_folder import check_out_folder, clear_previous
 from ensemble.submission.pictures import comparison_panel, plot_confusion
 from ensemble.submission.relabel import RunLabels, apply_label_set
+from ensemble.submission.run_html import write_run_html
 from ensemble.submission.run_report import StageScores, write_run_report
 from tuning.metrics import image_confusion
 
@@ -99,7 +101,7 @@ def run(opts: RunOptions) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     t2 = time.perf_counter()
     timings = Timings()
-    scores = _predict_and_write(opts, plan, out, timings)
+    scores, gallery = _predict_and_write(opts, plan, out, timings)
     run_s = time.perf_counter() - t2
 
     outputs = {
@@ -109,7 +111,10 @@ def run(opts: RunOptions) -> dict[str, Any]:
         "color": out / "color",
         "viz": out / "viz",
         "report": out / "report.md",
+        "html": out / "report.html",
     }
+    if gallery:
+        outputs["gallery"] = out / GALLERY_DIR
     if scores:
         plot_confusion(
             scores.matrices[scores.final],
@@ -159,6 +164,7 @@ def run(opts: RunOptions) -> dict[str, Any]:
         "outputs": {k: str(v) for k, v in outputs.items()},
     }
     write_run_report(out, report)
+    write_run_html(out, report, gallery)
     write_provenance(out, config=ens, extra={"options": opts})
     return report
 
@@ -224,10 +230,15 @@ class _ImageResult:
 
     rows: list[str]
     confusions: dict[str, np.ndarray] | None
+    entry: GalleryEntry | None  # with ground truth: the image's gallery panel and score
 
 
-def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timings) -> StageScores:
-    """Predict every good image; post-process, write and score in worker threads; CSV in order."""
+def _predict_and_write(
+    opts: RunOptions, plan: _Plan, out: Path, timings: Timings
+) -> tuple[StageScores, list[GalleryEntry]]:
+    """Predict every good image; post-process, write and score in worker threads; CSV in order.
+
+    Returns the stage scores and, with ground truth, every image's gallery entry."""
     ens = opts.ensemble
     items = plan.test_set.items
     good = [p for p, item in enumerate(items) if item.path not in plan.bad]
@@ -235,6 +246,7 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
     track = gt_paths is not None
     viz_positions = set(good[: ens.viz])
     scores = StageScores()
+    gallery: list[GalleryEntry] = []
     tta_stage = (
         f"+tta({'+'.join(v.name for v in plan.ensemble.views[1:])})" if len(plan.ensemble.views) > 1 else None
     )
@@ -263,11 +275,16 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
         gt = plan.labels.read_gt(gt_paths[position]) if track else None
         if gt is not None and gt.shape != labels.shape:  # scored at the size it was predicted at
             gt = cv2.resize(gt, labels.shape[::-1], interpolation=cv2.INTER_NEAREST)
+        rgb = fit_pixels(read_rgb(pred.path), ens.max_pixels) if position in viz_positions or track else None
         if position in viz_positions:
-            panel = comparison_panel(fit_pixels(read_rgb(pred.path), ens.max_pixels), labels, gt)
-            write_image(out / "viz" / f"{pred.stem}.png", panel)
+            write_image(out / "viz" / f"{pred.stem}.png", comparison_panel(rgb, labels, gt))
         confusions = {name: image_confusion(lab, gt) for name, lab in stages.items()} if track else None
-        return _ImageResult(csv_rows(position, labels, ens.csv), confusions)
+        entry = None
+        if track:  # the last stage is the final labels: the gallery ranks what the run wrote
+            panel = f"{GALLERY_DIR}/{pred.stem}.png"
+            write_image(out / panel, comparison_panel(rgb, labels, gt, GALLERY_HEIGHT, errors=True))
+            entry = gallery_entry(pred.path.name, confusions[next(reversed(stages))], panel)
+        return _ImageResult(csv_rows(position, labels, ens.csv), confusions, entry)
 
     workers = max(1, ens.num_workers)
     pending: deque[tuple[int, Future]] = deque()
@@ -282,6 +299,8 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
                 sub.add_rows(position, result.rows)
                 for name, cm in (result.confusions or {}).items():
                     scores.add(name, cm)
+                if result.entry is not None:
+                    gallery.append(result.entry)
 
         if good:
             plan.ensemble.timings = timings
@@ -305,4 +324,4 @@ def _predict_and_write(opts: RunOptions, plan: _Plan, out: Path, timings: Timing
         while sub.next_position < len(items):
             sub.add(sub.next_position, None)
     write_ids(out / "submission_ids.csv", plan.test_set.names)
-    return scores
+    return scores, gallery

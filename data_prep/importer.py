@@ -265,6 +265,9 @@ def prepare_dataset(
         },
     )
     print_summary(importer.source, root, out, meta, done, skipped, reused)
+    from data_prep.prepare_html import write_prepare_html  # albumentations: only once there is data
+
+    print(f"report: {write_prepare_html(prep, meta)} (samples, class frequencies, augmentation preview)")
     return meta
 
 

@@ -44,6 +44,7 @@ def test_cli_prepares_a_dataset_and_prints_a_summary(tmp_path, capsys, cli_main)
     assert meta["root"] == str(raw.resolve()) and meta["paint_order"][0] == "hat"
     label = read_label_map(tmp_path / "prep" / "masks" / "1.png")
     assert label[8, 8] == CLASS_ID["skin"]  # reversed order: skin painted last, over the nose
+    assert "Contact sheet (10 samples" in (tmp_path / "prep" / "report.html").read_text()
 
 
 @pytest.mark.parametrize(

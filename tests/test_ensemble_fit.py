@@ -154,6 +154,7 @@ def test_run_with_the_recipe_reproduces_the_fit_val_score(tmp_path, capsys):
     recipe_path = manifest.parent / "recipe.json"
     assert (manifest.parent / "fit_report.md").read_text().count("| step |") == 1
     assert (manifest.parent / "selection_trace.png").stat().st_size > 0
+    assert "Every decision" in (manifest.parent / "fit_report.html").read_text()
     recipe = read_recipe(recipe_path)
     out = tmp_path / "out"
     # recipe.json beside the manifest is used without being named

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -99,7 +100,7 @@ def _trial_dirs(storage: Path) -> list[Path]:
 
 
 @pytest.mark.slow  # starts Ray
-def test_three_trial_search_exports_two_member_manifest(tmp_path, tiny_prepared):
+def test_three_trial_search_exports_two_member_manifest(tmp_path, tiny_prepared, monkeypatch):
     config = tiny_config(tmp_path, tiny_prepared)
     out = tmp_path / "models"
     assert tuning_main(["--config", str(config), "--out", str(out), "--name", "t3"]) == 0
@@ -124,6 +125,16 @@ def test_three_trial_search_exports_two_member_manifest(tmp_path, tiny_prepared)
     # per-class F1 reached Ray's loggers: result.json and the TensorBoard events file
     trial_dir = _trial_dirs(tmp_path / "ray")[0]
     assert "val_f1_skin" in _result_lines(trial_dir)[-1] and list(trial_dir.glob("events.out.tfevents*"))
+    # trial folders (and names in the dashboard/TensorBoard) say which model they train
+    for d in _trial_dirs(tmp_path / "ray"):
+        assert re.fullmatch(r"(Unet|FPN)-resnet18-\w+", d.name), d.name
+    page = (out / "search_report.html").read_text()
+    assert all(t in page for t in trials["trial_id"]) and "Optimisation history" in page
+
+    # the export subcommand takes a relative experiment path too
+    monkeypatch.chdir(tmp_path)
+    assert tuning_main(["export", "--config", str(config), "--experiment", "ray/t3", "--out", "rel"]) == 0
+    assert (tmp_path / "rel" / "manifest.json").is_file()
 
     # the export subcommand re-reads the finished search from storage alone (no running Ray)
     again = tmp_path / "again"

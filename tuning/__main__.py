@@ -147,15 +147,16 @@ def export_and_summarise(
     cfg: RunConfig, trials: list[TrialSummary], out: Path, wall: float, exp_path: str
 ) -> int:
     """Rank, write trials.csv + plot, export the candidate library and say where everything went."""
-    from tuning import library_export, study
+    from tuning import library_export, search_html, study
 
     members = library_export.rank(trials, cfg.search.library_size, cfg.search.max_per_arch)
     out.mkdir(parents=True, exist_ok=True)
     write_provenance(out, config=cfg, extra={"experiment": exp_path})
     df = library_export.write_trials_csv(trials, out / "trials.csv")
     library_export.plot_trials(trials, out / "trials.png")
-    library_export.write_per_class_csv(trials, out / "per_class_f1.csv")
+    per_class = library_export.write_per_class_csv(trials, out / "per_class_f1.csv")
     importance = write_study_outputs(cfg, exp_path, out)
+    page = search_html.write_search_html(out, trials, cfg.train.epochs, per_class, importance)
     print("\n" + library_export.ranked_table(trials, members))
     if not members:
         print(
@@ -175,7 +176,7 @@ def export_and_summarise(
         f"manifest: {manifest.path} ({len(members)} candidates; choose the ensemble on val with "
         f"python -m ensemble fit --manifest {manifest.path} --data PREP)"
     )
-    print(f"trials:   {out / 'trials.csv'}, plot {out / 'trials.png'}")
+    print(f"trials:   {out / 'trials.csv'}, plot {out / 'trials.png'}, report {page}")
     print(f"classes:  {out / 'per_class_f1.csv'} (val F1 per class at each trial's best epoch)")
     if importance:
         print(f"study:    optuna-dashboard {importance['storage']}")
@@ -216,9 +217,11 @@ def run_export(args: argparse.Namespace) -> int:
     }
     over = {k: v for k, v in flags.items() if v is not None}
     cfg = cfg.with_overrides(over) if over else cfg
+    # Ray reads a local experiment path without a scheme only when it is absolute.
+    exp_path = args.experiment if search.is_uri(args.experiment) else str(Path(args.experiment).resolve())
     with tempfile.TemporaryDirectory() as staging:
-        trials = search.load_trials(cfg, args.experiment, Path(staging))
-        return export_and_summarise(cfg, trials, args.out, math.nan, args.experiment)
+        trials = search.load_trials(cfg, exp_path, Path(staging))
+        return export_and_summarise(cfg, trials, args.out, math.nan, exp_path)
 
 
 def add_prefetch_arguments(p: argparse.ArgumentParser) -> None:

@@ -32,7 +32,7 @@ from configs.schema import RunConfig, parse_config
 from tuning.library_export import TrialSummary, error_message
 from tuning.models import resolve_device
 from tuning.orphans import reap_orphans
-from tuning.space import define_space, trial_overrides
+from tuning.space import ARCH, define_space, encoder_param, trial_overrides
 from tuning.study import open_storage, study_name, study_storage_url
 from tuning.train import train
 
@@ -216,7 +216,13 @@ def build_tuner(cfg: RunConfig, name: str):
     storage = cfg.resources.storage
     return tune.Tuner(
         resourced_trainable(cfg),
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=s.num_samples),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=s.num_samples,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
+        ),
         run_config=tune.RunConfig(
             name=name,
             storage_path=storage if is_uri(storage) else str(Path(storage).resolve()),
@@ -226,6 +232,19 @@ def build_tuner(cfg: RunConfig, name: str):
             failure_config=tune.FailureConfig(max_failures=s.max_failures),
         ),
     )
+
+
+def trial_name(trial) -> str:
+    """What the dashboard, TensorBoard and the storage folder call a trial: arch, encoder and the
+    trial id, e.g. DeepLabV3Plus-resnet18-34ffa8d1 (Ray's default says only trainable_34ffa8d1)."""
+    return f"{model_label(trial.config)}-{trial.trial_id}"
+
+
+def model_label(config: dict[str, Any]) -> str:
+    """ARCH-ENCODER from a trial's sampled config ("trial" before the searcher filled it)."""
+    arch = config.get(ARCH)
+    encoder = config.get(encoder_param(arch)) if arch else None
+    return f"{arch}-{encoder}" if arch and encoder else "trial"
 
 
 def resourced_trainable(cfg: RunConfig):

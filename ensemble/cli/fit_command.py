@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         help="recipe path (default recipe.json beside the manifest, which run_ensemble.py "
-        "then uses by default); fit_report.md and selection_trace.png go beside it",
+        "then uses by default); fit_report.md, fit_report.html and selection_trace.png go beside it",
     )
     p.add_argument(
         "--config",
@@ -61,6 +61,7 @@ def main(args: argparse.Namespace) -> int:
     from data_prep.atomic import write_text
     from ensemble.core.recipe import default_recipe_path
     from ensemble.fit.decisions import decisions_markdown, plot_selection_trace
+    from ensemble.fit.fit_html import write_fit_html
     from ensemble.fit.fit_recipe import FitOptions, fit
 
     out = args.out or default_recipe_path(args.manifest)
@@ -87,6 +88,7 @@ def main(args: argparse.Namespace) -> int:
         out.parent / "fit_report.md", "\n".join(["# Ensemble fit", "", f"Recipe: `{out}`", ""] + lines) + "\n"
     )
     plot_selection_trace(raw, out.parent / "selection_trace.png")
+    page = write_fit_html(out.parent / "fit_report.html", raw, out, "selection_trace.png")
     s = raw["scores"]
     print("validation (mean face F1, choose / confirm / all):")
     for stage, v in s.items():
@@ -94,5 +96,5 @@ def main(args: argparse.Namespace) -> int:
     members = ", ".join(f"{n} {w:.2f}" for n, w in raw["members"].items())
     post = ", ".join(f"{k}={v}" for k, v in raw["postprocess"].items() if v not in (False, "none", 0.0))
     print(f"recipe: members {members}; views {', '.join(raw['views'])}; post-processing {post or 'none'}")
-    print(f"wrote {out}, {out.parent / 'fit_report.md'}, {out.parent / 'selection_trace.png'}")
+    print(f"wrote {out}, {out.parent / 'fit_report.md'}, {page}, {out.parent / 'selection_trace.png'}")
     return 0

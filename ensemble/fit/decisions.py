@@ -97,9 +97,9 @@ def decisions_markdown(recipe: dict[str, Any]) -> list[str]:
     return lines
 
 
-def plot_selection_trace(recipe: dict[str, Any], path: str | Path) -> None:
-    """Score after each greedy selection step, on both halves and the whole split."""
-    from data_prep.figures import new_figure, save_figure
+def selection_trace_figure(recipe: dict[str, Any]):
+    """Score after each greedy selection step, on both halves and the whole split (a Figure)."""
+    from data_prep.figures import new_figure
 
     selection = recipe.get("decisions", {}).get("selection", {})
     trace = selection.get("trace", [])
@@ -129,4 +129,11 @@ def plot_selection_trace(recipe: dict[str, Any], path: str | Path) -> None:
     )
     ax.legend()
     ax.grid(alpha=0.3)
-    save_figure(fig, path, dpi=110)
+    return fig
+
+
+def plot_selection_trace(recipe: dict[str, Any], path: str | Path) -> None:
+    """selection_trace_figure as a PNG."""
+    from data_prep.figures import save_figure
+
+    save_figure(selection_trace_figure(recipe), path, dpi=110)

@@ -224,6 +224,7 @@ def test_distill_command_writes_a_one_member_manifest_and_report(tmp_path, capsy
     assert set(report["scores"]) == {"teacher (recipe)", "student", "member:m0", "member:m1"}
     assert report["size"]["student"]["weights_bytes"] == (out / "m0.safetensors").stat().st_size
     assert "| l_eye |" in (out / "distill_report.md").read_text()
+    assert "best member alone: member:m" in (out / "distill_report.html").read_text()
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["config"]["distill"]["arch"] == "Unet" and provenance["config"]["train"]["epochs"] == 1
     # The student is an ordinary manifest: the ensemble runs it.

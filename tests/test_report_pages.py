@@ -16,7 +16,9 @@ from browser import BROKEN_IMAGES_JS, Browser
 from configs import CLASSES
 from data_prep.layout import PreparedDataset
 from data_prep.prepare_html import augmentation_previews, write_prepare_html
+from ensemble.distill.distill_html import write_distill_html
 from ensemble.fit.fit_html import decision_deltas, write_fit_html
+from ensemble.submission.pictures import overlay
 from tuning.library_export import TrialSummary
 from tuning.search import trial_name
 from tuning.search_html import write_search_html
@@ -189,3 +191,45 @@ def test_augmentation_preview_changes_image_and_labels_together(make_prepared):
         # both halves changed: the image and its label map move together
         assert not np.array_equal(views[name][:, :half], original[:, :half]), name
         assert not np.array_equal(views[name][:, half:], original[:, half:]), name
+
+
+def test_predict_overlay_marks_landmarks_and_the_crop_used():
+    image = np.full((100, 120, 3), 90, np.uint8)
+    labels = np.zeros((100, 120), np.uint8)
+    corners = np.array([[20.0, 10.0], [100.0, 10.0], [100.0, 90.0], [20.0, 90.0]])
+    drawn = overlay(image, labels, [(40, 30, 80, 70)], landmarks=[{"l_eye": (70.0, 45.0)}], crops=[corners])
+    assert tuple(drawn[45, 70]) == (255, 230, 0)  # the landmark
+
+    def cyan(y, x):
+        r, g, b = drawn[y, x].tolist()
+        return r < 60 and g > 200 and b > 200
+
+    assert cyan(50, 20) and cyan(10, 60) and cyan(90, 60)  # the crop's edges (anti-aliased)
+    assert tuple(drawn[30, 60]) == (255, 255, 255)  # the face box
+    assert tuple(drawn[5, 5]) == (90, 90, 90)  # elsewhere the photo
+
+
+def test_distill_page_compares_teacher_student_and_best_member(tmp_path):
+    per_class = {c: 0.5 for c in CLASSES}
+    scores = {
+        name: {"f1": f1, "miou": f1 - 0.1, "per_class_f1": per_class}
+        for name, f1 in (("teacher", 0.8), ("student", 0.75), ("member:m0", 0.7))
+    }
+    speed = {
+        n: {"forward_ms_per_image": ms, "wall_ms_per_image": ms * 2}
+        for n, ms in (("teacher", 40.0), ("student", 8.0))
+    }
+    report = {
+        "images": 4,
+        "device": "cpu",
+        "note": "argmax before post-processing",
+        "scores": scores,
+        "best_member": "member:m0",
+        "speed": speed,
+        "forward_speedup": 5.0,
+        "forwards_per_image": {"teacher": 4, "student": 1},
+        "size": {n: {"parameters": 1000, "weights_bytes": 4_000_000} for n in ("teacher", "student")},
+    }
+    page = write_distill_html(report, tmp_path, ["Teacher: recipe.json"], "teacher", "student").read_text()
+    assert "best member alone: member:m0" in page and "0.7500" in page and "5.0x" in page
+    assert_charts_drawn(page, 1)

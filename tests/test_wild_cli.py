@@ -33,13 +33,20 @@ def test_predict_writes_masks_overlays_and_faces_at_each_photos_size(manifest, t
     exif = plain.getexif()
     exif[0x0112] = 6  # "rotate 90 CW to display": shown as a 40x64 portrait
     plain.save(photos / "phone.jpg", exif=exif.tobytes())
-    assert predict(photos, manifest, out, "--detector", "none", "--quiet") == 0
+    assert predict(photos, manifest, out, "--detector", "none", "--save-crops", "--quiet") == 0
     assert read_label_map(out / "masks" / "wide.png").shape == (50, 90)
     assert read_label_map(out / "masks" / "phone.png").shape == (64, 40)  # as displayed
     assert read_rgb(out / "color" / "phone.png").shape == (64, 40, 3)
     overlay = read_rgb(out / "overlay" / "wide.png")
     assert overlay.shape[1] == 90 and overlay.shape[0] >= 50  # the photo, then the legend below it
     assert json.loads((out / "faces.json").read_text()) == {"phone": [], "wide": []}
+    # the crop the model saw: kept with --save-crops, outlined in cyan on the overlay (the whole
+    # photo padded to a square here: its left and right edges)
+    assert read_rgb(out / "crops" / "wide_0.png").shape == (64, 64, 3)
+    cyan = (overlay[:50, :, 0] < 40) & (overlay[:50, :, 1] > 200) & (overlay[:50, :, 2] > 200)
+    assert cyan[:, 0].mean() > 0.8 and cyan[:, 89].mean() > 0.8
+    page = (out / "report.html").read_text()
+    assert 'data-image="wide.png"' in page and "crops/wide_0.png" in page
     assert "faces.json" in capsys.readouterr().out
     assert json.loads((out / "provenance.json").read_text())["extra"]["args"]["detector"] == "none"
     # A second run needs --overwrite, and a missing manifest is one error line, nothing replaced.

@@ -126,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
             f"ce_weight {cfg.distill.ce_weight:g}). Split: `{args.data}` {split}."
         ),
     ]
-    md, js = write_distill_report(report, args.out, header)
+    md, js, html = write_distill_report(report, args.out, header)
     s = report["scores"]
     print(
         f"{split} mean face F1: teacher {s[TEACHER]['f1']:.4f}, student {s[STUDENT]['f1']:.4f}"
@@ -137,5 +137,5 @@ def main(args: argparse.Namespace) -> int:
         f"forward ms/image: teacher {sp[TEACHER]['forward_ms_per_image']:.1f}, student "
         f"{sp[STUDENT]['forward_ms_per_image']:.1f} ({report['forward_speedup']:.1f}x)"
     )
-    print(f"wrote {md}, {js}")
+    print(f"wrote {md}, {js}, {html}")
     return 0

@@ -22,7 +22,8 @@ from ensemble.core.choices import DETECTORS, TTA_MODES
 if TYPE_CHECKING:
     from ensemble.core.inputs import ImageItem
 
-OWN_FOLDERS, OWN_FILES = ("masks", "color", "overlay"), ("faces.json", "provenance.json")
+OWN_FOLDERS = ("masks", "color", "overlay", "crops")
+OWN_FILES = ("faces.json", "provenance.json", "report.html")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -67,6 +68,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="RunConfig YAML whose ensemble section gives the defaults")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the members run")
     p.add_argument("--overwrite", action="store_true", help="replace a previous predict's outputs in --out")
+    p.add_argument(
+        "--save-crops",
+        action="store_true",
+        help="keep the aligned crops each face was parsed from: crops/{stem}_{i}.png",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_set_argument(p)
 
@@ -92,6 +98,7 @@ def main(args: argparse.Namespace) -> int:
     from data_prep.atomic import write_image, write_json
     from data_prep.layout import DatasetError, read_rgb
     from ensemble.api import Parser
+    from ensemble.faces.predict_html import PhotoEntry, write_predict_html
     from ensemble.submission.csv_codes import write_masks
     from ensemble.submission.output_folder import check_out_folder, clear_previous
     from ensemble.submission.pictures import overlay
@@ -118,7 +125,7 @@ def main(args: argparse.Namespace) -> int:
     )
     clear_previous(args.out, OWN_FOLDERS, OWN_FILES)  # only after every check passed
     print(f"detector: {args.detector}; framing: {parser.framing_source}")
-    faces, bad, t0 = {}, [], time.perf_counter()
+    faces, bad, entries, t0 = {}, [], [], time.perf_counter()
     for item in tqdm(items, desc="predict", unit="photo", disable=args.quiet):
         try:
             image = read_rgb(item.path)
@@ -130,16 +137,33 @@ def main(args: argparse.Namespace) -> int:
         if result.message:
             print(f"{item.path}: {result.message}")
         write_masks(args.out, item.stem, result.labels)
-        write_image(
-            args.out / "overlay" / f"{item.stem}.png",
-            overlay(image, result.labels, [f.box for f in result.faces]),
+        drawn = overlay(
+            image,
+            result.labels,
+            [f.box for f in result.faces],
+            landmarks=[f.landmarks for f in result.faces],
+            crops=result.crop_corners,
         )
+        write_image(args.out / "overlay" / f"{item.stem}.png", drawn)
+        crops = []
+        for i, crop in enumerate(result.crops if args.save_crops else []):
+            crops.append(f"crops/{item.stem}_{i}.png")
+            write_image(args.out / crops[-1], crop)
         faces[item.stem] = [f.to_json() for f in result.faces]
+        scores = [f.score for f in result.faces]
+        entries.append(
+            PhotoEntry(
+                item.path.name, f"overlay/{item.stem}.png", len(result.faces), scores, result.message, crops
+            )
+        )
     write_json(args.out / "faces.json", faces)
+    header = [f"manifest: {args.manifest}", f"detector: {args.detector}; framing: {parser.framing_source}"]
+    write_predict_html(args.out, entries, header, bad)
     write_provenance(args.out, config=ens, extra={"args": args})
     n = len(faces)
     print(
         f"{n} photo(s), {sum(map(len, faces.values()))} face(s), "
-        f"{(time.perf_counter() - t0) / max(n, 1):.3f} s/photo; outputs in {args.out}: masks/, color/, overlay/, faces.json"
+        f"{(time.perf_counter() - t0) / max(n, 1):.3f} s/photo; outputs in {args.out}: masks/, color/, overlay/, "
+        f"{'crops/, ' if args.save_crops else ''}faces.json, report.html"
     )
     return 1 if bad else 0

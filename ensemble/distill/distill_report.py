@@ -141,9 +141,11 @@ def report_markdown(report: dict, header: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_distill_report(report: dict, out: Path, header: list[str]) -> tuple[Path, Path]:
-    """out/distill_report.md and out/distill_report.json."""
+def write_distill_report(report: dict, out: Path, header: list[str]) -> tuple[Path, Path, Path]:
+    """out/distill_report.md, .json and .html."""
+    from ensemble.distill.distill_html import write_distill_html
+
     md, js = out / "distill_report.md", out / "distill_report.json"
     write_json(js, report)
     write_text(md, report_markdown(report, header))
-    return md, js
+    return md, js, write_distill_html(report, out, header, TEACHER, STUDENT)

@@ -42,6 +42,9 @@ class WildResult:
     faces: list[Face]
     message: str | None = None  # e.g. "no face found"
     crops: list[np.ndarray] = field(default_factory=list)  # the aligned crops parsed (last pass)
+    # Where each crop came from: its 4 corner pixels (top-left, top-right, bottom-right,
+    # bottom-left) in photo pixels, a rotated square when the second pass undid a roll.
+    crop_corners: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass
@@ -94,11 +97,15 @@ class WildParser:
             transforms, crops, probs = self._realign(image, faces, transforms, crops, probs)
         full = composite(probs, transforms, h, w)
         labels = self._postprocess(full, image, faces, image_path)
+        last = self.size - 1  # the corner pixels' centres: an outline drawn there stays on the crop
+        square = np.array([[0, 0], [last, 0], [last, last], [0, last]], np.float64)
+        corners = [apply(invert(m), square) for m in transforms]
         if (h, w) != (full_h, full_w):
             labels = cv2.resize(labels, (full_w, full_h), interpolation=cv2.INTER_NEAREST)
             scale = full_w / w
             faces = [_scaled(f, scale) for f in faces]
-        return WildResult(labels, faces, message, crops)
+            corners = [c * scale for c in corners]
+        return WildResult(labels, faces, message, crops, corners)
 
     def _realign(self, image, faces, transforms, crops, probs):
         """Second pass: each face re-cropped on its parsed part centroids (kept where there are too few).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -114,10 +115,13 @@ def plot_confusion(cm: np.ndarray, path: str | Path, title: str = "confusion (ro
 def overlay(
     image: np.ndarray,
     labels: np.ndarray,
-    boxes: list[tuple[float, float, float, float]] = (),
+    boxes: Sequence[tuple[float, float, float, float]] = (),
     alpha: float = 0.5,
+    landmarks: Sequence[dict[str, tuple[float, float]]] = (),
+    crops: Sequence[np.ndarray] = (),
 ) -> np.ndarray:
-    """RGB photo with translucent class colours (background left clear), face boxes and a legend."""
+    """RGB photo with translucent class colours (background left clear), face boxes (white), each
+    face's landmarks (yellow dots), the crops the model saw (cyan, (4, 2) corners each) and a legend."""
     out = image.astype(np.float32)
     on = labels > 0
     out[on] = (1 - alpha) * out[on] + alpha * colorize(labels)[on].astype(np.float32)
@@ -125,5 +129,12 @@ def overlay(
     thickness = max(1, round(max(labels.shape) / 400))
     for x0, y0, x1, y1 in boxes:
         cv2.rectangle(out, (round(x0), round(y0)), (round(x1) - 1, round(y1) - 1), (255, 255, 255), thickness)
+    for corners in crops:
+        cv2.polylines(out, [np.round(corners).astype(np.int32)], True, (0, 255, 255), thickness, cv2.LINE_AA)
+    radius = max(2, 2 * thickness)
+    for marks in landmarks:
+        for x, y in marks.values():
+            cv2.circle(out, (round(x), round(y)), radius + 1, (0, 0, 0), -1, cv2.LINE_AA)
+            cv2.circle(out, (round(x), round(y)), radius, (255, 230, 0), -1, cv2.LINE_AA)
     shown = sorted(c for c in np.unique(labels).tolist() if 0 < c < NUM_CLASSES)
     return np.vstack([out, legend(shown, out.shape[1])]) if shown else out

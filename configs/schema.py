@@ -182,6 +182,8 @@ class SearchConfig(Section):
     # Where the Optuna study is kept (tuning.study): "auto" = sqlite at STORAGE/NAME/optuna.db
     # (local storage only), an SQLAlchemy URL or a sqlite file path, or null for in-memory.
     optuna_storage: str | None = "auto"
+    # Ray Tune's own MLflow / W&B logger callbacks (tuning.search_loggers), off by default.
+    loggers: list[Literal["mlflow", "wandb"]] = []
 
     @property
     def library_size(self) -> int:

@@ -21,7 +21,14 @@ RUNTIME = ["configs", "data_prep", "tuning", "ensemble", "run_ensemble.py", "scr
 DEV_ONLY = ["tests", "benchmarks"]  # what only the tests and benchmarks import belongs in the dev extra
 FIRST_PARTY = {"configs", "data_prep", "tuning", "ensemble", "run_ensemble", "benchmarks"}
 # Optional imports whose wheels are not always installed (or whose RECORD does not name the module).
-KNOWN = {"dlib": "dlib-bin", "pydensecrf": "pydensecrf2", "skimage": "scikit-image", "yaml": "pyyaml"}
+KNOWN = {
+    "dlib": "dlib-bin",
+    "pydensecrf": "pydensecrf2",
+    "skimage": "scikit-image",
+    "yaml": "pyyaml",
+    "mlflow": "mlflow",
+    "wandb": "wandb",
+}
 # Declared but never imported: tools (the test runner's plugin, the linter, the viewers).
 TOOLS = {"pytest-timeout", "ruff", "optuna-dashboard", "tensorboard"}
 

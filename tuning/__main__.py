@@ -131,10 +131,13 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def check_before_ray(cfg: RunConfig, config_path: Path) -> None:
-    """What would otherwise fail inside every trial: smp names of the space, undecodable data."""
+    """What would otherwise fail inside every trial: smp names of the space, undecodable data;
+    and a search.loggers entry whose package is missing."""
     from data_prep.check import check_datasets
     from tuning.models import search_space_errors
+    from tuning.search_loggers import check_loggers
 
+    check_loggers(cfg.search.loggers)
     errors = search_space_errors(cfg)
     if errors:
         raise ConfigError("\n".join(f"{config_path}: {line}" for line in errors))

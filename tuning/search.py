@@ -1,7 +1,8 @@
 """The thin Ray layer: Tuner + OptunaSearch (TPE) + ASHA over the plain training function.
 
-The only module that imports Ray: it starts or joins the cluster, runs or resumes the search and
-turns Ray's results into plain TrialSummary records (tuning.library_export), so nothing after it needs Ray.
+The only module that imports Ray (with tuning.search_loggers, its optional callbacks): it starts
+or joins the cluster, runs or resumes the search and turns Ray's results into plain TrialSummary
+records (tuning.library_export), so nothing after it needs Ray.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from configs.schema import RunConfig, parse_config
 from tuning.library_export import TrialSummary, error_message
 from tuning.models import resolve_device
 from tuning.orphans import reap_orphans
+from tuning.search_loggers import logger_callbacks
 from tuning.space import ARCH, define_space, encoder_param, trial_overrides
 from tuning.study import open_storage, study_name, study_storage_url
 from tuning.train import train
@@ -230,6 +232,7 @@ def build_tuner(cfg: RunConfig, name: str):
                 num_to_keep=s.num_to_keep, checkpoint_score_attribute=s.metric, checkpoint_score_order=MODE
             ),
             failure_config=tune.FailureConfig(max_failures=s.max_failures),
+            callbacks=logger_callbacks(s.loggers, name),
         ),
     )
 

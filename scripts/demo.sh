@@ -41,7 +41,8 @@ $PY run_ensemble.py --config configs/demo.yaml --manifest "$OUT/models/manifest.
     --images "$PREP" --split test --out "$OUT/submission"
 
 printf '\nDemo finished in %ss.\n' "$(( $(date +%s) - start ))"
-echo "  dataset:    $PREP (dataset.json)"
-echo "  models:     $OUT/models/manifest.json, trials.csv, trials.png"
-echo "  recipe:     $OUT/models/recipe.json, fit_report.md, selection_trace.png"
+echo "  dataset:    $PREP (dataset.json, report.html)"
+echo "  models:     $OUT/models/manifest.json, trials.csv, trials.png, search_report.html"
+echo "  recipe:     $OUT/models/recipe.json, fit_report.md, fit_report.html, selection_trace.png"
 echo "  submission: $OUT/submission/submission.csv, report.md, viz/"
+echo "  look first: $OUT/submission/report.html (every test image, worst first)"

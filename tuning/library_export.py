@@ -205,15 +205,22 @@ def write_per_class_csv(trials: list[TrialSummary], path: Path) -> pd.DataFrame:
     return df
 
 
-def plot_trials(trials: list[TrialSummary], path: Path) -> None:
-    """The metric per epoch for every trial (left) and the best per trial (right), by architecture."""
+def arch_colors(trials: list[TrialSummary]) -> tuple[dict[str, Any], list[Any]]:
+    """A colour per architecture (sorted by name) and the legend handles that name them."""
     from matplotlib.lines import Line2D
 
-    from data_prep.figures import color, new_figure, save_figure
+    from data_prep.figures import color
+
+    colors = {a: color(i) for i, a in enumerate(sorted({t.arch for t in trials}))}
+    return colors, [Line2D([], [], color=c, marker="s", ls="", label=a) for a, c in colors.items()]
+
+
+def plot_trials(trials: list[TrialSummary], path: Path) -> None:
+    """The metric per epoch for every trial (left) and the best per trial (right), by architecture."""
+    from data_prep.figures import new_figure, save_figure
 
     metric = search_metric(trials)
-    archs = sorted({t.arch for t in trials})
-    colors = {a: color(i) for i, a in enumerate(archs)}
+    colors, handles = arch_colors(trials)
     fig = new_figure(12, 4.5)
     ax1, ax2 = fig.subplots(1, 2)
     for t in trials:
@@ -230,8 +237,7 @@ def plot_trials(trials: list[TrialSummary], path: Path) -> None:
         range(len(ranked)), [f"{t.encoder}\n{t.trial_id[-5:]}" for t in ranked], rotation=60, fontsize=7
     )
     ax2.set(ylabel=f"best {metric}", title=f"best {metric} per trial")
-    handles = [Line2D([], [], color=colors[a], marker="s", ls="", label=a) for a in archs]
-    fig.legend(handles=handles, loc="upper center", ncol=max(1, len(archs)), frameon=False)
+    fig.legend(handles=handles, loc="upper center", ncol=max(1, len(handles)), frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.92))
     save_figure(fig, path, dpi=110, tight=False)
 

@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 from configs import CLASSES
 from data_prep.figures import color, heatmap, horizontal_bars, new_figure
 from data_prep.html_page import HtmlPage
-from tuning.library_export import TrialSummary, by_score, search_metric
+from tuning.library_export import TrialSummary, arch_colors, by_score, search_metric
 
 STOPPED = "stopped early"
 
@@ -33,8 +33,7 @@ def curves_figure(trials: list[TrialSummary], max_epochs: int) -> Figure:
     """Search metric (left) and validation/training loss (right) per epoch, one line per trial,
     coloured by architecture; a trial ASHA stopped ends in a red cross."""
     metric = search_metric(trials)
-    archs = sorted({t.arch for t in trials})
-    colors = {a: color(i) for i, a in enumerate(archs)}
+    colors, handles = arch_colors(trials)
     fig = new_figure(13, 4.8)
     ax_f1, ax_loss = fig.subplots(1, 2)
     for t in trials:
@@ -54,7 +53,6 @@ def curves_figure(trials: list[TrialSummary], max_epochs: int) -> Figure:
     for ax in (ax_f1, ax_loss):
         ax.grid(alpha=0.3)
         ax.set_xlim(0.5, max_epochs + 0.5)
-    handles = [Line2D([], [], color=colors[a], marker="s", ls="", label=a) for a in archs]
     handles.append(Line2D([], [], color="red", marker="x", ls="", label="stopped by ASHA"))
     ax_f1.legend(handles=handles, fontsize=8)
     return fig

@@ -6,7 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from data_prep.figures import grouped_bars
+import numpy as np
+from matplotlib.figure import Figure
+
+from data_prep.figures import color, new_figure
 from data_prep.html_page import HtmlPage
 from ensemble.fit.decisions import selection_trace_figure
 
@@ -32,6 +35,25 @@ def decision_deltas(recipe: dict[str, Any]) -> list[tuple[str, bool, dict[str, f
         for r in dec.get(key, []):
             out.append((f"{r['stage']}: {r['option']}", bool(r["kept"]), {h: r["delta"][h] for h in HALVES}))
     return out
+
+
+def deltas_figure(deltas: list[tuple[str, bool, dict[str, float]]]) -> Figure:
+    """One row per decision, first on top: a bar per half; kept decisions in bold."""
+    fig = new_figure(10, 1.4 + 0.42 * len(deltas))
+    ax = fig.add_subplot(1, 1, 1)
+    y = np.arange(len(deltas))[::-1]
+    height = 0.8 / len(HALVES)
+    for i, half in enumerate(HALVES):
+        values = [d[half] for _, _, d in deltas]
+        ax.barh(y + (1 - i) * height, values, height, label=f"Δ {half}", color=color(i))
+    ax.set_yticks(y, [f"{'✓' if kept else '✗'} {label}" for label, kept, _ in deltas], fontsize=8)
+    for tick, (_, kept, _) in zip(ax.get_yticklabels(), deltas):
+        tick.set_fontweight("bold" if kept else "normal")
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set(xlabel="change in mean face F1", title="every decision (✓ kept, ✗ dropped)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
 
 
 def write_fit_html(path: Path, recipe: dict[str, Any], recipe_path: Path, trace_png: str | None) -> Path:
@@ -64,10 +86,8 @@ def write_fit_html(path: Path, recipe: dict[str, Any], recipe_path: Path, trace_
     deltas = decision_deltas(recipe)
     if deltas:
         page.heading("Every decision's delta on both halves")
-        labels = [f"{'✓' if kept else '✗'} {label}" for label, kept, _ in deltas]
-        series = {f"Δ {h}": [d[h] for _, _, d in deltas] for h in HALVES}
         page.figure(
-            grouped_bars(labels, series, "change in mean face F1 per decision (✓ kept, ✗ dropped)", "Δ F1"),
+            deltas_figure(deltas),
             "selection steps against the previous step; views and steps against what was kept before them",
         )
         page.table(

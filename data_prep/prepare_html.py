@@ -67,7 +67,7 @@ def write_prepare_html(prep: PreparedDataset, meta: dict[str, Any]) -> Path:
     counts = meta.get("counts", {})
     page.bullets(
         [
-            f"folder: {prep.root}",
+            f"from: {meta.get('root', '?')}",
             f"size: {meta['size']} px; samples: " + ", ".join(f"{s} {n}" for s, n in counts.items()),
             f"skipped: {len(meta.get('skipped', []))} (reasons in dataset.json)",
         ]

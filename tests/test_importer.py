@@ -168,6 +168,7 @@ def test_toy_importer_writes_the_prepared_layout_skips_and_reports(tmp_path, cap
     assert out == (
         f"toy-pairs: 3 samples (train 3, val 0, test 0), 2 skipped (reasons in dataset.json), "
         f"0 reused from an earlier run -> {prep.root}\n"
+        f"report: {prep.root / 'report.html'} (samples, class frequencies, augmentation preview)\n"
     )
     assert err == f"warning: {raw}: ignored README.txt\n"
 

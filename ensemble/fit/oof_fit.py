@@ -54,8 +54,14 @@ def fit_oof(opts: FitOptions) -> Recipe:
     index = {i: k for k, i in enumerate(ids)}
     names = [b.name for b in manifest.bags]
     n, m = len(ids), len(names)
+    missing = [n for b in manifest.bags for n in b.members if entries[n].oof is None]
+    if missing:
+        raise FitError(f"{opts.manifest}: members {missing} list no out-of-fold file (oof)")
     probs = torch.stack(
-        [torch.from_numpy(gather_oof([folder / f for f in b.oof], ids)) for b in manifest.bags]
+        [
+            torch.from_numpy(gather_oof([folder / entries[n].oof for n in b.members], ids))
+            for b in manifest.bags
+        ]
     )  # (M, N, C, r, r) float16
     r = probs.shape[-1]
     if probs.numel() * 2 > opts.cache_gb * 1e9:

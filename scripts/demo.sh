@@ -2,7 +2,7 @@
 # The whole path on generated faces, CPU only:
 #   generate -> prepare -> search -> refit the best configs -> fit the ensemble -> submission.
 # Usage: scripts/demo.sh [OUT_DIR]   (make demo calls it with runs/demo)
-# Knobs: DEMO_FACES (320), DEMO_REFIT=folds|seeds|none (folds: K-fold bags fit on their out-of-fold
+# Knobs: DEMO_FACES (320), DEMO_TOP (2: configs refit), DEMO_REFIT=folds|seeds|none (folds: K-fold bags fit on their out-of-fold
 # predictions; seeds: seed bags fit on val; none: the search's candidates fit on val),
 # DEMO_REUSE_SEARCH=1 (keep OUT/models from an earlier run instead of searching again).
 set -euo pipefail
@@ -11,6 +11,7 @@ OUT=${1:-runs/demo}
 PY=${PY:-.venv/bin/python}
 NUM=${DEMO_FACES:-320}
 REFIT=${DEMO_REFIT:-folds}
+TOP=${DEMO_TOP:-2}
 RAW=data/demo/raw
 PREP=data/demo/prepared
 start=$(date +%s)
@@ -44,16 +45,16 @@ MODELS="$OUT/models"
 rm -rf "$OUT/ray/refit" "$OUT/bags"
 case "$REFIT" in
   folds)
-    step "4/6 refit: the 3 best configs x 3 folds of train + val, out-of-fold predictions -> $OUT/bags"
-    $PY -m tuning refit --from "$OUT/models/manifest.json" --data "$PREP" --top 3 --folds 3 \
+    step "4/6 refit: the $TOP best configs x 3 folds of train + val, out-of-fold predictions -> $OUT/bags"
+    $PY -m tuning refit --from "$OUT/models/manifest.json" --data "$PREP" --top "$TOP" --folds 3 \
         --out "$OUT/bags" --storage "$OUT/ray" --name refit
     MODELS="$OUT/bags"
     step "5/6 fit the ensemble on the out-of-fold predictions: bags, weights, views, post-processing"
     $PY -m ensemble fit --config configs/demo.yaml --manifest "$MODELS/manifest.json" \
         --data "$PREP" --oof --views flip ;;
   seeds)
-    step "4/6 refit: the 3 best configs x 2 seeds on the train split -> $OUT/bags"
-    $PY -m tuning refit --from "$OUT/models/manifest.json" --data "$PREP" --top 3 --folds 1 --seeds 2 \
+    step "4/6 refit: the $TOP best configs x 2 seeds on the train split -> $OUT/bags"
+    $PY -m tuning refit --from "$OUT/models/manifest.json" --data "$PREP" --top "$TOP" --folds 1 --seeds 2 \
         --out "$OUT/bags" --storage "$OUT/ray" --name refit
     MODELS="$OUT/bags"
     step "5/6 fit the ensemble on the val split: bags, weights, views, post-processing"

@@ -210,14 +210,27 @@ def export_refit(bags, cfgs, models, plan, args, wall: float):
     df = write_trials_csv(trials, out / "refit_trials.csv")
     plot_trials(trials, out / "refit.png")
     write_text(out / "learning_curves.csv", pd.DataFrame(curves).to_csv(index=False))
-    print_summary(manifest, bags, df, wall)
+    print_summary(manifest, df, wall)
+    print_curves(curves)
     return manifest
 
 
 CURVE_KEYS = ("epoch", "train_loss", "val_loss", "val_f1")
 
 
-def print_summary(manifest, bags, df, wall: float) -> None:
+def print_curves(curves: list[dict]) -> None:
+    """Each model's held-out val F1 at five epochs through training: has it levelled off?"""
+    by_model: dict[str, list[dict]] = {}
+    for row in curves:
+        by_model.setdefault(row["model"], []).append(row)
+    print("\nlearning curves (held-out val F1 by epoch; learning_curves.csv has every epoch):")
+    for model, rows in by_model.items():
+        step = max(1, len(rows) // 5)
+        picks = rows[step - 1 :: step] if len(rows) > 1 else rows
+        print(f"  {model:<32} " + "  ".join(f"{r['epoch']}: {r['val_f1']:.3f}" for r in picks))
+
+
+def print_summary(manifest, df, wall: float) -> None:
     by_name = {m.name: m for m in manifest.members}
     print(f"\n{'model':<34} {'epochs':>6}  {'held-out F1':>11}")
     for bag in manifest.bags:

@@ -45,16 +45,16 @@ MODELS="$OUT/models"
 rm -rf "$OUT/ray/refit" "$OUT/bags"
 case "$REFIT" in
   folds)
-    step "4/6 refit: the $TOP best configs x 3 folds of train + val, out-of-fold predictions -> $OUT/bags"
-    $PY -m tuning refit --from "$OUT/models/manifest.json" --data "$PREP" --top "$TOP" --folds 3 \
+    step "4/6 refit: the $TOP best configs (one per architecture) x 3 folds of train + val, out-of-fold predictions -> $OUT/bags"
+    $PY -m tuning refit --from "$OUT/models/manifest.json" --data "$PREP" --top "$TOP" --max-per-arch 1 --folds 3 \
         --out "$OUT/bags" --storage "$OUT/ray" --name refit
     MODELS="$OUT/bags"
     step "5/6 fit the ensemble on the out-of-fold predictions: bags, weights, views, post-processing"
     $PY -m ensemble fit --config configs/demo.yaml --manifest "$MODELS/manifest.json" \
         --data "$PREP" --oof --views flip ;;
   seeds)
-    step "4/6 refit: the $TOP best configs x 2 seeds on the train split -> $OUT/bags"
-    $PY -m tuning refit --from "$OUT/models/manifest.json" --data "$PREP" --top "$TOP" --folds 1 --seeds 2 \
+    step "4/6 refit: the $TOP best configs (one per architecture) x 2 seeds on the train split -> $OUT/bags"
+    $PY -m tuning refit --from "$OUT/models/manifest.json" --data "$PREP" --top "$TOP" --max-per-arch 1 --folds 1 --seeds 2 \
         --out "$OUT/bags" --storage "$OUT/ray" --name refit
     MODELS="$OUT/bags"
     step "5/6 fit the ensemble on the val split: bags, weights, views, post-processing"

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +25,7 @@ from tuning.manifest import read_manifest
 from tuning.oof import gather_oof, held_out_f1, predict_probs, read_oof, write_oof
 from tuning.train import train
 
-REPO = Path(__file__).resolve().parents[1]
+from interrupted_run import REPO, interrupt_after, result_lines
 
 
 def tiny_cfg(prepared: Path, storage: Path, arch: str = "Unet", lr: float = 3e-3):
@@ -136,10 +132,6 @@ def test_bags_are_the_best_distinct_configs_and_respect_max_per_arch(candidates)
     assert len(choose_bags(capped, top=3, max_per_arch=1)) == 1
 
 
-def _result_lines(trial_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line]
-
-
 @pytest.mark.slow  # starts Ray twice
 def test_interrupted_refit_resumes_without_retraining_finished_folds(candidates, tiny_prepared, tmp_path):
     out, storage = tmp_path / "bags", tmp_path / "ray"
@@ -157,32 +149,13 @@ def test_interrupted_refit_resumes_without_retraining_finished_folds(candidates,
         "32",
     ]
     cmd += ["--out", str(out), "--storage", str(storage), "--name", "r"]
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline, finished = time.time() + 300, {}
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            dirs = sorted(p.parent for p in storage.glob("r/*/result.json"))
-            done = {d: len(_result_lines(d)) for d in dirs}
-            if any(n == 2 for n in done.values()) and len(done) >= 2:
-                finished = {d: n for d, n in done.items() if n == 2}
-                break
-            time.sleep(0.5)
-        assert finished, "no fold finished before the deadline"
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does
-        proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    before = interrupt_after(cmd, lambda: sorted(p.parent for p in storage.glob("r/*/result.json")), 2, 300)
     assert not (out / "manifest.json").exists()
-
-    before = {d: _result_lines(d) for d in finished}
     assert subprocess.run(cmd + ["--resume"], cwd=REPO, timeout=600).returncode == 0
     for d, lines in before.items():
-        assert _result_lines(d) == lines  # finished folds were not trained again
+        assert result_lines(d) == lines  # finished folds were not trained again
     dirs = sorted(p.parent for p in storage.glob("r/*/result.json"))
-    assert len(dirs) == 4 and all([r["epoch"] for r in _result_lines(d)][-1] == 2 for d in dirs)
+    assert len(dirs) == 4 and all([r["epoch"] for r in result_lines(d)][-1] == 2 for d in dirs)
 
     manifest = read_manifest(out)
     plan = plan_folds(tiny_prepared, 2, seed=0)

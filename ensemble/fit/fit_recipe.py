@@ -231,17 +231,12 @@ def fit(opts: FitOptions, members: Sequence[Member] | None = None) -> Recipe:
     weights = selection.weights
     w = torch.tensor([weights.get(n, 0.0) for n in names], dtype=torch.float32)
     view_probs = torch.einsum("m,mvnchw->vnchw", w, cache.probs.float())
-    chosen_views, _, view_decisions = select_views(view_probs, cache.view_names, scorer, identity)
-    del view_probs
     part = Part(members, items, gt_paths, range(len(items)))
     return finish(
         opts,
         names,
-        selection,
-        singles,
-        [views[i] for i in chosen_views],
-        views[identity],
-        view_decisions,
+        (selection, singles),
+        (views, identity, view_probs, scorer),
         lambda weights, run_views: full_resolution(
             [part], weights, run_views, set(choose.tolist()), opts, device
         ),
@@ -261,18 +256,26 @@ def fit(opts: FitOptions, members: Sequence[Member] | None = None) -> Recipe:
 def finish(
     opts: FitOptions,
     names: list[str],
-    selection,
-    singles: dict[str, Scores],
-    run_views: list[View],
-    identity: View,
-    view_decisions: list,
+    members: tuple,
+    candidate_views: tuple[list[View], int, torch.Tensor, Scorer],
     full_resolution: Callable[[dict[str, float], list[View]], FullResolution],
     halves: tuple[np.ndarray, np.ndarray],
     data: dict,
     t0: float,
     bags: dict[str, list[str]] | None = None,
 ) -> Recipe:
-    """Confirm members and views at full resolution, choose post-processing, write the recipe."""
+    """Choose views (on the chosen members' cached probabilities), confirm members and views at
+    full resolution, choose post-processing, write the recipe.
+
+    members: (selection, each candidate's scores); candidate_views: (views, the identity's index,
+    the weighted members' probabilities under each view (V, N, C, r, r), the scorer)."""
+    selection, singles = members
+    views, identity_index, view_probs, scorer = candidate_views
+    chosen_views, _, view_decisions = select_views(
+        view_probs, [v.name for v in views], scorer, identity_index
+    )
+    del view_probs
+    run_views, identity = [views[i] for i in chosen_views], views[identity_index]
     weights = selection.weights
     choose, confirm = halves
     # Confirm at full resolution; a stage that loses there is dropped like one that loses on a half.

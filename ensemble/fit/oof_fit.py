@@ -29,7 +29,7 @@ from ensemble.core.members import load_manifest
 from ensemble.core.recipe import Recipe
 from ensemble.core.tta import build_views
 from ensemble.fit.fit_recipe import FitError, FitOptions, Part, finish, full_resolution
-from ensemble.fit.selection import Scorer, select_members, select_views, split_halves
+from ensemble.fit.selection import Scorer, select_members, split_halves
 from tuning.manifest import read_manifest
 from tuning.models import resolve_device
 from tuning.oof import gather_oof, read_oof
@@ -96,7 +96,7 @@ def fit_oof(opts: FitOptions) -> Recipe:
 
     views = build_views(opts.candidate_views, sorted({1.0, *opts.ensemble.scales}))
     identity = next(i for i, v in enumerate(views) if v.is_identity)
-    view_probs = torch.zeros(len(views), n, NUM_CLASSES, r, r, dtype=torch.float32)
+    view_probs = torch.zeros(len(views), n, NUM_CLASSES, r, r, dtype=torch.float16)  # V x N x 19 x r^2 x 2 B
     for part in parts:
         chosen = [mem for mem in part.members if weights.get(bag_of[mem.name], 0) > 0]
         w = torch.tensor([weights[bag_of[mem.name]] for mem in chosen], dtype=torch.float32)
@@ -108,18 +108,13 @@ def fit_oof(opts: FitOptions) -> Recipe:
             num_workers=opts.ensemble.num_workers,
             progress=opts.progress,
         )
-        view_probs[:, list(part.indices)] = torch.einsum("m,mvnchw->vnchw", w, fold_probs.float())
-    chosen_views, _, view_decisions = select_views(view_probs, [v.name for v in views], scorer, identity)
-    del view_probs
+        view_probs[:, list(part.indices)] = torch.einsum("m,mvnchw->vnchw", w, fold_probs.float()).half()
     choose_set = set(choose.tolist())
     return finish(
         opts,
         names,
-        selection,
-        singles,
-        [views[i] for i in chosen_views],
-        views[identity],
-        view_decisions,
+        (selection, singles),
+        (views, identity, view_probs, scorer),
         lambda w, run_views: full_resolution(parts, w, run_views, choose_set, opts, device),
         (choose, confirm),
         {

@@ -110,3 +110,19 @@ def test_export_refuses_a_bag_and_points_to_distill(tmp_path):
     with pytest.raises(ExportError, match=r"bag of 2 models.*--member m0.*distill"):
         export_command.main(args)
     assert len(read_manifest(manifest).bags) == 2
+
+
+def test_the_run_report_starts_with_the_best_search_trial(tmp_path):
+    from ensemble.submission.run_pipeline import RunOptions, run
+    from ensemble.submission.run_report import compact_rows
+
+    prep = make_face_dataset(tmp_path / "prep", {"test": 3})
+    search = write_manifest(tmp_path / "search", [{}, {}])  # m1 has the higher val_f1
+    report = run(
+        RunOptions(manifest=search, images=prep.root, out=tmp_path / "out", baseline=search, progress=False)
+    )
+    stages = {s["stage"]: s for s in report["stages"]}
+    first = report["stages"][0]
+    assert first["stage"] == "baseline:best search trial (m1)" and first["kind"] == "baseline"
+    assert first["f1"] == pytest.approx(stages["member:m1"]["f1"])  # the same model on the same images
+    assert compact_rows(report["stages"])[0][0] == "best search trial (m1)"

@@ -2,15 +2,16 @@
 # The whole path on generated faces, CPU only:
 #   generate -> prepare -> search -> refit the best configs -> fit the ensemble -> submission.
 # Usage: scripts/demo.sh [OUT_DIR]   (make demo calls it with runs/demo)
-# Knobs: DEMO_FACES (320), DEMO_TOP (2: configs refit), DEMO_REFIT=folds|seeds|none (folds: K-fold bags fit on their out-of-fold
-# predictions; seeds: seed bags fit on val; none: the search's candidates fit on val),
+# Knobs: DEMO_FACES (320), DEMO_TOP (2: configs refit), DEMO_REFIT=seeds|folds|none (seeds, the default
+# because it won on the demo (BENCHMARKS.md): seed bags fit on val; folds: K-fold bags fit on their
+# out-of-fold predictions; none: the search's candidates fit on val),
 # DEMO_REUSE_SEARCH=1 (keep OUT/models from an earlier run instead of searching again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/demo}
 PY=${PY:-.venv/bin/python}
 NUM=${DEMO_FACES:-320}
-REFIT=${DEMO_REFIT:-folds}
+REFIT=${DEMO_REFIT:-seeds}
 TOP=${DEMO_TOP:-2}
 RAW=data/demo/raw
 PREP=data/demo/prepared

@@ -62,9 +62,12 @@ class FitOptions:
 def use_oof(opts: FitOptions) -> bool:
     if opts.oof is not None:
         return opts.oof
-    from tuning.manifest import read_manifest
+    from tuning.manifest import ManifestError, read_manifest
 
-    bags = read_manifest(opts.manifest).bags
+    try:
+        bags = read_manifest(opts.manifest).bags
+    except ManifestError:
+        return False  # the fit on a split checks its data first, then names the manifest's fault
     return bool(bags) and all(b.score_split == "oof" for b in bags)
 
 

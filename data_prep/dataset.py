@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +18,17 @@ from data_prep.transforms import build_train_transform, build_val_transform
 class FaceParsingDataset(Dataset):
     """One split of one prepared dataset: (image 3xHxW float, mask HxW int64) after transform.
 
-    Without a transform an item is the raw (RGB uint8 HxWx3, label map uint8 HxW) pair.
+    Without a transform an item is the raw (RGB uint8 HxWx3, label map uint8 HxW) pair. ids
+    replaces the split's list (a refit fold: tuning.folds); split then only names it in messages.
     """
 
-    def __init__(self, root: str | Path, split: str, transform: Callable | None = None):
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        transform: Callable | None = None,
+        ids: Sequence[str] | None = None,
+    ):
         self.root = Path(root)
         self.split = split
         self.transform = transform
@@ -34,7 +41,7 @@ class FaceParsingDataset(Dataset):
         for folder in (self.prep.images, self.prep.masks):
             if not folder.is_dir():
                 raise DatasetError(f"{folder}: folder not found (is {self.root} a prepared dataset?)")
-        self.ids: list[str] = self.prep.split_ids(split)
+        self.ids: list[str] = self.prep.split_ids(split) if ids is None else list(ids)
         # Check one sample up front so a wrong root fails here, not in a DataLoader worker.
         if self.ids:
             for path in (self.prep.image_path(self.ids[0]), self.prep.mask_path(self.ids[0])):

@@ -22,8 +22,11 @@ TINY = {"arch": "FPN", "encoder": "mobilenet_v2"}
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-def write_manifest(folder: Path, members: list[dict] | None = None, seed: int = 0) -> Path:
-    """Write tiny random-weight members + manifest.json; member dicts override the defaults."""
+def write_manifest(
+    folder: Path, members: list[dict] | None = None, seed: int = 0, bags: list[dict] | None = None
+) -> Path:
+    """Write tiny random-weight members + manifest.json; member dicts override the defaults; bags
+    (tuning.manifest.BagEntry dicts) group members into refit bags."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     members = members or [{}]
@@ -50,7 +53,7 @@ def write_manifest(folder: Path, members: list[dict] | None = None, seed: int = 
                     p.mul_(20.0)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / entry["weights"]))
         entries.append(entry)
-    return tuning.manifest.write_manifest(folder, entries).path
+    return tuning.manifest.write_manifest(folder, entries, bags or ()).path
 
 
 def make_image_folder(

@@ -47,8 +47,15 @@ def test_set_values_are_yaml_and_checked_by_the_schema():
         apply_sets(RunConfig(), ["train.lr"])
 
 
+REFIT_REQUIRED = ["--from", "m/manifest.json", "--data", "d", "--out", "o"]  # refit reads no --config
+
+
 @pytest.mark.parametrize("command", list(TUNING_COMMANDS))
 def test_every_tuning_command_takes_set(command):
+    if command == "refit":
+        args = tuning_parser().parse_args([command, *REFIT_REQUIRED, "--set", "train.lr=0.1"])
+        assert args.overrides == ["train.lr=0.1"]
+        return
     args = tuning_parser().parse_args(
         [
             command,

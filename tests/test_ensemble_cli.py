@@ -38,6 +38,8 @@ ALL_RUN_FLAGS = [
     "--recipe",
     "r.json",
     "--no-recipe",
+    "--baseline",
+    "search/manifest.json",
     "--weights",
     "score",
     "--csv-resize",

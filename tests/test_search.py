@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -31,8 +29,10 @@ from tuning.__main__ import main as tuning_main
 from tuning.manifest import read_manifest
 from tuning.models import build_model
 from tuning.search import can_restore, check_paths_visible, connect, experiment_path
-from tuning.space import define_space, trial_overrides
+from tuning.space import define_space, each_arch_first, trial_overrides
 from tuning.train import evaluate
+
+from interrupted_run import interrupt_after, result_lines
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -86,6 +86,23 @@ def test_space_gives_each_architecture_its_own_encoder_choices():
     assert cfg.model.arch == over["model.arch"]
 
 
+def test_the_first_trials_try_every_architecture_once():
+    search = SearchConfig(
+        archs={"Unet": ["resnet18"], "FPN": ["resnet18"], "DeepLabV3Plus": ["resnet18"]}, num_samples=6
+    )
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    for point in each_arch_first(search):  # what OptunaSearch(points_to_evaluate=...) enqueues
+        study.enqueue_trial(point)
+    space, archs = define_space(search), []
+    for _ in range(3):
+        trial = study.ask()
+        space(trial)
+        archs.append(trial.params["arch"])
+        study.tell(trial, 0.5)
+    assert archs == ["Unet", "FPN", "DeepLabV3Plus"]
+    assert len(each_arch_first(search.model_copy(update={"num_samples": 2}))) == 2
+
+
 @pytest.mark.slow  # starts Ray
 def test_missing_data_path_names_path_and_node(tmp_path):
     cfg = parse_config(
@@ -124,7 +141,7 @@ def test_three_trial_search_exports_two_member_manifest(tmp_path, tiny_prepared,
     assert len(pd.read_csv(out / "per_class_f1.csv")) == 3
     # per-class F1 reached Ray's loggers: result.json and the TensorBoard events file
     trial_dir = _trial_dirs(tmp_path / "ray")[0]
-    assert "val_f1_skin" in _result_lines(trial_dir)[-1] and list(trial_dir.glob("events.out.tfevents*"))
+    assert "val_f1_skin" in result_lines(trial_dir)[-1] and list(trial_dir.glob("events.out.tfevents*"))
     # trial folders (and names in the dashboard/TensorBoard) say which model they train
     for d in _trial_dirs(tmp_path / "ray"):
         assert re.fullmatch(r"(Unet|FPN)-resnet18-\w+", d.name), d.name
@@ -173,14 +190,10 @@ def test_three_trial_search_exports_two_member_manifest(tmp_path, tiny_prepared,
     dirs = _trial_dirs(tmp_path / "ray")
     assert len(dirs) == 3
     for d in dirs:
-        scores = [row["val_f1"] for row in _result_lines(d)]
+        scores = [row["val_f1"] for row in result_lines(d)]
         best, latest = scores.index(max(scores)), len(scores) - 1
         kept = {p.name for p in d.glob("checkpoint_*")}
         assert kept and kept <= {f"checkpoint_{best:06d}", f"checkpoint_{latest:06d}"}
-
-
-def _result_lines(trial_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line]
 
 
 @pytest.mark.slow  # starts Ray
@@ -205,35 +218,17 @@ def test_interrupted_search_resumes_without_retraining_finished_trials(tmp_path,
         "--max-epochs",
         "3",
     ]
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
     storage = tmp_path / "ray"
-    deadline = time.time() + 240
-    finished: dict[Path, int] = {}
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            done = {d: len(_result_lines(d)) for d in _trial_dirs(storage)}
-            if any(n == 3 for n in done.values()) and len(done) >= 2:
-                finished = {d: n for d, n in done.items() if n == 3}
-                break
-            time.sleep(0.5)
-        assert finished, "no trial finished before the deadline"
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does
-        proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    before = interrupt_after(cmd, lambda: _trial_dirs(storage), 3, 240)
     assert not (tmp_path / "m" / "manifest.json").exists()
 
-    before = {d: _result_lines(d) for d in finished}
     assert subprocess.run(cmd + ["--resume"], cwd=REPO, timeout=400).returncode == 0
     for d, lines in before.items():
-        assert _result_lines(d) == lines  # finished trials were not trained again
+        assert result_lines(d) == lines  # finished trials were not trained again
     dirs = _trial_dirs(storage)
     assert len(dirs) == 3
     for d in dirs:
-        epochs = [r["epoch"] for r in _result_lines(d)]
+        epochs = [r["epoch"] for r in result_lines(d)]
         assert epochs == sorted(set(epochs)) and epochs[-1] == 3  # resumed, not restarted
     assert len(json.loads((tmp_path / "m" / "manifest.json").read_text())["members"]) == 2
     # the resumed search kept telling the same Optuna study: 3 trials, none left running

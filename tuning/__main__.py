@@ -1,4 +1,4 @@
-"""python -m tuning {search,prefetch-weights,export} ...: search architectures and hyperparameters,
+"""python -m tuning {search,prefetch-weights,export,refit} ...: search architectures and hyperparameters,
 export the top-k members. `search` is the default: `python -m tuning --config F ...` runs it."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from configs.errors import run_cli
 from configs.overrides import add_set_argument, load_with_sets
 from configs.provenance import write_provenance
 from configs.schema import RunConfig
+from tuning import refit_command
 
 # Ray, Optuna, torch, pandas are imported where they run: `--help` and `--version` need none of them.
 if TYPE_CHECKING:
@@ -255,6 +256,11 @@ COMMANDS = {
         "download the encoder weights of a search space into the cache",
     ),
     "export": (add_export_arguments, run_export, "(re-)export the top-k members of a finished search"),
+    "refit": (
+        refit_command.add_arguments,
+        refit_command.main,
+        "train the best configs again on K folds (out-of-fold predictions) or S seeds, as bags",
+    ),
 }
 
 

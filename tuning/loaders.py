@@ -22,13 +22,16 @@ def build_loaders(
     cpus: int | None = None,
     pin_memory: bool = False,
     train_set: Dataset | None = None,
+    val_set: Dataset | None = None,
 ) -> tuple[DataLoader, DataLoader]:
     """(train loader, val loader) over cfg.data; shuffling and dataset mixing draw from generator.
 
     cpus (the CPUs this run may use) sizes the worker pool and torch's own thread count.
-    train_set replaces the config's train splits (shuffled plainly, no mixing sampler).
+    train_set replaces the config's train splits (shuffled plainly, no mixing sampler); val_set
+    the val splits (a refit fold model is scored on the fold it does not train on).
     """
-    config_train_set, val_set, sampler = build_datasets(cfg, generator=generator)
+    config_train_set, config_val_set, sampler = build_datasets(cfg, generator=generator)
+    val_set = config_val_set if val_set is None else val_set
     if train_set is None:
         train_set = config_train_set
     else:

@@ -2,9 +2,13 @@
 
     {"format": 1, "classes": [19 names], "members": [
        {"name", "arch", "encoder", "image_size", "mean", "std", "weights": "m0.safetensors",
-        "val_f1", "trial_id", "config", "sha256", "epoch"}, ...]}
+        "val_f1", "trial_id", "config", "sha256", "epoch",
+        "bag", "fold", "oof"}, ...],                 # refit only (tuning.refit_command)
+     "bags": [{"name", "members", "val_f1", "score_split", "source", "oof"}, ...]}   # refit only
 
-Weights are named relative to the manifest's folder. The tuning export writes it, the ensemble
+Weights are named relative to the manifest's folder. A refit manifest groups its members into
+bags (one config trained on each of K folds, or S times with different seeds); the ensemble
+predicts a bag as the mean of its members (ensemble.core.members). The tuning export writes it, the ensemble
 reads it (ensemble.core.members builds the models); nothing else declares these keys.
 """
 
@@ -17,7 +21,15 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from configs import CLASSES
 from configs.errors import FaceParseError
@@ -56,10 +68,16 @@ class ManifestEntry(_Strict):
     config: dict[str, Any] = Field(default_factory=dict)  # the trial's full RunConfig
     sha256: str | None = None  # hex digest of the weights file; checked when present
     epoch: int | None = None  # the epoch the weights come from
+    bag: str | None = None  # refit: the bag (config) this model belongs to
+    fold: int | None = None  # refit with K folds: the fold it did not train on
+    seed: int | None = None  # refit: its training seed
+    oof: str | None = None  # refit with K folds: its held-out fold's probabilities (tuning.oof)
 
-    @field_validator("weights")
+    @field_validator("weights", "oof")
     @classmethod
-    def _inside_folder(cls, v: str) -> str:
+    def _inside_folder(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         # A manifest names files of its own folder: a shared or downloaded manifest must not make
         # the ensemble read (and report on) files elsewhere.
         if PurePosixPath(v).is_absolute() or PureWindowsPath(v).is_absolute() or PureWindowsPath(v).drive:
@@ -97,12 +115,24 @@ class ManifestEntry(_Strict):
         return v
 
 
+class BagEntry(_Strict):
+    """A refit bag: its members (one per fold or seed) and its score."""
+
+    name: str = Field(min_length=1)
+    members: list[str] = Field(min_length=1)
+    val_f1: float | None = None  # K folds: over the out-of-fold predictions of every train + val image
+    score_split: str = "oof"  # "oof" (K folds) or "val" (seeds: the bag's mean on the val split)
+    source: str | None = None  # the candidate whose config it refits
+    oof: list[str] = []  # the members' out-of-fold files
+
+
 class ManifestFile(_Strict):
     """The whole of manifest.json."""
 
     format: int
     classes: list[str]
     members: list[ManifestEntry] = Field(min_length=1)
+    bags: list[BagEntry] = []
     _path: Path | None = PrivateAttr(default=None)
 
     @field_validator("format")
@@ -140,6 +170,19 @@ class ManifestFile(_Strict):
             raise ValueError(f"names must be unique; repeated: {repeated}")
         return v
 
+    @model_validator(mode="after")
+    def _bags_match_members(self) -> ManifestFile:
+        tagged = {m.name: m.bag for m in self.members}
+        grouped = {name for bag in self.bags for name in bag.members}
+        for bag in self.bags:
+            wrong = [n for n in bag.members if tagged.get(n, "?") != bag.name]
+            if wrong:
+                raise ValueError(f"bag {bag.name!r}: members {wrong} are not members with bag {bag.name!r}")
+        loose = [n for n, b in tagged.items() if b is not None and n not in grouped]
+        if loose or (self.bags and len(grouped) != len(self.members)):
+            raise ValueError(f"members {loose or sorted(set(tagged) - grouped)} belong to no bag")
+        return self
+
     @property
     def path(self) -> Path:
         """Where this manifest was read from or written to."""
@@ -156,7 +199,11 @@ def repeated_names(names: Iterable[str]) -> list[str]:
     return sorted(n for n, k in Counter(names).items() if k > 1)
 
 
-def write_manifest(folder: str | Path, entries: Iterable[ManifestEntry | dict[str, Any]]) -> ManifestFile:
+def write_manifest(
+    folder: str | Path,
+    entries: Iterable[ManifestEntry | dict[str, Any]],
+    bags: Iterable[BagEntry | dict[str, Any]] = (),
+) -> ManifestFile:
     """Write folder/manifest.json for weights already in folder, with each file's sha256.
 
     Call it last: the manifest is written atomically, so it only ever names finished files.
@@ -170,8 +217,13 @@ def write_manifest(folder: str | Path, entries: Iterable[ManifestEntry | dict[st
         if not weights.is_file():
             raise ManifestError(f"{path}: members[{i}]: weights {weights}: file not found")
         members.append({**raw, "sha256": sha256_of(weights)})
-    manifest = _validate({"format": MANIFEST_FORMAT, "classes": list(CLASSES), "members": members}, path)
-    write_json(path, manifest.model_dump(mode="json", exclude_none=True))
+    raw_bags = [b.model_dump() if isinstance(b, BagEntry) else dict(b) for b in bags]
+    raw = {"format": MANIFEST_FORMAT, "classes": list(CLASSES), "members": members}
+    manifest = _validate({**raw, "bags": raw_bags} if raw_bags else raw, path)
+    dumped = manifest.model_dump(mode="json", exclude_none=True)
+    if not raw_bags:
+        dumped.pop("bags")  # a search's manifest stays as it was
+    write_json(path, dumped)
     manifest._path = path
     return manifest
 

@@ -34,7 +34,7 @@ from tuning.library_export import TrialSummary, error_message
 from tuning.models import resolve_device
 from tuning.orphans import reap_orphans
 from tuning.search_loggers import logger_callbacks
-from tuning.space import ARCH, define_space, encoder_param, trial_overrides
+from tuning.space import ARCH, define_space, each_arch_first, encoder_param, trial_overrides
 from tuning.study import open_storage, study_name, study_storage_url
 from tuning.train import train
 
@@ -204,7 +204,14 @@ def build_tuner(cfg: RunConfig, name: str):
     url = study_storage_url(s.optuna_storage, experiment_path(cfg, name))
     study = {"storage": open_storage(url), "study_name": study_name(name)} if url else {}
     searcher = ConcurrencyLimiter(
-        OptunaSearch(space=define_space(s), metric=s.metric, mode=MODE, sampler=sampler, **study),
+        OptunaSearch(
+            space=define_space(s),
+            metric=s.metric,
+            mode=MODE,
+            sampler=sampler,
+            points_to_evaluate=each_arch_first(s),
+            **study,
+        ),
         max_concurrent=s.max_concurrent,
     )
     scheduler = ASHAScheduler(
@@ -255,10 +262,15 @@ def resourced_trainable(cfg: RunConfig):
     return tune.with_resources(tune.with_parameters(trainable, base=cfg.model_dump(mode="json")), res)
 
 
-def restore_tuner(cfg: RunConfig, path: str):
-    """Tuner.restore: finishes unfinished trials and resumes errored ones from their checkpoints."""
+def restore_tuner(cfg: RunConfig, path: str, trainable=None):
+    """Tuner.restore: finishes unfinished trials and resumes errored ones from their checkpoints.
+
+    trainable: the experiment's (default the search's; the refit passes its own)."""
     return tune.Tuner.restore(
-        path, trainable=resourced_trainable(cfg), resume_unfinished=True, resume_errored=True
+        path,
+        trainable=trainable or resourced_trainable(cfg),
+        resume_unfinished=True,
+        resume_errored=True,
     )
 
 
@@ -310,10 +322,10 @@ def load_trials(cfg: RunConfig, path: str, staging: Path) -> list[TrialSummary]:
 def summarize(results: tune.ResultGrid, cfg: RunConfig, staging: Path) -> list[TrialSummary]:
     """One TrialSummary per trial. Best checkpoints on remote storage (s3://...) are downloaded
     to staging/TRIAL_ID, so every best_checkpoint is a local directory."""
-    return [_summary(result, cfg, staging) for result in results]
+    return [trial_summary(result, cfg, staging) for result in results]
 
 
-def _summary(result: tune.Result, cfg: RunConfig, staging: Path) -> TrialSummary:
+def trial_summary(result: tune.Result, cfg: RunConfig, staging: Path) -> TrialSummary:
     metric = cfg.search.metric
     config = result.config or {}
     df = result.metrics_dataframe

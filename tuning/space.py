@@ -40,6 +40,13 @@ def define_space(search: SearchConfig) -> DefineByRunSpace:
     return DefineByRunSpace(search)
 
 
+def each_arch_first(search: SearchConfig) -> list[dict[str, Any]]:
+    """One enqueued trial per architecture (Optuna enqueue_trial; the rest of each is sampled), so a
+    short search tries every architecture once before TPE chooses: a 6-trial demo search once never
+    sampled Unet, the best architecture there."""
+    return [{ARCH: arch} for arch in list(search.archs)[: search.num_samples]]
+
+
 def trial_overrides(trial_config: dict[str, Any]) -> dict[str, Any]:
     """Sampled trial parameters -> dotted config overrides (``model.arch``, ``train.lr``, ...)."""
     arch = trial_config[ARCH]

@@ -33,6 +33,7 @@ def train(
     on_epoch: Callable[[dict, Path], None] | None = None,
     cpus: int | None = None,
     train_set: Dataset | None = None,
+    val_set: Dataset | None = None,
     loss_fn: torch.nn.Module | None = None,
 ) -> dict:
     """Train one model; returns the final metrics dict (+ 'best_val_f1', 'checkpoint': path of best).
@@ -45,7 +46,8 @@ def train(
     when they start, so with workers the augmentations after a resume differ, and on CUDA
     (cudnn.benchmark, atomics) the floats may too: there only the batch order and LR curve hold.
     train_set and loss_fn replace the config's train split and loss (distillation: targets
-    (labels, teacher probabilities), tuning.soft_targets); validation stays on cfg.data's val split.
+    (labels, teacher probabilities), tuning.soft_targets); validation stays on cfg.data's val split
+    unless val_set replaces it (a refit fold: its held-out images).
     """
     ckpt_root = Path(work_dir) / "checkpoints"
     seed_everything(cfg.seed)
@@ -56,7 +58,9 @@ def train(
 
     # ---- data
     generator = torch.Generator().manual_seed(cfg.seed)
-    train_loader, val_loader = build_loaders(cfg, generator, cpus=cpus, pin_memory=cuda, train_set=train_set)
+    train_loader, val_loader = build_loaders(
+        cfg, generator, cpus=cpus, pin_memory=cuda, train_set=train_set, val_set=val_set
+    )
     epoch_steps = steps_per_epoch(len(train_loader), cfg.train.max_train_batches)
 
     # ---- model, optimizer, schedule, loss

@@ -66,8 +66,17 @@ def export_command_line(args: argparse.Namespace, member: str) -> str:
 def main(args: argparse.Namespace) -> int:
     from ensemble.core.members import load_manifest
     from ensemble.export.model_export import ExportError, check_export, export_onnx, export_smp
+    from tuning.manifest import read_manifest
 
-    manifest = load_manifest(args.manifest, "cpu")
+    bagged = {b.name: b.members for b in read_manifest(args.manifest).bags}
+    if bagged and (args.member is None or args.member in bagged):
+        bag = args.member or next(iter(bagged))
+        raise ExportError(
+            f"{args.manifest}: {bag!r} is a bag of {len(bagged[bag])} models (a refit), and one "
+            f"exported model is one network: export one of them (--member {bagged[bag][0]}), or distill "
+            f"the bagged ensemble into one model first (python -m ensemble distill --recipe RECIPE ...)"
+        )
+    manifest = load_manifest(args.manifest, "cpu", bags=False)
     names = [m.name for m in manifest.members]
     name = args.member or names[0]
     if name not in names:

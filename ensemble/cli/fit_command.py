@@ -15,6 +15,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, help="labelled prepared dataset (has dataset.json)")
     p.add_argument("--split", default="val", help="split to fit on (default val; never the test split)")
     p.add_argument(
+        "--oof",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fit on the out-of-fold predictions of every train + val image of a K-fold refit manifest "
+        "(python -m tuning refit) instead of --split (default: on when the manifest has K-fold bags)",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         help="recipe path (default recipe.json beside the manifest, which run_ensemble.py "
@@ -80,6 +87,7 @@ def main(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         progress=not args.quiet,
+        oof=args.oof,
     )
     recipe = fit(opts)  # bad input raises a FaceParseError: the entry prints it and exits 2
     raw = recipe.model_dump(mode="json")
@@ -90,7 +98,7 @@ def main(args: argparse.Namespace) -> int:
     plot_selection_trace(raw, out.parent / "selection_trace.png")
     page = write_fit_html(out.parent / "fit_report.html", raw, out, "selection_trace.png")
     s = raw["scores"]
-    print("validation (mean face F1, choose / confirm / all):")
+    print(f"{raw['data']['split']} (mean face F1, choose / confirm / all):")
     for stage, v in s.items():
         print(f"  {stage:<15} {v['choose']:.4f} / {v['confirm']:.4f} / {v['all']:.4f}")
     members = ", ".join(f"{n} {w:.2f}" for n, w in raw["members"].items())

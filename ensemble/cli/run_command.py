@@ -103,6 +103,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="replace a previous run's outputs in --out (masks/, color/, viz/, submission*.csv, "
         "report.*, confusion.png, gallery/); without it --out must be new or empty",
     )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="a search's manifest.json: its best candidate alone (no TTA, no post-processing) is the "
+        "report's first row, what you would submit without the ensemble",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_set_argument(p)
 
@@ -173,6 +179,7 @@ def run_options(args: argparse.Namespace, ens: EnsembleConfig) -> RunOptions:
         device=args.device,
         skip_bad=args.skip_bad,
         progress=not args.quiet,
+        baseline=args.baseline,
         overwrite=args.overwrite,
         label_set=args.label_set,
         gt_label_set=args.gt_label_set,

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from ensemble.core.bags import BagModel, check_bag_inputs
 from tuning.manifest import ManifestEntry, ManifestError, ManifestFile, check_sha256, read_manifest
 from tuning.models import build_model, resolve_device
 from tuning.speed import memory_format_for
@@ -32,6 +33,8 @@ class Member:
     trial_id: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     weights_path: Path | None = None
+    # A refit bag (ensemble.core.bags): the names of the fold or seed models model averages.
+    bag_members: list[str] = field(default_factory=list)
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -54,12 +57,41 @@ class Manifest:
     members: list[Member]
 
 
-def load_manifest(path: str | Path, device: str | torch.device = "cpu") -> Manifest:
-    """Check a manifest and every weights file, then build each member in eval mode on device."""
+def load_manifest(path: str | Path, device: str | torch.device = "cpu", *, bags: bool = True) -> Manifest:
+    """Check a manifest and every weights file, then build each member in eval mode on device.
+
+    A refit manifest's bags are members (the mean of their models, ensemble.core.bags) unless
+    bags=False (each fold or seed model alone: `ensemble fit --oof` runs fold models apart).
+    """
     manifest = read_manifest(path)
     device = resolve_device(device)
     members = [_load_member(manifest, entry, device) for entry in manifest.members]
+    if bags and manifest.bags:
+        members = _bag_members(manifest, members)
     return Manifest(path=manifest.path, classes=list(manifest.classes), members=members)
+
+
+def _bag_members(manifest: ManifestFile, models: list[Member]) -> list[Member]:
+    check_bag_inputs(manifest)
+    by_name = {m.name: m for m in models}
+    out = []
+    for bag in manifest.bags:
+        first = by_name[bag.members[0]]
+        out.append(
+            Member(
+                name=bag.name,
+                arch=first.arch,
+                encoder=first.encoder,
+                image_size=first.image_size,
+                mean=first.mean,
+                std=first.std,
+                model=BagModel([by_name[n].model for n in bag.members]).eval(),
+                val_f1=bag.val_f1,
+                config=first.config,
+                bag_members=list(bag.members),
+            )
+        )
+    return out
 
 
 def _load_member(manifest: ManifestFile, entry: ManifestEntry, device: torch.device) -> Member:

@@ -1,6 +1,7 @@
 """The recipe: what `ensemble fit` chose on validation data, and what `run_ensemble.py` applies.
 
-    {"format": 1, "manifest": "manifest.json", "members": {name: weight}, "views": [view names],
+    {"format": 1, "manifest": "manifest.json", "members": {name: weight}, "bags": {bag: [models]},
+     "views": [view names],
      "postprocess": {PostprocessConfig fields}, "scores": {...}, "decisions": {...}, "data": {...}}
 
 Members, views and post-processing are applied; scores, decisions and data are the record of how
@@ -33,6 +34,7 @@ class Recipe(BaseModel):
     format: int = RECIPE_FORMAT
     manifest: str
     members: dict[str, float] = Field(min_length=1)
+    bags: dict[str, list[str]] = {}  # refit bags among members: each one's fold or seed models
     views: list[str] = Field(min_length=1)
     postprocess: PostprocessConfig
     scores: dict[str, Any] = {}

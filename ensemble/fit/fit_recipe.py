@@ -56,6 +56,19 @@ class FitOptions:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    oof: bool | None = None  # None: on out-of-fold predictions when the manifest has K-fold bags
+
+
+def use_oof(opts: FitOptions) -> bool:
+    if opts.oof is not None:
+        return opts.oof
+    from tuning.manifest import ManifestError, read_manifest
+
+    try:
+        bags = read_manifest(opts.manifest).bags
+    except ManifestError:
+        return False  # the fit on a split checks its data first, then names the manifest's fault
+    return bool(bags) and all(b.score_split == "oof" for b in bags)
 
 
 class HalfScores:
@@ -88,40 +101,54 @@ class FullResolution:
     halves: HalfScores
 
 
-def _full_resolution(
-    members: Sequence[Member],
+@dataclass
+class Part:
+    """Images predicted by one set of models: the whole split (a plain fit), or one fold's held-out
+    images predicted by that fold's models (an out-of-fold fit; rename maps each fold model to its bag)."""
+
+    members: Sequence[Member]
+    items: Sequence
+    gt_paths: Sequence
+    indices: Sequence[int]  # each image's index among the fit images
+    rename: dict[str, str] = field(default_factory=dict)
+
+
+def full_resolution(
+    parts: Sequence[Part],
     weights: dict[str, float],
     views: Sequence[View],
-    items,
-    gt_paths,
     choose: set[int],
     opts: FitOptions,
     device,
 ) -> FullResolution:
     ens = opts.ensemble
-    chosen = [m for m in members if weights.get(m.name, 0) > 0]
     halves = HalfScores(choose)
     out = FullResolution([], [], [], [], halves)
     budget, used = opts.cache_gb * 1e9, 0
-    model = Ensemble(chosen, {m.name: weights[m.name] for m in chosen}, views, device=device)
-    for pred in model.stream(
-        items,
-        batch_size=ens.batch_size,
-        num_workers=ens.num_workers,
-        track_stages=True,
-        progress=opts.progress,
-    ):
-        gt = read_label_map(gt_paths[pred.index])
-        for stage, labels in pred.stage_labels.items():
-            halves.add(stage, pred.index, labels, gt)
-        halves.add("tta", pred.index, argmax_labels(pred.probs), gt)
-        size = pred.probs.numel() * 2
-        if used + size <= budget:
-            used += size
-            out.probs.append(pred.probs.half().cpu().numpy())
-            out.gts.append(gt)
-            out.paths.append(pred.path)
-            out.indices.append(pred.index)
+    for part in parts:
+        name = {m.name: part.rename.get(m.name, m.name) for m in part.members}
+        chosen = [m for m in part.members if weights.get(name[m.name], 0) > 0]
+        model = Ensemble(chosen, {m.name: weights[name[m.name]] for m in chosen}, views, device=device)
+        for pred in model.stream(
+            part.items,
+            batch_size=ens.batch_size,
+            num_workers=ens.num_workers,
+            track_stages=True,
+            progress=opts.progress,
+        ):
+            index = part.indices[pred.index]
+            gt = read_label_map(part.gt_paths[pred.index])
+            for stage, labels in pred.stage_labels.items():
+                member = stage.split(":", 1)[1] if stage.startswith("member:") else None
+                halves.add(f"member:{name[member]}" if member else stage, index, labels, gt)
+            halves.add("tta", index, argmax_labels(pred.probs), gt)
+            size = pred.probs.numel() * 2
+            if used + size <= budget:
+                used += size
+                out.probs.append(pred.probs.half().cpu().numpy())
+                out.gts.append(gt)
+                out.paths.append(pred.path)
+                out.indices.append(index)
     if len(out.probs) < 2:
         raise FitError(
             f"--cache-gb {opts.cache_gb:g} holds {len(out.probs)} full-size probability maps; "
@@ -154,7 +181,14 @@ def postprocess_stages() -> Iterator[
 
 
 def fit(opts: FitOptions, members: Sequence[Member] | None = None) -> Recipe:
-    """Fit a recipe on a labelled split and write it to opts.out (members: default the manifest's)."""
+    """Fit a recipe on a labelled split and write it to opts.out (members: default the manifest's).
+
+    On out-of-fold predictions instead (ensemble.fit.oof_fit) with opts.oof, or by default when the
+    manifest's bags are K-fold bags."""
+    if members is None and use_oof(opts):
+        from ensemble.fit.oof_fit import fit_oof
+
+        return fit_oof(opts)
     t0 = time.perf_counter()
     ens = opts.ensemble
     inputs = discover(opts.data, opts.split)
@@ -200,35 +234,74 @@ def fit(opts: FitOptions, members: Sequence[Member] | None = None) -> Recipe:
     weights = selection.weights
     w = torch.tensor([weights.get(n, 0.0) for n in names], dtype=torch.float32)
     view_probs = torch.einsum("m,mvnchw->vnchw", w, cache.probs.float())
-    chosen_views, view_scores, view_decisions = select_views(view_probs, cache.view_names, scorer, identity)
-    del view_probs
+    part = Part(members, items, gt_paths, range(len(items)))
+    return finish(
+        opts,
+        names,
+        (selection, singles),
+        (views, identity, view_probs, scorer),
+        lambda weights, run_views: full_resolution(
+            [part], weights, run_views, set(choose.tolist()), opts, device
+        ),
+        (choose, confirm),
+        {
+            "split": opts.split,
+            "images": len(items),
+            "split_images": len(inputs.items),
+            "cache_resolution": opts.resolution,
+            "cache_gb": round(cache.nbytes / 1e9, 6),
+        },
+        t0,
+        {m.name: m.bag_members for m in members if m.bag_members},
+    )
 
+
+def finish(
+    opts: FitOptions,
+    names: list[str],
+    members: tuple,
+    candidate_views: tuple[list[View], int, torch.Tensor, Scorer],
+    full_resolution: Callable[[dict[str, float], list[View]], FullResolution],
+    halves: tuple[np.ndarray, np.ndarray],
+    data: dict,
+    t0: float,
+    bags: dict[str, list[str]] | None = None,
+) -> Recipe:
+    """Choose views (on the chosen members' cached probabilities), confirm members and views at
+    full resolution, choose post-processing, write the recipe.
+
+    members: (selection, each candidate's scores); candidate_views: (views, the identity's index,
+    the weighted members' probabilities under each view (V, N, C, r, r), the scorer)."""
+    selection, singles = members
+    views, identity_index, view_probs, scorer = candidate_views
+    chosen_views, _, view_decisions = select_views(
+        view_probs, [v.name for v in views], scorer, identity_index
+    )
+    del view_probs
+    run_views, identity = [views[i] for i in chosen_views], views[identity_index]
+    weights = selection.weights
+    choose, confirm = halves
     # Confirm at full resolution; a stage that loses there is dropped like one that loses on a half.
     confirmations: list[dict] = []
-    run_views = [views[i] for i in chosen_views]
-    full = _full_resolution(members, weights, run_views, items, gt_paths, set(choose.tolist()), opts, device)
+    full = full_resolution(weights, run_views)
     start = full.halves.scores(f"member:{selection.start}")
     ensemble = full.halves.scores("ensemble")
     if len(weights) > 1 and not ensemble.improves_on(start):
         confirmations.append({"stage": "members", "kept": False, **ensemble.delta(start)})
         weights = {selection.start: 1.0}
-        full = _full_resolution(
-            members, weights, run_views, items, gt_paths, set(choose.tolist()), opts, device
-        )
+        full = full_resolution(weights, run_views)
         ensemble = start
     tta = full.halves.scores("tta")
     if len(run_views) > 1 and not tta.improves_on(ensemble):
         confirmations.append({"stage": "views", "kept": False, **tta.delta(ensemble)})
-        run_views = [views[identity]]
-        full = _full_resolution(
-            members, weights, run_views, items, gt_paths, set(choose.tolist()), opts, device
-        )
+        run_views = [identity]
+        full = full_resolution(weights, run_views)
         tta = ensemble
 
     # Steps are scored on the images whose probabilities were kept: their plain argmax is the start
     # (the same as the views' scores when every image fits the memory budget).
     cfg = plain_config()  # every step off
-    plain = tta if len(full.indices) == len(items) else _postprocess_scores(full, cfg)
+    plain = tta if len(full.indices) == data["images"] else _postprocess_scores(full, cfg)
     current, step_decisions = plain, []
     for stage, options_on in postprocess_stages():
         kept, current, decisions = select_options(
@@ -241,6 +314,7 @@ def fit(opts: FitOptions, members: Sequence[Member] | None = None) -> Recipe:
     recipe = Recipe(
         manifest=str(Path(opts.manifest).resolve()),
         members={n: weights[n] for n in names if weights.get(n, 0) > 0},
+        bags={n: m for n, m in (bags or {}).items() if weights.get(n, 0) > 0},
         views=[v.name for v in run_views],
         postprocess=cfg,
         scores={k: vars(v) for k, v in stage_scores.items()},
@@ -253,14 +327,10 @@ def fit(opts: FitOptions, members: Sequence[Member] | None = None) -> Recipe:
         },
         data={
             "dataset": str(Path(opts.data).resolve()),
-            "split": opts.split,
-            "images": len(items),
-            "split_images": len(inputs.items),
+            **data,
             "choose": len(choose),
             "confirm": len(confirm),
             "seed": opts.seed,
-            "cache_resolution": opts.resolution,
-            "cache_gb": round(cache.nbytes / 1e9, 6),
             "postprocess_images": len(full.indices),
             "seconds": round(time.perf_counter() - t0, 1),
         },

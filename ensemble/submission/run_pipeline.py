@@ -28,6 +28,7 @@ from ensemble.postprocess.registry import (
     label_stage,
     probability_stage,
 )
+from ensemble.submission.baseline import baseline_confusion, best_candidate
 from ensemble.submission.csv_codes import SubmissionWriter, csv_rows, write_ids
 from ensemble.submission.gallery import GALLERY_DIR, GALLERY_HEIGHT, GalleryEntry, gallery_entry
 from ensemble.submission.output_folder import check_out_folder, clear_previous
@@ -70,6 +71,8 @@ class RunOptions:
     overwrite: bool = False  # replace a previous run's outputs in out (else out must be empty)
     label_set: str = "celebamask19"  # score and write in this label set (configs.label_sets)
     gt_label_set: str | None = None  # None: a prepared dataset's own (dataset.json), else label_set
+    # A search's manifest: its best candidate alone is scored first (ensemble.submission.baseline).
+    baseline: Path | None = None
 
 
 @dataclass
@@ -103,6 +106,20 @@ def run(opts: RunOptions) -> dict[str, Any]:
     timings = Timings()
     scores, gallery = _predict_and_write(opts, plan, out, timings)
     run_s = time.perf_counter() - t2
+    if opts.baseline is not None and scores:
+        good = [
+            (it, gt) for it, gt in zip(plan.test_set.items, plan.test_set.gt_paths) if it.path not in plan.bad
+        ]
+        stage, cm = baseline_confusion(
+            opts.baseline,
+            [it for it, _ in good],
+            [gt for _, gt in good],
+            plan.labels,
+            ens,
+            plan.ensemble.device,
+            opts.progress,
+        )
+        scores.matrices = {stage: cm, **scores.matrices}
 
     outputs = {
         "submission": out / "submission.csv",
@@ -187,6 +204,8 @@ def _plan(opts: RunOptions) -> _Plan:
                 f"(--skip-bad writes empty rows for them instead)"
             ]
         )
+    if opts.baseline is not None:
+        best_candidate(opts.baseline)  # a bad manifest fails here, before anything is written
     steps: list[Step] = []
     ensemble = Ensemble.from_manifest(
         opts.manifest,

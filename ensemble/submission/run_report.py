@@ -16,6 +16,7 @@ from ensemble.submission.relabel import label_set_markdown
 from tuning.metrics import scores_from_confusion
 
 MEMBER_PREFIX = "member:"
+BASELINE_PREFIX = "baseline:"  # ensemble.submission.baseline
 
 
 class StageScores:
@@ -41,7 +42,13 @@ class StageScores:
         rows, previous = [], None
         for name, cm in self.matrices.items():
             scores = scores_from_confusion(cm)
-            kind = "member" if name.startswith(MEMBER_PREFIX) else "ensemble"
+            kind = (
+                "member"
+                if name.startswith(MEMBER_PREFIX)
+                else "baseline"
+                if name.startswith(BASELINE_PREFIX)
+                else "ensemble"
+            )
             row = {"stage": name, "kind": kind, **scores}
             if kind == "ensemble":
                 row["delta_f1"] = None if previous is None else scores["f1"] - previous
@@ -51,9 +58,9 @@ class StageScores:
 
 
 def compact_rows(stages: list[dict[str, Any]]) -> list[tuple[str, float]]:
-    """Best member, then every ensemble stage: (name, mean face F1)."""
+    """The baseline (best search trial), the best member, then every ensemble stage: (name, mean face F1)."""
     members = [s for s in stages if s["kind"] == "member"]
-    rows = []
+    rows = [(s["stage"][len(BASELINE_PREFIX) :], s["f1"]) for s in stages if s["kind"] == "baseline"]
     if members:
         best = max(members, key=lambda s: -1.0 if math.isnan(s["f1"]) else s["f1"])
         rows.append((f"best member ({best['stage'][len(MEMBER_PREFIX) :]})", best["f1"]))

@@ -37,10 +37,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-recipe", action="store_true", help="ignore recipe.json beside the manifest")
     p.add_argument(
         "--detector",
-        default="auto",
         choices=["auto", *DETECTORS],
-        help="dlib (pip install '.[detect]'), parser (the ensemble finds the faces itself), none (the "
-        "whole photo as one padded square); auto: dlib when installed, else parser",
+        help="mtcnn (CNN with 5 landmarks; weights from `make weights`), dlib (pip install '.[detect]'), "
+        "parser (the ensemble finds the faces itself), none (the whole photo as one padded square); auto: "
+        "mtcnn, dlib, parser in that order, the next when one finds no face. Whatever the detector, a "
+        "photo where it finds no face is parsed whole (default: the recipe's wild.detector, else auto)",
+    )
+    p.add_argument(
+        "--detector-threshold",
+        type=float,
+        help="the detector's score threshold (MTCNN's last stage 0..1, dlib's SVM margin; default: the "
+        "recipe's wild.detector_threshold, else the detector's own)",
+    )
+    p.add_argument(
+        "--context",
+        type=float,
+        help="side of the context view that labels hair, neck and clothes past the face crop, in crop "
+        "sides (<= 1: none; default: the recipe's wild.context, else 2)",
     )
     p.add_argument(
         "--framing",
@@ -113,12 +126,14 @@ def main(args: argparse.Namespace) -> int:
         args.device,
         ens,
         explicit,
-        second_pass=not args.no_second_pass,
+        second_pass=False if args.no_second_pass else None,
         max_faces=args.max_faces,
+        detector_threshold=args.detector_threshold,
+        context=args.context,
     )
     clear_previous(args.out, OWN_FOLDERS, OWN_FILES)  # only after every check passed
-    print(f"detector: {args.detector}; framing: {parser.framing_source}")
-    faces, bad, t0 = {}, [], time.perf_counter()
+    print(f"detector: {parser.describe()}; framing: {parser.framing_source}")
+    faces, bad, found_by, t0 = {}, [], {}, time.perf_counter()
     for item in tqdm(items, desc="predict", unit="photo", disable=args.quiet):
         try:
             image = read_rgb(item.path)
@@ -127,8 +142,10 @@ def main(args: argparse.Namespace) -> int:
             bad.append(item.path)
             continue
         result = parser.wild(image, item.path)
+        for face in result.faces:
+            found_by[face.found_by] = found_by.get(face.found_by, 0) + 1
         if result.message:
-            print(f"{item.path}: {result.message}")
+            tqdm.write(f"{item.path}: {result.message}")
         write_masks(args.out, item.stem, result.labels)
         write_image(
             args.out / "overlay" / f"{item.stem}.png",
@@ -139,7 +156,8 @@ def main(args: argparse.Namespace) -> int:
     write_provenance(args.out, config=ens, extra={"args": args})
     n = len(faces)
     print(
-        f"{n} photo(s), {sum(map(len, faces.values()))} face(s), "
+        f"{n} photo(s), {sum(map(len, faces.values()))} face(s) (found by: "
+        f"{', '.join(f'{k} {v}' for k, v in sorted(found_by.items())) or 'none'}), "
         f"{(time.perf_counter() - t0) / max(n, 1):.3f} s/photo; outputs in {args.out}: masks/, color/, overlay/, faces.json"
     )
     return 1 if bad else 0

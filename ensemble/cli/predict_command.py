@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from configs.command_line import positive_int
 from configs.overrides import add_set_argument, load_with_sets
+from ensemble.cli.photo_flags import add_photo_arguments
 from ensemble.cli.step_flags import add_step_argument, step_settings
-from ensemble.core.choices import DETECTORS, TTA_MODES
+from ensemble.core.choices import TTA_MODES
 
 # What parses and writes (torch, smp, OpenCV) is imported where it runs: `--help` needs only the flags.
 if TYPE_CHECKING:
@@ -35,41 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--recipe", type=Path, help="recipe from ensemble fit (default: recipe.json beside the manifest)"
     )
     p.add_argument("--no-recipe", action="store_true", help="ignore recipe.json beside the manifest")
-    p.add_argument(
-        "--detector",
-        choices=["auto", *DETECTORS],
-        help="mtcnn (CNN with 5 landmarks; weights from `make weights`), dlib (pip install '.[detect]'), "
-        "parser (the ensemble finds the faces itself), none (the whole photo as one padded square); auto: "
-        "mtcnn, dlib, parser in that order, the next when one finds no face. Whatever the detector, a "
-        "photo where it finds no face is parsed whole (default: the recipe's wild.detector, else auto)",
-    )
-    p.add_argument(
-        "--detector-threshold",
-        type=float,
-        help="the detector's score threshold (MTCNN's last stage 0..1, dlib's SVM margin; default: the "
-        "recipe's wild.detector_threshold, else the detector's own)",
-    )
-    p.add_argument(
-        "--context",
-        type=float,
-        help="side of the context view that labels hair, neck and clothes past the face crop, in crop "
-        "sides (<= 1: none; default: the recipe's wild.context, else 2)",
-    )
-    p.add_argument(
-        "--framing",
-        type=Path,
-        help="prepared dataset whose face framing the crops copy (default: the members' training "
-        "dataset when it is here, else a built-in default)",
-    )
-    p.add_argument(
-        "--no-second-pass", action="store_true", help="crop on the detected box only (no re-alignment)"
-    )
-    p.add_argument(
-        "--max-faces",
-        type=positive_int,
-        default=8,
-        help="parse at most this many faces per photo, nearest the centre first (1: the seed's rule)",
-    )
+    add_photo_arguments(p, "default: the recipe's wild.detector, else auto")
     p.add_argument("--tta", choices=list(TTA_MODES), help="test-time augmentation instead of the recipe's")
     p.add_argument(
         "--face-clip", action="store_true", help="clear parts, hair and skin far outside the face box"

@@ -189,9 +189,11 @@ class MtcnnDetector:
         factor: float = 0.709,
         framing: dict | None = None,
         path: Path | None = None,
+        early: tuple[float, float] = THRESHOLDS[:2],
     ):
         self.pnet, self.rnet, self.onet = load_nets(path)
         self.threshold, self.min_face, self.factor, self.framing = threshold, min_face, factor, framing
+        self.early = early  # P-Net's and R-Net's thresholds
 
     @torch.inference_mode()
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -200,7 +202,7 @@ class MtcnnDetector:
         boxes = self._stage1(image, h, w)
         if len(boxes):
             reg, score = self.rnet(_patches(image, boxes, 24))
-            keep = score.numpy() > THRESHOLDS[1]
+            keep = score.numpy() > self.early[1]
             boxes, reg = np.hstack([boxes[keep, :4], score.numpy()[keep, None]]), reg.numpy()[keep]
             pick = nms(boxes[:, :4], boxes[:, 4], 0.7)
             boxes = _square(_regress(boxes[pick], reg[pick]))
@@ -224,7 +226,7 @@ class MtcnnDetector:
             x = torch.from_numpy((small.astype(np.float32) - 127.5) / 128.0).permute(2, 0, 1)[None]
             reg, prob = self.pnet(x)
             prob, reg = prob[0].numpy(), reg[0].numpy()
-            ys, xs = np.nonzero(prob >= THRESHOLDS[0])
+            ys, xs = np.nonzero(prob >= self.early[0])
             if ys.size:
                 cells = np.stack([xs, ys], 1).astype(np.float64)
                 q0, q1 = np.floor((2 * cells + 1) / scale), np.floor((2 * cells + 12) / scale)

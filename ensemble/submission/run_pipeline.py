@@ -30,6 +30,7 @@ from ensemble.postprocess.registry import (
 )
 from ensemble.submission.csv_codes import SubmissionWriter, csv_rows, write_ids
 from ensemble.submission.output_folder import check_out_folder, clear_previous
+from ensemble.submission.photo_run import PhotoOptions, PhotoRecord, photo_predict_and_write
 from ensemble.submission.pictures import comparison_panel, plot_confusion
 from ensemble.submission.relabel import RunLabels, apply_label_set
 from ensemble.submission.run_report import StageScores, write_run_report
@@ -68,6 +69,9 @@ class RunOptions:
     overwrite: bool = False  # replace a previous run's outputs in out (else out must be empty)
     label_set: str = "celebamask19"  # score and write in this label set (configs.label_sets)
     gt_label_set: str | None = None  # None: a prepared dataset's own (dataset.json), else label_set
+    # Parse each image as a photo (ensemble.submission.photo_run: faces found, aligned, pasted back)
+    # instead of squashing it into the model's square; None: the squashed run.
+    photo: PhotoOptions | None = None
 
 
 @dataclass
@@ -98,8 +102,13 @@ def run(opts: RunOptions) -> dict[str, Any]:
     downscaled = _announce_downscaled(plan.test_set, ens.max_pixels)
     out.mkdir(parents=True, exist_ok=True)
     t2 = time.perf_counter()
-    timings = Timings()
-    scores = _predict_and_write(opts, plan, out, timings)
+    timings, photos = Timings(), None
+    if opts.photo is None:
+        scores = _predict_and_write(opts, plan, out, timings)
+    else:
+        photos = PhotoRecord()
+        scores = photo_predict_and_write(opts, plan, out, photos)
+        timings.images = len(plan.test_set.items) - len(plan.bad)
     run_s = time.perf_counter() - t2
 
     outputs = {
@@ -157,6 +166,7 @@ def run(opts: RunOptions) -> dict[str, Any]:
             "overhead_s": run_s - timings.forward_total_s,
         },
         "outputs": {k: str(v) for k, v in outputs.items()},
+        "photos": photos.to_json() if photos else None,
     }
     write_run_report(out, report)
     write_provenance(out, config=ens, extra={"options": opts})

@@ -20,7 +20,7 @@ from ensemble.postprocess.face_regions import Face
 
 from ensemble_fixtures import PaletteModel, member
 from faces import face_label_map, palette_image
-from wild_scenes import drawn_framing, make_scene, mean_f1
+from wild_scenes import drawn_framing, long_haired_scene, make_scene, mean_f1
 
 HAIR = CLASS_ID["hair"]
 
@@ -39,23 +39,8 @@ def test_a_close_up_no_detector_finds_still_gets_a_parse():
     assert mean_f1(result.labels, labels) > 0.7
 
 
-def _long_haired_scene() -> tuple[np.ndarray, np.ndarray, tuple]:
-    """A drawn face whose hair falls far below its square (to 250 px under a 100 px face)."""
-    rng = np.random.default_rng(4)
-    labels = np.zeros((420, 360), np.uint8)
-    face = face_label_map(100, 100, rng)
-    hair = np.zeros_like(labels)
-    cv2.ellipse(hair, (180, 200), (75, 190), 0, 0, 360, 1, -1)
-    labels[hair > 0] = HAIR
-    window = labels[40:140, 130:230]
-    window[face > 0] = face[face > 0]
-    core = np.isin(labels, FACE_CORE)
-    ys, xs = np.nonzero(core)
-    return palette_image(labels, rng), labels, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
-
-
 def test_long_hair_is_labelled_past_the_face_crop():
-    image, labels, box = _long_haired_scene()
+    image, labels, box = long_haired_scene()
     detector = lambda img: [Face(tuple(map(float, box)), 1.0)]  # noqa: E731  (a perfect detector)
     tight = _wild(PaletteModel(), detector, context=1.0)
     crop_m = tight.align(Face(tuple(map(float, box)), 1.0))

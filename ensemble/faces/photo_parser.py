@@ -96,16 +96,17 @@ class WildParser:
         h, w = image.shape[:2]
         faces, message, parses = self.detect(image), None, []
         if not faces:  # never blank: the whole photo, padded, and the face regions it holds
+            m = view_transform(h, w, self.size)
             if self._detect is None:
-                m = view_transform(h, w, self.size)
-                whole_probs = self.parse_crop(warp_crop(image, m, self.size))
+                parses = [FaceParse(self.parse_crop(warp_crop(image, m, self.size)), m)]
             else:
-                faces, whole_probs, m = whole_photo_faces(image, self.parse_crop, self.size)
+                faces = whole_photo_faces(image, self.parse_crop, self.size)[0]
                 faces = centre_first(faces, h, w)[: self.max_faces]
-                found = f"{len(faces)} face region(s) in its parse" if faces else "no face class in its parse"
-                message = f"no face detected: parsed the whole photo, {found}"
-            if not faces:
-                parses = [FaceParse(whole_probs, m)]
+                message = (
+                    f"no face detected: parsed the whole photo, {len(faces)} face region(s) in its parse"
+                    if faces
+                    else "no face found (not by the detector, not in the whole photo's parse): all background"
+                )
         crops: list[np.ndarray] = []
         if faces:
             transforms = [self.align(f) for f in faces]

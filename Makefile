@@ -1,5 +1,7 @@
 # make install: .venv with the project (editable) and its dev tools, at the versions CI tested
 #               (constraints.txt).
+# make weights: MTCNN's face-detector weights, once (pip download of the facenet-pytorch wheel, sha256
+#               checked, converted to ~/.cache/faceparse/mtcnn/mtcnn.safetensors or $FACEPARSE_MTCNN).
 # make lock:    constraints.txt from what .venv holds now (after upgrading something on purpose).
 # make demo:    install + the whole path on generated faces (CPU, minutes).
 # make test:    install + lint (ruff) + the whole test suite (what CI runs).
@@ -16,9 +18,13 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 CONSTRAINTS ?= constraints.txt
 DEMO   ?= runs/demo
 
-.PHONY: install lock demo test test-fast lint clean-demo bench gpu-check-smoke
+.PHONY: install weights lock demo test test-fast lint clean-demo bench gpu-check-smoke
 
-install: $(STAMP)
+install: $(STAMP) weights
+
+# Nothing downloads at run time: `predict --detector mtcnn` reads only the converted file.
+weights: $(STAMP)
+	$(PY) scripts/fetch_mtcnn.py
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,8 +48,9 @@ lock:
 demo: install
 	bash scripts/demo.sh $(DEMO)
 
+# FACEPARSE_REQUIRE_WEIGHTS: the MTCNN tests fail (not skip) when the weights are missing.
 test: install lint
-	$(PY) -m pytest tests
+	FACEPARSE_REQUIRE_WEIGHTS=1 $(PY) -m pytest tests
 
 test-fast: install
 	$(PY) -m pytest tests -m "not slow"

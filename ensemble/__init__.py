@@ -5,9 +5,12 @@ Subpackages, in the order of the workflow (each imports only those above it):
     core         the Ensemble: members loaded from a manifest, input discovery and checks, test-time
                  views, member weights, the recipe, batched prediction (imports no other subpackage)
     postprocess  steps on the averaged probabilities and label maps; a registry `fit` tries
-    fit          python -m ensemble fit: members, weights, views and steps chosen on held-out data
-    submission   run_ensemble.py / python -m ensemble run: CSV, masks, pictures, report
-    faces        photos in the wild: detect, align, parse, paste back (ensemble.api.Parser)
+    faces        photos in the wild: detect (MTCNN, dlib, the parser), align, parse with a context
+                 view, paste back, the whole photo where no face is found (ensemble.api.Parser)
+    fit          python -m ensemble fit: members, weights, views and steps chosen on held-out data;
+                 --wild: the photo path's options chosen on wild scenes
+    submission   run_ensemble.py / python -m ensemble run: CSV, masks, pictures, report; --detector:
+                 the same from the photo parser's label maps
     distill      python -m ensemble distill: one student trained on the Ensemble's probabilities
     export       python -m ensemble export: one member as ONNX or an smp folder
     cli          the commands' flags and entry points (python -m ensemble COMMAND)

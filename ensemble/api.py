@@ -20,6 +20,7 @@ from data_prep.layout import read_rgb
 from ensemble.core.inference import Ensemble
 from ensemble.core.inputs import is_prepared
 from ensemble.core.members import Member
+from ensemble.core.recipe import WildChoice
 from ensemble.faces.photo_parser import WildParser, WildResult
 from ensemble.postprocess.registry import Step, build_steps
 
@@ -50,15 +51,19 @@ class Parser:
         manifest: str | Path,
         recipe: str | Path | None = None,
         use_recipe: bool = True,
-        detector: str = "auto",
+        detector: str | None = None,
         framing: str | Path | None = None,
         device: str = "auto",
         ensemble: EnsembleConfig | None = None,
         explicit: dict[str, Any] | None = None,
-        second_pass: bool = True,
+        second_pass: bool | None = None,
         max_faces: int = 8,
+        detector_threshold: float | None = None,
+        context: float | None = None,
     ) -> Parser:
-        """Members, weights, views and post-processing as `run` would use them (recipe first)."""
+        """Members, weights, views and post-processing as `run` would use them (recipe first); the wild
+        options (detector, detector_threshold, context, second_pass, face steps) from the recipe's
+        `wild` when it has one and the argument is None, else the defaults (auto, the detector's, 2, on)."""
         ens = ensemble or EnsembleConfig()
         steps: list[Step] = []
         model = Ensemble.from_manifest(
@@ -71,16 +76,36 @@ class Parser:
             before_load=lambda post: steps.extend(build_steps(post)),
         )
         frame, source = training_framing(model.members, framing)
+        chosen = model.recipe.wild if model.recipe is not None and model.recipe.wild else WildChoice()
+        given = {f"postprocess.{k}" for k in explicit or {}} | set(explicit or {})
+        wild_steps = {k: v for k, v in chosen.steps.items() if f"postprocess.{k}" not in given}
+        if wild_steps:  # the face steps chosen on wild scenes, unless a flag set them
+            steps = build_steps(model.postprocess.model_copy(update=wild_steps))
         wild = WildParser(
             ensemble=model,
             steps=steps,
             framing=frame,
-            detector=detector,
-            second_pass=second_pass,
+            detector=chosen.detector if detector is None else detector,
+            second_pass=chosen.second_pass if second_pass is None else second_pass,
             max_faces=max_faces,
             max_pixels=ens.max_pixels,
+            context=chosen.context if context is None else context,
+            detector_threshold=chosen.detector_threshold
+            if detector_threshold is None
+            else detector_threshold,
         )
         return cls(wild, source)
+
+    def describe(self) -> str:
+        """The detector and options in one line (for the command's output)."""
+        w = self.wild
+        detector = w.detector if isinstance(w.detector, str) else getattr(w.detector, "name", "custom")
+        used = getattr(w._detect, "name", "none") if w._detect is not None else "none"
+        threshold = "default" if w.detector_threshold is None else w.detector_threshold
+        return (
+            f"{detector} ({used}; threshold {threshold}), context {w.context:g}, "
+            f"second pass {'on' if w.second_pass else 'off'}, then the whole photo where none is found"
+        )
 
     def parse_faces(self, image: np.ndarray | str | Path) -> WildResult:
         """Labels, faces (centre first) and a message (e.g. no face) for an RGB uint8 array or a file."""

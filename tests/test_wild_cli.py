@@ -55,24 +55,25 @@ def test_predict_writes_masks_overlays_and_faces_at_each_photos_size(manifest, t
     assert (out / "faces.json").is_file()
 
 
-def test_predict_finds_the_astronaut_and_a_faceless_photo_gives_background(manifest, tmp_path, capsys):
+def test_predict_finds_the_astronaut_and_a_faceless_photo_is_parsed_whole(manifest, tmp_path, capsys):
     pytest.importorskip("dlib")
     data = pytest.importorskip("skimage.data")
     photos, out = tmp_path / "photos", tmp_path / "out"
     write_image(photos / "astronaut.png", data.astronaut())
     write_image(photos / "wall.png", np.full((80, 120, 3), 128, np.uint8))
     assert predict(photos, manifest, out, "--detector", "dlib", "--quiet") == 0
-    assert "wall.png: no face found" in capsys.readouterr().out
-    assert not read_label_map(out / "masks" / "wall.png").any()
+    assert "wall.png: no face detected: parsed the whole photo" in capsys.readouterr().out
     faces = json.loads((out / "faces.json").read_text())
-    assert faces["wall"] == []
+    assert all(f["found_by"] == "whole_photo" for f in faces["wall"])
+    assert faces["astronaut"][0]["found_by"] == "dlib"
     x0, y0, x1, y1 = faces["astronaut"][0]["box"]
     assert abs(x0 - 175) < 25 and abs(x1 - 266) < 25 and abs(y1 - 167) < 40
     labels = read_label_map(out / "masks" / "astronaut.png")
     assert labels.shape == (512, 512)
     ys, xs = np.nonzero(labels)
-    # Labels only where the face crops reach (about twice the face box), not over the whole photo.
-    assert xs.size and xs.min() > 60 and xs.max() < 400 and ys.max() < 330
+    # Labels only where the face's views reach (the context view: about four times the face box), not
+    # over the whole photo.
+    assert xs.size and xs.min() > 20 and xs.max() < 430 and ys.max() < 430
 
 
 def test_parser_api_returns_labels_at_the_photos_size(manifest):

@@ -53,7 +53,7 @@ def test_parser_mode_on_a_photo_without_a_face_finds_none():
     assert ParserDetector(lambda crop: _parser("none").parse_crop(crop), 64)(image) == []
 
 
-def test_dlib_missing_says_how_to_install_it(monkeypatch):
+def test_dlib_missing_says_how_to_install_it(monkeypatch, tmp_path):
     real_import = builtins.__import__
 
     def no_dlib(name, *args, **kwargs):
@@ -62,6 +62,7 @@ def test_dlib_missing_says_how_to_install_it(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_dlib)
+    monkeypatch.setenv("FACEPARSE_MTCNN", str(tmp_path / "missing.safetensors"))  # no MTCNN weights either
     with pytest.raises(DetectorError, match=r"pip install '\.\[detect\]'"):
         build_detector("dlib", lambda crop: crop, 64)
     assert isinstance(build_detector("auto", lambda crop: crop, 64), ParserDetector)

@@ -57,8 +57,9 @@ def test_paste_back_puts_labels_only_inside_the_face_region():
     image, labels, boxes = make_scene(240, 360, [(220, 20, 100)], seed=7)
     result = _wild(PaletteModel(), "parser")(image)
     ys, xs = np.nonzero(result.labels)
-    # Everything labelled lies within the drawn face's square (hair/cloth reach its edges) ...
-    assert xs.min() >= 220 - 2 and xs.max() < 320 + 2 and ys.min() >= 20 - 2 and ys.max() < 120 + 2
+    # Everything labelled lies within the drawn face's square (hair/cloth reach its edges; the context
+    # view, at half the tight crop's resolution, blurs its edge by a pixel or two) ...
+    assert xs.min() >= 220 - 5 and xs.max() < 320 + 5 and ys.min() >= 20 - 5 and ys.max() < 120 + 5
     # ... and the face's own pixels came back where they were drawn (cloth reaches past the crop).
     face = np.isin(labels, (*FACE_CORE, CLASS_ID["hair"]))
     assert (result.labels[face] == labels[face]).mean() > 0.9

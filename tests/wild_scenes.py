@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
-from configs import NUM_CLASSES
-from data_prep.framing import face_box, measure_framing
+from configs import CLASS_ID, NUM_CLASSES
+from data_prep.framing import FACE_CORE, face_box, measure_framing
 
 from ensemble_fixtures import PaletteModel
 from faces import face_label_map, palette_image
@@ -62,3 +63,18 @@ class CentredPaletteModel(PaletteModel):
         outside = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2) > (0.5 * min(h, w)) ** 2
         logits[:, 0][:, outside] = logits.amax(1)[:, outside] + 10
         return logits
+
+
+def long_haired_scene() -> tuple[np.ndarray, np.ndarray, tuple]:
+    """A drawn face whose hair falls far below its square (to 250 px under a 100 px face)."""
+    rng = np.random.default_rng(4)
+    labels = np.zeros((420, 360), np.uint8)
+    face = face_label_map(100, 100, rng)
+    hair = np.zeros_like(labels)
+    cv2.ellipse(hair, (180, 200), (75, 190), 0, 0, 360, 1, -1)
+    labels[hair > 0] = CLASS_ID["hair"]
+    window = labels[40:140, 130:230]
+    window[face > 0] = face[face > 0]
+    core = np.isin(labels, FACE_CORE)
+    ys, xs = np.nonzero(core)
+    return palette_image(labels, rng), labels, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)

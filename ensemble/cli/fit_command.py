@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from configs.overrides import add_set_argument, load_with_sets
-from ensemble.core.choices import TTA_MODES
+from ensemble.core.choices import DETECTORS, TTA_MODES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -60,6 +60,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="where the candidates run (auto: cuda when available)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    g = p.add_argument_group("photos in the wild (recipe.wild: what predict and run --detector apply)")
+    g.add_argument(
+        "--wild",
+        type=Path,
+        help="labelled wild scenes (python -m data_prep synth --wild): after the fit, choose the photo "
+        "path's detector threshold, context view, second pass and face steps on them",
+    )
+    g.add_argument("--wild-split", default="val", help="split of the wild scenes to fit on (default val)")
+    g.add_argument(
+        "--wild-detector",
+        default="auto",
+        choices=["auto", *DETECTORS],
+        help="the detector the photo path uses (its threshold is chosen; default auto)",
+    )
+    g.add_argument("--wild-max-images", type=int, default=64, help="at most this many wild scenes")
     add_set_argument(p)
 
 
@@ -105,4 +120,29 @@ def main(args: argparse.Namespace) -> int:
     post = ", ".join(f"{k}={v}" for k, v in raw["postprocess"].items() if v not in (False, "none", 0.0))
     print(f"recipe: members {members}; views {', '.join(raw['views'])}; post-processing {post or 'none'}")
     print(f"wrote {out}, {out.parent / 'fit_report.md'}, {page}, {out.parent / 'selection_trace.png'}")
+    if args.wild is not None:
+        fit_photos(args, out)
     return 0
+
+
+def fit_photos(args: argparse.Namespace, recipe_path: Path) -> None:
+    """recipe.wild chosen on the wild scenes with the recipe just written."""
+    from ensemble.api import Parser
+    from ensemble.core.recipe import read_recipe, write_recipe
+    from ensemble.fit.wild_fit import fit_wild, wild_scenes
+
+    scenes = wild_scenes(args.wild, args.wild_split, args.wild_max_images)
+    parser = Parser.from_manifest(
+        args.manifest, recipe_path, detector=args.wild_detector, framing=args.data, device=args.device
+    )
+    data = {"dataset": str(Path(args.wild).resolve()), "split": args.wild_split}
+    wild = fit_wild(parser.wild, scenes, data, progress=not args.quiet)
+    recipe = read_recipe(recipe_path).model_copy(update={"wild": wild})
+    write_recipe(recipe_path, recipe)
+    on = [s for s, v in wild.steps.items() if v]
+    print(
+        f"wild ({len(scenes)} scenes): mean face F1 {wild.scores['start']:.4f} -> {wild.scores['final']:.4f}; "
+        f"detector {wild.detector} threshold {wild.detector_threshold or 'default'}, context {wild.context:g}, "
+        f"second pass {'on' if wild.second_pass else 'off'}, face steps {', '.join(on) or 'none'} "
+        f"(recipe.wild in {recipe_path})"
+    )

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from configs.command_line import positive_int
 from configs.overrides import add_set_argument, load_with_sets
+from ensemble.cli.photo_flags import add_photo_arguments
 from ensemble.cli.step_flags import add_step_argument, step_settings
-from ensemble.core.choices import DETECTORS, TTA_MODES
+from ensemble.core.choices import TTA_MODES
 
 # What parses and writes (torch, smp, OpenCV) is imported where it runs: `--help` needs only the flags.
 if TYPE_CHECKING:
@@ -36,28 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--recipe", type=Path, help="recipe from ensemble fit (default: recipe.json beside the manifest)"
     )
     p.add_argument("--no-recipe", action="store_true", help="ignore recipe.json beside the manifest")
-    p.add_argument(
-        "--detector",
-        default="auto",
-        choices=["auto", *DETECTORS],
-        help="dlib (pip install '.[detect]'), parser (the ensemble finds the faces itself), none (the "
-        "whole photo as one padded square); auto: dlib when installed, else parser",
-    )
-    p.add_argument(
-        "--framing",
-        type=Path,
-        help="prepared dataset whose face framing the crops copy (default: the members' training "
-        "dataset when it is here, else a built-in default)",
-    )
-    p.add_argument(
-        "--no-second-pass", action="store_true", help="crop on the detected box only (no re-alignment)"
-    )
-    p.add_argument(
-        "--max-faces",
-        type=positive_int,
-        default=8,
-        help="parse at most this many faces per photo, nearest the centre first (1: the seed's rule)",
-    )
+    add_photo_arguments(p, "default: the recipe's wild.detector, else auto")
     p.add_argument("--tta", choices=list(TTA_MODES), help="test-time augmentation instead of the recipe's")
     p.add_argument(
         "--face-clip", action="store_true", help="clear parts, hair and skin far outside the face box"
@@ -120,12 +99,14 @@ def main(args: argparse.Namespace) -> int:
         args.device,
         ens,
         explicit,
-        second_pass=not args.no_second_pass,
+        second_pass=False if args.no_second_pass else None,
         max_faces=args.max_faces,
+        detector_threshold=args.detector_threshold,
+        context=args.context,
     )
     clear_previous(args.out, OWN_FOLDERS, OWN_FILES)  # only after every check passed
-    print(f"detector: {args.detector}; framing: {parser.framing_source}")
-    faces, bad, entries, t0 = {}, [], [], time.perf_counter()
+    print(f"detector: {parser.describe()}; framing: {parser.framing_source}")
+    faces, bad, entries, found_by, t0 = {}, [], [], {}, time.perf_counter()
     for item in tqdm(items, desc="predict", unit="photo", disable=args.quiet):
         try:
             image = read_rgb(item.path)
@@ -134,8 +115,10 @@ def main(args: argparse.Namespace) -> int:
             bad.append(item.path)
             continue
         result = parser.wild(image, item.path)
+        for face in result.faces:
+            found_by[face.found_by] = found_by.get(face.found_by, 0) + 1
         if result.message:
-            print(f"{item.path}: {result.message}")
+            tqdm.write(f"{item.path}: {result.message}")
         write_masks(args.out, item.stem, result.labels)
         drawn = overlay(
             image,
@@ -162,7 +145,8 @@ def main(args: argparse.Namespace) -> int:
     write_provenance(args.out, config=ens, extra={"args": args})
     n = len(faces)
     print(
-        f"{n} photo(s), {sum(map(len, faces.values()))} face(s), "
+        f"{n} photo(s), {sum(map(len, faces.values()))} face(s) (found by: "
+        f"{', '.join(f'{k} {v}' for k, v in sorted(found_by.items())) or 'none'}), "
         f"{(time.perf_counter() - t0) / max(n, 1):.3f} s/photo; outputs in {args.out}: masks/, color/, overlay/, "
         f"{'crops/, ' if args.save_crops else ''}faces.json, report.html"
     )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from configs.label_sets import LABEL_SETS
 from configs.overrides import add_set_argument, load_with_sets
 from configs.schema import EnsembleConfig, parse_config
+from ensemble.cli.photo_flags import add_photo_arguments
 from ensemble.cli.step_flags import add_step_argument, step_settings
 from ensemble.core.choices import TTA_MODES, WEIGHT_MODES
 from ensemble.postprocess.registry import STEPS
@@ -110,6 +111,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "report's first row, what you would submit without the ensemble",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_photo_arguments(
+        p,
+        "default: none of this: each image is squashed into the model's square; the recipe's wild section "
+        "gives the other photo options",
+    )
     add_set_argument(p)
 
 
@@ -164,8 +170,18 @@ def ensemble_config(args: argparse.Namespace) -> EnsembleConfig:
 
 def run_options(args: argparse.Namespace, ens: EnsembleConfig) -> RunOptions:
     """RunOptions from parsed flags."""
-    from ensemble.submission.run_pipeline import RunOptions
+    from ensemble.submission.run_pipeline import PhotoOptions, RunOptions
 
+    photo = None
+    if args.detector is not None:
+        photo = PhotoOptions(
+            detector=args.detector,
+            detector_threshold=args.detector_threshold,
+            context=args.context,
+            second_pass=False if args.no_second_pass else None,
+            framing=args.framing,
+            max_faces=args.max_faces,
+        )
     return RunOptions(
         manifest=args.manifest,
         images=args.images,
@@ -183,6 +199,7 @@ def run_options(args: argparse.Namespace, ens: EnsembleConfig) -> RunOptions:
         overwrite=args.overwrite,
         label_set=args.label_set,
         gt_label_set=args.gt_label_set,
+        photo=photo,
     )
 
 

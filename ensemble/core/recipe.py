@@ -2,7 +2,8 @@
 
     {"format": 1, "manifest": "manifest.json", "members": {name: weight}, "bags": {bag: [models]},
      "views": [view names],
-     "postprocess": {PostprocessConfig fields}, "scores": {...}, "decisions": {...}, "data": {...}}
+     "postprocess": {PostprocessConfig fields}, "scores": {...}, "decisions": {...}, "data": {...},
+     "wild": {WildChoice fields} or null}
 
 Members, views and post-processing are applied; scores, decisions and data are the record of how
 they were chosen (the run report repeats them).
@@ -28,6 +29,20 @@ class RecipeError(FaceParseError):
     """A recipe file that cannot be used with the given manifest."""
 
 
+class WildChoice(BaseModel):
+    """How photos in the wild are parsed (ensemble.faces), as `ensemble fit --wild` chose on wild scenes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    detector: str = "auto"
+    detector_threshold: float | None = None  # None: the detector's own default
+    context: float = 2.0  # context view side in tight-crop sides (<= 1: none)
+    second_pass: bool = True
+    steps: dict[str, bool] = {}  # face steps switched on or off for photos (postprocess field -> on)
+    scores: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+
+
 class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -40,6 +55,7 @@ class Recipe(BaseModel):
     scores: dict[str, Any] = {}
     decisions: dict[str, Any] = {}
     data: dict[str, Any] = {}
+    wild: WildChoice | None = None
 
 
 def default_recipe_path(manifest: str | Path) -> Path:

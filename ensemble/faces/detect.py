@@ -1,11 +1,17 @@
 """Face detectors behind a registry: where the faces of a photo are, as boxes with a score.
 
+    mtcnn    MTCNN (ensemble.faces.mtcnn): a CNN cascade with five landmarks that drive the alignment;
+             weights fetched once by `make weights` (nothing downloads at run time)
     dlib     dlib's HOG frontal-face detector (compiled into the dlib-bin wheel: nothing to download);
              optional extra: pip install '.[detect]'
     parser   no extra dependency: the ensemble parses a shrunk, padded view of the whole photo and
              half-overlapping windows of half its side; each connected region of face-core classes
              is a face (box, mean face probability, part centroids as landmarks)
     none     no detection: the whole photo is parsed as one padded square (ensemble.faces.photo_parser)
+    auto     the best one installed (mtcnn, then dlib, then parser), and per photo the next one in that
+             order when it finds no face (DetectorChain)
+
+Every Face records the detector that found it (found_by).
 
 Boxes are (x0, y0, x1, y1) in continuous photo coordinates and describe the face core (skin, eyes,
 brows, nose, mouth, lips: data_prep.framing), the box the training framing is measured on.
@@ -50,7 +56,7 @@ class DlibDetector:
         faces = []
         for r, s in zip(rects, scores):
             x0, y0, x1, y1 = float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1)
-            faces.append(Face((x0, y0 - DLIB_CORE_TOP * (y1 - y0), x1, y1), float(s)))
+            faces.append(Face((x0, y0 - DLIB_CORE_TOP * (y1 - y0), x1, y1), float(s), found_by="dlib"))
         return faces
 
 
@@ -127,7 +133,7 @@ class ParserDetector:
                 continue
             corners = apply(back, np.array([face.box[:2], face.box[2:]]))
             marks = {k: tuple(apply(back, np.array([p]))[0].tolist()) for k, p in face.landmarks.items()}
-            faces.append(Face(tuple(corners.ravel().tolist()), face.score, marks))
+            faces.append(Face(tuple(corners.ravel().tolist()), face.score, marks, found_by="parser"))
         return faces
 
 
@@ -149,23 +155,66 @@ def merge_duplicates(faces: list[Face], overlap: float = 0.5) -> list[Face]:
     return kept
 
 
+class DetectorChain:
+    """Detectors tried in order on each photo; the first that finds a face answers."""
+
+    def __init__(self, detectors: list[Callable]):
+        self.detectors = detectors
+        self.name = "+".join(getattr(d, "name", "custom") for d in detectors)
+
+    def __call__(self, image: np.ndarray) -> list[Face]:
+        for detector in self.detectors:
+            faces = detector(image)
+            if faces:
+                return faces
+        return []
+
+
 def available(name: str) -> bool:
-    """Whether a detector's optional package is installed."""
+    """Whether a detector can run here (its optional package or its weights are installed)."""
+    if name == "mtcnn":
+        from ensemble.faces.mtcnn import weights_available
+
+        return weights_available()
     return name != "dlib" or installed("dlib")
 
 
-# name -> factory(parse, size) -> detector (callable RGB image -> faces); "none" has no detector.
-DETECTORS: dict[str, Callable[[Callable[[np.ndarray], np.ndarray], int], Callable | None]] = {
-    "dlib": lambda parse, size: DlibDetector(),
-    "parser": lambda parse, size: ParserDetector(parse, size),
-    "none": lambda parse, size: None,
+def _mtcnn(parse, size, framing, threshold):
+    from ensemble.faces.mtcnn import THRESHOLDS, MtcnnDetector
+
+    return MtcnnDetector(THRESHOLDS[2] if threshold is None else threshold, framing=framing)
+
+
+def _dlib(parse, size, framing, threshold):
+    return DlibDetector(threshold=DLIB_THRESHOLD if threshold is None else threshold)
+
+
+# name -> factory(parse, size, framing, threshold) -> detector (callable RGB image -> faces); "none" has
+# no detector. threshold None: the detector's own default.
+DETECTORS: dict[str, Callable[..., Callable | None]] = {
+    "mtcnn": _mtcnn,
+    "dlib": _dlib,
+    "parser": lambda parse, size, framing, threshold: ParserDetector(parse, size),
+    "none": lambda parse, size, framing, threshold: None,
 }
+AUTO_ORDER = ("mtcnn", "dlib", "parser")
 
 
-def build_detector(name: str, parse: Callable[[np.ndarray], np.ndarray], size: int) -> Callable | None:
-    """The detector called name ("auto": dlib when installed, else parser); None for "none"."""
+def build_detector(
+    name: str,
+    parse: Callable[[np.ndarray], np.ndarray],
+    size: int,
+    framing: dict | None = None,
+    threshold: float | None = None,
+) -> Callable | None:
+    """The detector called name; "auto": a DetectorChain of the installed ones in AUTO_ORDER (the
+    threshold applies to its first); None for "none"."""
     if name == "auto":
-        name = "dlib" if available("dlib") else "parser"
+        names = [n for n in AUTO_ORDER if available(n)]
+        chain = [
+            DETECTORS[n](parse, size, framing, threshold if i == 0 else None) for i, n in enumerate(names)
+        ]
+        return chain[0] if len(chain) == 1 else DetectorChain(chain)
     if name not in DETECTORS:
         raise DetectorError(f"unknown detector {name!r}; expected one of {['auto', *DETECTORS]}")
-    return DETECTORS[name](parse, size)
+    return DETECTORS[name](parse, size, framing, threshold)

@@ -1,10 +1,12 @@
-"""Faces in the wild: detect -> align -> parse -> warp back -> composite -> post-process.
+"""Faces in the wild: detect -> align -> parse (tight crop + context view) -> paste back -> post-process.
 
-Each face is cropped so it sits where the training faces sit (data_prep.framing): first from its
-box, then (second pass) from the part centroids of the first parse (eyes, nose, mouth), a
-similarity that also undoes roll. The crop's probabilities are warped back with the inverse of the
-same transform and composited into the photo (background elsewhere; where crops overlap, the
-per-class maximum). The detection-based post-processing steps (ensemble.postprocess.face_steps) see the faces.
+Each face is cropped so it sits where the training faces sit (data_prep.framing): from its landmarks
+when the detector gives them (MTCNN), else from its box, then (second pass) from the part centroids of
+the first parse (eyes, nose, mouth), a similarity that also undoes roll. A context view (the same
+centre, `context` times the side) labels hair, neck and clothes past the crop; ensemble.faces.paste
+warps both back and gives each pixel to the face that owns it. When no detector finds a face the whole
+photo is parsed (ensemble.faces.whole_photo): a map is never blank because a detector missed. The
+detection-based post-processing steps (ensemble.postprocess.face_steps) see the faces.
 """
 
 from __future__ import annotations
@@ -17,21 +19,16 @@ import cv2
 import numpy as np
 import torch
 
-from configs import NUM_CLASSES
 from data_prep.layout import fit_pixels
 from ensemble.core.inference import Ensemble
-from ensemble.faces.align import (
-    apply,
-    box_transform,
-    invert,
-    landmark_transform,
-    view_transform,
-    warp_back,
-    warp_crop,
-)
+from ensemble.faces.align import apply, box_transform, invert, landmark_transform, view_transform, warp_crop
 from ensemble.faces.detect import build_detector
+from ensemble.faces.paste import FaceParse, composite, zoom_out
+from ensemble.faces.whole_photo import whole_photo_faces
 from ensemble.postprocess.face_regions import Face, centre_first, faces_from_labels
 from ensemble.postprocess.registry import Step, label_stage, probability_stage
+
+LANDMARK_DETECTORS = ("mtcnn",)  # detectors whose landmarks are trained points, aligned on directly
 
 
 @dataclass
@@ -58,12 +55,16 @@ class WildParser:
     second_pass: bool = True  # re-align on the first parse's part centroids
     max_faces: int = 8  # the ones nearest the centre
     max_pixels: int | None = 4096 * 4096
+    context: float = 2.0  # side of the context view / the tight crop's (<= 1: no context view)
+    detector_threshold: float | None = None  # the detector's score threshold (None: its default)
 
     def __post_init__(self) -> None:
         self.size = self.ensemble.resolution
         detector = self.detector
         self._detect = (
-            detector if callable(detector) else build_detector(detector, self.parse_crop, self.size)
+            detector
+            if callable(detector)
+            else build_detector(detector, self.parse_crop, self.size, self.framing, self.detector_threshold)
         )
 
     def parse_crop(self, crop: np.ndarray) -> np.ndarray:
@@ -71,31 +72,59 @@ class WildParser:
         return self.parse_crops([crop])[0]
 
     def parse_crops(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
-        return self.ensemble.predict(crops, probs=True)
+        return self.ensemble.predict(crops, probs=True) if len(crops) else []
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces of an RGB photo, the one nearest the centre first (none for detector "none")."""
         if self._detect is None:
             return []
         h, w = image.shape[:2]
-        return centre_first(self._detect(image), h, w)[: self.max_faces]
+        faces = self._detect(image)
+        for face in faces:
+            face.found_by = face.found_by or getattr(self._detect, "name", "custom")
+        return centre_first(faces, h, w)[: self.max_faces]
+
+    def align(self, face: Face) -> np.ndarray:
+        """Photo -> crop M: on a landmark detector's landmarks (MTCNN's), else on the box (the
+        parser's part centroids come from a coarse view: its box aligns better, as measured)."""
+        m = None
+        if face.found_by in LANDMARK_DETECTORS:
+            m = landmark_transform(face.landmarks, self.framing, self.size)
+        return box_transform(face.box, self.framing, self.size) if m is None else m
 
     def __call__(self, image: np.ndarray, image_path: Path | None = None) -> WildResult:
         """Parse every face of an RGB uint8 photo; labels come back at the photo's own size."""
         full_h, full_w = image.shape[:2]
         image = fit_pixels(image, self.max_pixels)
         h, w = image.shape[:2]
-        if self._detect is None:  # the whole photo is the crop: padded, never squashed
-            transforms, faces, message = [view_transform(h, w, self.size)], [], None
-        else:
-            faces = self.detect(image)
-            transforms = [box_transform(f.box, self.framing, self.size) for f in faces]
-            message = None if faces else "no face found: the label map is all background"
-        crops = [warp_crop(image, m, self.size) for m in transforms]
-        probs = self.parse_crops(crops) if crops else []
-        if self.second_pass and self._detect is not None and faces:
-            transforms, crops, probs = self._realign(image, faces, transforms, crops, probs)
-        full = composite(probs, transforms, h, w)
+        faces, message, parses = self.detect(image), None, []
+        if not faces:  # never blank: the whole photo, padded, and the face regions it holds
+            m = view_transform(h, w, self.size)
+            if self._detect is None:
+                parses = [FaceParse(self.parse_crop(warp_crop(image, m, self.size)), m)]
+            else:
+                faces = whole_photo_faces(image, self.parse_crop, self.size)[0]
+                faces = centre_first(faces, h, w)[: self.max_faces]
+                message = (
+                    f"no face detected: parsed the whole photo, {len(faces)} face region(s) in its parse"
+                    if faces
+                    else "no face found (not by the detector, not in the whole photo's parse): all background"
+                )
+        crops: list[np.ndarray] = []
+        if faces:
+            transforms = [self.align(f) for f in faces]
+            crops = [warp_crop(image, m, self.size) for m in transforms]
+            probs = self.parse_crops(crops)
+            if self.second_pass:
+                transforms, crops, probs = self._realign(image, faces, transforms, crops, probs)
+            parses = [FaceParse(p, m) for p, m in zip(probs, transforms)]
+            if self.context > 1:
+                wide = [zoom_out(m, self.size, self.context) for m in transforms]
+                for parse, mw, pw in zip(
+                    parses, wide, self.parse_crops([warp_crop(image, m, self.size) for m in wide])
+                ):
+                    parse.context_probs, parse.context_m = pw, mw
+        full = composite(parses, h, w)
         labels = self._postprocess(full, image, faces, image_path)
         last = self.size - 1  # the corner pixels' centres: an outline drawn there stays on the crop
         square = np.array([[0, 0], [last, 0], [last, last], [0, last]], np.float64)
@@ -127,9 +156,9 @@ class WildParser:
             marks = {k: (x, y) for k, (x, y) in marks.items() if x0 <= x <= x1 and y0 <= y <= y1}
             if not marks:
                 continue
-            faces[i].landmarks = marks
-            aligned = landmark_transform(faces[i].landmarks, self.framing, self.size)
+            aligned = landmark_transform(marks, self.framing, self.size)
             if aligned is not None:
+                faces[i].landmarks = marks
                 transforms[i] = aligned
                 crops[i] = warp_crop(image, aligned, self.size)
                 redo.append(i)
@@ -140,25 +169,9 @@ class WildParser:
     def _postprocess(self, full: np.ndarray, image: np.ndarray, faces: list[Face], path: Path | None):
         result = probability_stage(torch.from_numpy(full), list(self.steps), path)
         ctx = result.context
-        ctx.faces = faces if self._detect is not None else None
+        ctx.faces = faces or None
         ctx._image = image
         return label_stage(ctx, list(self.steps))
-
-
-def composite(probs: Sequence[np.ndarray], transforms: Sequence[np.ndarray], h: int, w: int) -> np.ndarray:
-    """(C, h, w) photo probabilities: each crop warped back; background where no crop reaches."""
-    full = np.zeros((NUM_CLASSES, h, w), np.float32)
-    covered = np.zeros((h, w), bool)
-    for p, m in zip(probs, transforms):
-        back = warp_back(p, m, h, w)
-        if back is None:
-            continue
-        (x0, y0, x1, y1), q, inside = back
-        region = full[:, y0:y1, x0:x1]
-        np.maximum(region, np.where(inside, q, 0), out=region)  # overlapping crops: the stronger class
-        covered[y0:y1, x0:x1] |= inside
-    full[0][~covered] = 1.0
-    return full
 
 
 def _scaled(face: Face, s: float) -> Face:
@@ -166,4 +179,5 @@ def _scaled(face: Face, s: float) -> Face:
         tuple(v * s for v in face.box),
         face.score,
         {k: (x * s, y * s) for k, (x, y) in face.landmarks.items()},
+        face.found_by,
     )

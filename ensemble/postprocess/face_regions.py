@@ -21,6 +21,7 @@ class Face:
     box: tuple[float, float, float, float]
     score: float
     landmarks: dict[str, tuple[float, float]] = field(default_factory=dict)
+    found_by: str = ""  # the path that found it: mtcnn, dlib, parser or whole_photo (ensemble.faces)
 
     @property
     def centre(self) -> tuple[float, float]:
@@ -39,6 +40,7 @@ class Face:
             "landmarks": {
                 k: [round(float(x), 1), round(float(y), 1)] for k, (x, y) in self.landmarks.items()
             },
+            "found_by": self.found_by,
         }
 
 

@@ -32,6 +32,7 @@ from ensemble.submission.baseline import baseline_confusion, best_candidate
 from ensemble.submission.csv_codes import SubmissionWriter, csv_rows, write_ids
 from ensemble.submission.gallery import GALLERY_DIR, GALLERY_HEIGHT, GalleryEntry, gallery_entry
 from ensemble.submission.output_folder import check_out_folder, clear_previous
+from ensemble.submission.photo_run import PhotoOptions, PhotoRecord, photo_predict_and_write
 from ensemble.submission.pictures import comparison_panel, plot_confusion
 from ensemble.submission.relabel import RunLabels, apply_label_set
 from ensemble.submission.run_html import write_run_html
@@ -73,6 +74,9 @@ class RunOptions:
     gt_label_set: str | None = None  # None: a prepared dataset's own (dataset.json), else label_set
     # A search's manifest: its best candidate alone is scored first (ensemble.submission.baseline).
     baseline: Path | None = None
+    # Parse each image as a photo (ensemble.submission.photo_run: faces found, aligned, pasted back)
+    # instead of squashing it into the model's square; None: the squashed run.
+    photo: PhotoOptions | None = None
 
 
 @dataclass
@@ -103,8 +107,13 @@ def run(opts: RunOptions) -> dict[str, Any]:
     downscaled = _announce_downscaled(plan.test_set, ens.max_pixels)
     out.mkdir(parents=True, exist_ok=True)
     t2 = time.perf_counter()
-    timings = Timings()
-    scores, gallery = _predict_and_write(opts, plan, out, timings)
+    timings, photos, gallery = Timings(), None, []
+    if opts.photo is None:
+        scores, gallery = _predict_and_write(opts, plan, out, timings)
+    else:
+        photos = PhotoRecord()
+        scores = photo_predict_and_write(opts, plan, out, photos)
+        timings.images = len(plan.test_set.items) - len(plan.bad)
     run_s = time.perf_counter() - t2
     if opts.baseline is not None and scores:
         good = [
@@ -179,6 +188,7 @@ def run(opts: RunOptions) -> dict[str, Any]:
             "overhead_s": run_s - timings.forward_total_s,
         },
         "outputs": {k: str(v) for k, v in outputs.items()},
+        "photos": photos.to_json() if photos else None,
     }
     write_run_report(out, report)
     write_run_html(out, report, gallery)

@@ -150,6 +150,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     for name, s in t["forward_s"].items():
         lines.append(f"| forward {name} | {s:.2f} |")
     lines += [f"| everything but the forward passes | {t['overhead_s']:.2f} |", ""]
+    lines += photos_markdown(report.get("photos"))
     lines += ["## Skipped images", ""]
     lines += [f"- `{b['file']}`: {b['reason']} (empty rows in the CSV)" for b in report["skipped"]] or [
         "None."
@@ -179,3 +180,22 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, Path):
         return str(x)
     return x
+
+
+def photos_markdown(photos: dict[str, Any] | None) -> list[str]:
+    """The report's Photos section: settings, faces per path, the images with no detected face."""
+    if not photos:
+        return []
+    s = photos["settings"]
+    found = ", ".join(f"{k} {v}" for k, v in sorted(photos["found_by"].items())) or "none"
+    lines = [
+        "## Photos (faces found, aligned and parsed)",
+        "",
+        f"Detector {s['detector']} (threshold {s['detector_threshold'] or 'default'}), context view "
+        f"{s['context']:g}, second pass {'on' if s['second_pass'] else 'off'}. Faces found by: {found}.",
+        "",
+        f"No face detected (parsed whole): {len(photos['no_face'])} image(s)"
+        + (": " + ", ".join(f"`{n}`" for n in photos["no_face"]) if photos["no_face"] else ""),
+        "",
+    ]
+    return lines

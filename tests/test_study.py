@@ -70,6 +70,21 @@ def test_with_one_completed_trial_the_export_says_why_there_is_no_plot(tmp_path)
     assert len(pd.read_csv(out / "study_trials.csv")) == 2
 
 
+def test_export_while_the_first_trials_still_run_lists_them_without_durations(tmp_path):
+    exp = tmp_path / "ray" / "early"
+    cfg = parse_config({"search": SPACE})
+    study = optuna.create_study(
+        storage=open_storage(study_storage_url("auto", str(exp))), study_name=exp.name, direction="maximize"
+    )
+    for _ in range(2):
+        define_space(cfg.search)(study.ask())  # running: no duration yet (an all-None column)
+    out = tmp_path / "models"
+    report = write_study_outputs(cfg, str(exp), out)
+    assert report["importances"] == {}
+    trials = pd.read_csv(out / "study_trials.csv")
+    assert list(trials["state"]) == ["RUNNING", "RUNNING"] and trials["duration"].isna().all()
+
+
 def test_study_storage_is_sqlite_beside_a_local_experiment_unless_set(tmp_path):
     exp = str(tmp_path / "ray" / "demo")
     assert study_storage_url("auto", exp) == f"sqlite:///{tmp_path}/ray/demo/optuna.db"

@@ -114,8 +114,8 @@ def write_study_report(study: optuna.Study, url: str, out: Path) -> dict[str, An
 
 def _trials_table(study: optuna.Study) -> pd.DataFrame:
     df = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
-    if "duration" in df:
-        df["duration"] = df["duration"].dt.total_seconds()
+    if "duration" in df:  # all None (object dtype) while every trial still runs: to_timedelta copes
+        df["duration"] = pd.to_timedelta(df["duration"]).dt.total_seconds()
     return df
 
 

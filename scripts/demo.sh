@@ -13,6 +13,7 @@ PY=${PY:-.venv/bin/python}
 NUM=${DEMO_FACES:-320}
 REFIT=${DEMO_REFIT:-seeds}
 TOP=${DEMO_TOP:-2}
+PER_ARCH=${DEMO_MAX_PER_ARCH:-1}
 RAW=data/demo/raw
 PREP=data/demo/prepared
 start=$(date +%s)
@@ -46,16 +47,16 @@ MODELS="$OUT/models"
 rm -rf "$OUT/ray/refit" "$OUT/bags"
 case "$REFIT" in
   folds)
-    step "4/6 refit: the $TOP best configs (one per architecture) x 3 folds of train + val, out-of-fold predictions -> $OUT/bags"
-    $PY -m tuning refit --from "$OUT/models/manifest.json" --data "$PREP" --top "$TOP" --max-per-arch 1 --folds 3 \
+    step "4/6 refit: the $TOP best configs (at most $PER_ARCH per architecture) x 3 folds of train + val, out-of-fold predictions -> $OUT/bags"
+    $PY -m tuning refit --from "$OUT/models/manifest.json" --data "$PREP" --top "$TOP" --max-per-arch "$PER_ARCH" --folds 3 \
         --out "$OUT/bags" --storage "$OUT/ray" --name refit
     MODELS="$OUT/bags"
     step "5/6 fit the ensemble on the out-of-fold predictions: bags, weights, views, post-processing"
     $PY -m ensemble fit --config configs/demo.yaml --manifest "$MODELS/manifest.json" \
         --data "$PREP" --oof --views flip ;;
   seeds)
-    step "4/6 refit: the $TOP best configs (one per architecture) x 2 seeds on the train split -> $OUT/bags"
-    $PY -m tuning refit --from "$OUT/models/manifest.json" --data "$PREP" --top "$TOP" --max-per-arch 1 --folds 1 --seeds 2 \
+    step "4/6 refit: the $TOP best configs (at most $PER_ARCH per architecture) x 2 seeds on the train split -> $OUT/bags"
+    $PY -m tuning refit --from "$OUT/models/manifest.json" --data "$PREP" --top "$TOP" --max-per-arch "$PER_ARCH" --folds 1 --seeds 2 \
         --out "$OUT/bags" --storage "$OUT/ray" --name refit
     MODELS="$OUT/bags"
     step "5/6 fit the ensemble on the val split: bags, weights, views, post-processing"

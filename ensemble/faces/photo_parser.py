@@ -98,10 +98,13 @@ class WildParser:
         image = fit_pixels(image, self.max_pixels)
         h, w = image.shape[:2]
         faces, message, parses = self.detect(image), None, []
+        crops: list[np.ndarray] = []  # what the model saw, and its photo -> crop transform
+        transforms: list[np.ndarray] = []
         if not faces:  # never blank: the whole photo, padded, and the face regions it holds
             m = view_transform(h, w, self.size)
             if self._detect is None:
-                parses = [FaceParse(self.parse_crop(warp_crop(image, m, self.size)), m)]
+                crops, transforms = [warp_crop(image, m, self.size)], [m]
+                parses = [FaceParse(self.parse_crop(crops[0]), m)]
             else:
                 faces = whole_photo_faces(image, self.parse_crop, self.size)[0]
                 faces = centre_first(faces, h, w)[: self.max_faces]
@@ -110,7 +113,6 @@ class WildParser:
                     if faces
                     else "no face found (not by the detector, not in the whole photo's parse): all background"
                 )
-        crops: list[np.ndarray] = []
         if faces:
             transforms = [self.align(f) for f in faces]
             crops = [warp_crop(image, m, self.size) for m in transforms]

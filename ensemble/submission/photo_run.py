@@ -104,8 +104,9 @@ def photo_predict_and_write(opts, plan, out: Path, record: PhotoRecord) -> Stage
                 sub.add(position, None)
                 continue
             image = read_rgb(item.path)
-            result = parser(fit_pixels(image, ens.max_pixels), item.path)
             h, w = image.shape[:2]
+            image = fit_pixels(image, ens.max_pixels)  # parsed, scored and drawn at this size
+            result = parser(image, item.path)
             labels = result.labels
             full = (
                 labels
@@ -126,7 +127,7 @@ def photo_predict_and_write(opts, plan, out: Path, record: PhotoRecord) -> Stage
             if viz < ens.viz:
                 write_image(
                     out / "viz" / f"{item.stem}.png",
-                    comparison_panel(fit_pixels(image, ens.max_pixels), labels, gt),
+                    comparison_panel(image, labels, gt),
                 )
                 viz += 1
             sub.add_rows(position, csv_rows(position, labels, ens.csv))

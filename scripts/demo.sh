@@ -2,9 +2,12 @@
 # The whole path on generated faces, CPU only:
 #   generate -> prepare -> search -> refit the best configs -> fit the ensemble -> submission.
 # Usage: scripts/demo.sh [OUT_DIR]   (make demo calls it with runs/demo)
-# Knobs: DEMO_FACES (320), DEMO_TOP (2: configs refit), DEMO_REFIT=seeds|folds|none (seeds, the default
-# because it won on the demo (BENCHMARKS.md): seed bags fit on val; folds: K-fold bags fit on their
-# out-of-fold predictions; none: the search's candidates fit on val),
+# The search ranks configs in DEMO_SEARCH_EPOCHS (8) epochs per trial (ASHA stops the weak ones
+# earlier); the refit trains the chosen configs DEMO_EPOCHS (20) epochs, where val F1 levels off.
+# Knobs: DEMO_FACES (320), DEMO_TOP (2: configs refit), DEMO_SEEDS (3: seeds per config),
+# DEMO_MAX_PER_ARCH (1), DEMO_SEARCH_EPOCHS, DEMO_EPOCHS, DEMO_REFIT=seeds|folds|none (seeds, the
+# default because it won on the demo (BENCHMARKS.md): seed bags fit on val; folds: K-fold bags fit on
+# their out-of-fold predictions; none: the search's candidates fit on val),
 # DEMO_REUSE_SEARCH=1 (keep OUT/models from an earlier run instead of searching again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +17,9 @@ NUM=${DEMO_FACES:-320}
 REFIT=${DEMO_REFIT:-seeds}
 TOP=${DEMO_TOP:-2}
 PER_ARCH=${DEMO_MAX_PER_ARCH:-1}
+SEEDS=${DEMO_SEEDS:-3}
+SEARCH_EPOCHS=${DEMO_SEARCH_EPOCHS:-8}
+EPOCHS=${DEMO_EPOCHS:-20}
 RAW=data/demo/raw
 PREP=data/demo/prepared
 start=$(date +%s)
@@ -34,29 +40,29 @@ step "2/6 prepare -> $PREP (64 px, seeded split)"
 $PY -m data_prep celebamask --root "$RAW" --out "$PREP" --size 64 --workers 2 \
     --val-fraction 0.15 --test-fraction 0.15 --seed 0
 
-step "3/6 search: Ray Tune + Optuna (every architecture once, then TPE; ASHA) -> $OUT/models"
+step "3/6 search: Ray Tune + Optuna (every architecture once first, then TPE; ASHA; $SEARCH_EPOCHS epochs) -> $OUT/models"
 if [ "${DEMO_REUSE_SEARCH:-0}" = 1 ] && [ -f "$OUT/models/manifest.json" ]; then
   echo "DEMO_REUSE_SEARCH=1: keeping $OUT/models"
 else
   rm -rf "$OUT/ray/demo" "$OUT/models"
   $PY -m tuning --config configs/demo.yaml --data "$PREP" --out "$OUT/models" \
-      --storage "$OUT/ray" --name demo
+      --storage "$OUT/ray" --name demo --set train.epochs="$SEARCH_EPOCHS"
 fi
 
 MODELS="$OUT/models"
 rm -rf "$OUT/ray/refit" "$OUT/bags"
 case "$REFIT" in
   folds)
-    step "4/6 refit: the $TOP best configs (at most $PER_ARCH per architecture) x 3 folds of train + val, out-of-fold predictions -> $OUT/bags"
-    $PY -m tuning refit --from "$OUT/models/manifest.json" --data "$PREP" --top "$TOP" --max-per-arch "$PER_ARCH" --folds 3 \
+    step "4/6 refit: the $TOP best configs (at most $PER_ARCH per architecture) x 3 folds of train + val, $EPOCHS epochs, out-of-fold predictions -> $OUT/bags"
+    $PY -m tuning refit --from "$OUT/models/manifest.json" --data "$PREP" --top "$TOP" --max-per-arch "$PER_ARCH" --folds 3 --max-epochs "$EPOCHS" \
         --out "$OUT/bags" --storage "$OUT/ray" --name refit
     MODELS="$OUT/bags"
     step "5/6 fit the ensemble on the out-of-fold predictions: bags, weights, views, post-processing"
     $PY -m ensemble fit --config configs/demo.yaml --manifest "$MODELS/manifest.json" \
         --data "$PREP" --oof --views flip ;;
   seeds)
-    step "4/6 refit: the $TOP best configs (at most $PER_ARCH per architecture) x 2 seeds on the train split -> $OUT/bags"
-    $PY -m tuning refit --from "$OUT/models/manifest.json" --data "$PREP" --top "$TOP" --max-per-arch "$PER_ARCH" --folds 1 --seeds 2 \
+    step "4/6 refit: the $TOP best configs (at most $PER_ARCH per architecture) x $SEEDS seeds on the train split, $EPOCHS epochs -> $OUT/bags"
+    $PY -m tuning refit --from "$OUT/models/manifest.json" --data "$PREP" --top "$TOP" --max-per-arch "$PER_ARCH" --folds 1 --seeds "$SEEDS" --max-epochs "$EPOCHS" \
         --out "$OUT/bags" --storage "$OUT/ray" --name refit
     MODELS="$OUT/bags"
     step "5/6 fit the ensemble on the val split: bags, weights, views, post-processing"

@@ -10,7 +10,9 @@ its framing the crops. Per row: faces found / missed at IoU >= 0.5 with a detect
 whole-photo fallback found are counted apart), detections matching no face (false), mean F1 over the 18
 face classes from the scenes' summed confusion, that F1 over the aligned one, seconds per photo, and
 the scenes with a face whose map came back all background (blank). The recipe is not used (no
-post-processing), so the rows compare the photo paths alone.
+post-processing), so the rows compare the photo paths alone. Detector `truth` hands the parser each
+scene's true face boxes (boxes.json): the parse's ceiling with a perfect detector, which separates what
+detection loses from what the crop, occlusion and the canvas edge lose.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from configs import NUM_CLASSES
 from data_prep.layout import PreparedDataset, read_label_map, read_rgb
 from ensemble.api import Parser
 from ensemble.core.inference import Ensemble
+from ensemble.postprocess.face_regions import Face
 from tuning.metrics import image_confusion, scores_from_confusion
 
 PLAIN = {"postprocess.smooth": "none", "postprocess.remove_small": False, "postprocess.fill_holes": False}
@@ -39,8 +42,12 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def aligned_f1(manifest: str, prep: PreparedDataset, split: str) -> tuple[float, float]:
-    """(mean face F1, s/image) of the plain ensemble on the aligned faces of a split."""
+def per_class(scores: dict) -> dict:
+    return {k: round(v, 3) for k, v in scores["per_class_f1"].items() if k != "background" and v is not None}
+
+
+def aligned_f1(manifest: str, prep: PreparedDataset, split: str) -> tuple[dict, float]:
+    """(scores, s/image) of the plain ensemble on the aligned faces of a split."""
     ens = Ensemble.from_manifest(manifest, use_recipe=False, explicit=PLAIN, device="cpu")
     cm, t0 = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64), time.perf_counter()
     ids = prep.split_ids(split)
@@ -48,14 +55,29 @@ def aligned_f1(manifest: str, prep: PreparedDataset, split: str) -> tuple[float,
         cm += image_confusion(
             ens.predict([read_rgb(prep.image_path(i))])[0], read_label_map(prep.mask_path(i))
         )
-    return scores_from_confusion(cm)["f1"], (time.perf_counter() - t0) / len(ids)
+    return scores_from_confusion(cm), (time.perf_counter() - t0) / len(ids)
+
+
+class TruthBoxes:
+    """A detector that returns the current scene's true face boxes (the `truth` row)."""
+
+    name = "truth"
+
+    def __init__(self, boxes: dict):
+        self.boxes, self.stem = boxes, None
+
+    def __call__(self, image: np.ndarray) -> list[Face]:
+        return [Face(tuple(map(float, b)), 1.0, found_by="truth") for b in self.boxes.get(self.stem, [])]
 
 
 def score_row(parser: Parser, scenes, boxes: dict) -> dict:
     cm = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
     found = whole = missed = false = blank = 0
     t0 = time.perf_counter()
+    truth_detector = parser.wild._detect if isinstance(parser.wild._detect, TruthBoxes) else None
     for stem, image, labels in scenes:
+        if truth_detector is not None:
+            truth_detector.stem = stem
         result = parser.parse_faces(image)
         cm += image_confusion(result.labels, labels)
         truth = boxes.get(stem, [])
@@ -70,15 +92,17 @@ def score_row(parser: Parser, scenes, boxes: dict) -> dict:
                 missed += 1
         false += sum(max((iou(b, f.box) for b in truth), default=0) < 0.5 for f in result.faces)
         blank += bool(truth) and not result.labels.any()
+    scores = scores_from_confusion(cm)
     return {
         "faces": sum(len(boxes.get(s, [])) for s, *_ in scenes),
         "found": found,
         "found_whole_photo": whole,
         "missed": missed,
         "false": false,
-        "f1": round(scores_from_confusion(cm)["f1"], 4),
+        "f1": round(scores["f1"], 4),
         "s_per_photo": round((time.perf_counter() - t0) / len(scenes), 3),
         "blank_maps": int(blank),
+        "per_class_f1": per_class(scores),
     }
 
 
@@ -91,7 +115,7 @@ def main() -> None:
     p.add_argument(
         "--scenes", type=int, default=60, help="at most this many wild scenes (all splits if needed)"
     )
-    p.add_argument("--detectors", default="mtcnn,dlib,parser,auto", help="comma list")
+    p.add_argument("--detectors", default="mtcnn,dlib,parser,auto", help="comma list (truth: the true boxes)")
     p.add_argument("--contexts", default="2", help="comma list of context views to try (1: none)")
     p.add_argument("--threshold", type=float, help="detector threshold (default: each detector's own)")
     p.add_argument("--out", type=Path, help="write the rows as JSON here")
@@ -103,14 +127,21 @@ def main() -> None:
         ids = sorted(boxes, key=lambda s: (len(s), s))
     ids = ids[: args.scenes]
     scenes = [(i, read_rgb(wild.image_path(i)), read_label_map(wild.mask_path(i))) for i in ids]
-    reference, ref_s = aligned_f1(args.manifest, prep, args.split)
-    rows = {"aligned reference": {"f1": round(reference, 4), "s_per_photo": round(ref_s, 3)}}
+    ref_scores, ref_s = aligned_f1(args.manifest, prep, args.split)
+    reference = ref_scores["f1"]
+    rows = {
+        "aligned reference": {
+            "f1": round(reference, 4),
+            "s_per_photo": round(ref_s, 3),
+            "per_class_f1": per_class(ref_scores),
+        }
+    }
     print("aligned reference", rows["aligned reference"], flush=True)
     for context in map(float, args.contexts.split(",")):
         for det in args.detectors.split(","):
             parser = Parser.from_manifest(
                 args.manifest,
-                detector=det,
+                detector=TruthBoxes(boxes) if det == "truth" else det,
                 framing=args.aligned,
                 device="cpu",
                 use_recipe=False,

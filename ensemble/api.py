@@ -8,7 +8,7 @@ result = parser.parse_faces(rgb)      # labels + faces (box, score, landmarks), 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ class Parser:
         manifest: str | Path,
         recipe: str | Path | None = None,
         use_recipe: bool = True,
-        detector: str | None = None,
+        detector: str | Callable | None = None,
         framing: str | Path | None = None,
         device: str = "auto",
         ensemble: EnsembleConfig | None = None,

@@ -70,14 +70,14 @@ class TruthBoxes:
         return [Face(tuple(map(float, b)), 1.0, found_by="truth") for b in self.boxes.get(self.stem, [])]
 
 
-def score_row(parser: Parser, scenes, boxes: dict) -> dict:
+def score_row(parser: Parser, scenes, boxes: dict, oracle: TruthBoxes | None = None) -> dict:
+    """One row; `oracle`: the parser's TruthBoxes detector, told which scene it is looking at."""
     cm = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
     found = whole = missed = false = blank = 0
     t0 = time.perf_counter()
-    truth_detector = parser.wild._detect if isinstance(parser.wild._detect, TruthBoxes) else None
     for stem, image, labels in scenes:
-        if truth_detector is not None:
-            truth_detector.stem = stem
+        if oracle is not None:
+            oracle.stem = stem
         result = parser.parse_faces(image)
         cm += image_confusion(result.labels, labels)
         truth = boxes.get(stem, [])
@@ -139,9 +139,10 @@ def main() -> None:
     print("aligned reference", rows["aligned reference"], flush=True)
     for context in map(float, args.contexts.split(",")):
         for det in args.detectors.split(","):
+            oracle = TruthBoxes(boxes) if det == "truth" else None
             parser = Parser.from_manifest(
                 args.manifest,
-                detector=TruthBoxes(boxes) if det == "truth" else det,
+                detector=oracle or det,
                 framing=args.aligned,
                 device="cpu",
                 use_recipe=False,
@@ -150,7 +151,7 @@ def main() -> None:
                 detector_threshold=args.threshold,
             )
             name = f"{det}, context {context:g}"
-            rows[name] = score_row(parser, scenes, boxes)
+            rows[name] = score_row(parser, scenes, boxes, oracle)
             rows[name]["f1_vs_aligned"] = round(rows[name]["f1"] / reference, 3)
             print(name, rows[name], flush=True)
     print(json.dumps(rows, indent=1))

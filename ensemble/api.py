@@ -38,6 +38,40 @@ def training_framing(members: Sequence[Member], dataset: str | Path | None = Non
     return dict(DEFAULT_FRAMING), "default"
 
 
+def wild_parser(
+    model: Ensemble,
+    steps: list[Step],
+    framing: dict,
+    explicit: dict[str, Any] | None = None,
+    *,
+    detector: str | Callable | None = None,
+    detector_threshold: float | None = None,
+    context: float | None = None,
+    second_pass: bool | None = None,
+    max_faces: int = 8,
+    max_pixels: int | None = WildParser.max_pixels,
+) -> WildParser:
+    """The photo parser of an ensemble and its steps: each option None takes the recipe's `wild` choice
+    (ensemble fit --wild), else WildChoice's default; the face steps chosen there replace the steps'
+    unless a flag (explicit, with or without its `postprocess.` prefix) set them."""
+    chosen = model.recipe.wild if model.recipe is not None and model.recipe.wild else WildChoice()
+    given = {f"postprocess.{k}" for k in explicit or {}} | set(explicit or {})
+    wild_steps = {k: v for k, v in chosen.steps.items() if f"postprocess.{k}" not in given}
+    if wild_steps:
+        steps = build_steps(model.postprocess.model_copy(update=wild_steps))
+    return WildParser(
+        ensemble=model,
+        steps=steps,
+        framing=framing,
+        detector=chosen.detector if detector is None else detector,
+        second_pass=chosen.second_pass if second_pass is None else second_pass,
+        max_faces=max_faces,
+        max_pixels=max_pixels,
+        context=chosen.context if context is None else context,
+        detector_threshold=chosen.detector_threshold if detector_threshold is None else detector_threshold,
+    )
+
+
 class Parser:
     """An ensemble that parses whole photos: faces found, aligned, parsed and pasted back."""
 
@@ -76,23 +110,17 @@ class Parser:
             before_load=lambda post: steps.extend(build_steps(post)),
         )
         frame, source = training_framing(model.members, framing)
-        chosen = model.recipe.wild if model.recipe is not None and model.recipe.wild else WildChoice()
-        given = {f"postprocess.{k}" for k in explicit or {}} | set(explicit or {})
-        wild_steps = {k: v for k, v in chosen.steps.items() if f"postprocess.{k}" not in given}
-        if wild_steps:  # the face steps chosen on wild scenes, unless a flag set them
-            steps = build_steps(model.postprocess.model_copy(update=wild_steps))
-        wild = WildParser(
-            ensemble=model,
-            steps=steps,
-            framing=frame,
-            detector=chosen.detector if detector is None else detector,
-            second_pass=chosen.second_pass if second_pass is None else second_pass,
+        wild = wild_parser(
+            model,
+            steps,
+            frame,
+            explicit,
+            detector=detector,
+            detector_threshold=detector_threshold,
+            context=context,
+            second_pass=second_pass,
             max_faces=max_faces,
             max_pixels=ens.max_pixels,
-            context=chosen.context if context is None else context,
-            detector_threshold=chosen.detector_threshold
-            if detector_threshold is None
-            else detector_threshold,
         )
         return cls(wild, source)
 

@@ -20,10 +20,8 @@ from tqdm import tqdm
 from data_prep.atomic import write_image
 from data_prep.framing import read_framing
 from data_prep.layout import fit_pixels, read_rgb
-from ensemble.api import training_framing
-from ensemble.core.recipe import WildChoice
+from ensemble.api import training_framing, wild_parser
 from ensemble.faces.photo_parser import WildParser
-from ensemble.postprocess.registry import build_steps
 from ensemble.submission.csv_codes import SubmissionWriter, csv_rows, write_ids
 from ensemble.submission.pictures import comparison_panel
 from ensemble.submission.run_report import StageScores
@@ -65,23 +63,17 @@ class PhotoRecord:
 def photo_parser(plan, photo: PhotoOptions, explicit: dict[str, Any]) -> WildParser:
     """The WildParser of a run's plan: its ensemble and steps, the recipe's wild choice under the flags."""
     ens = plan.ensemble
-    chosen = ens.recipe.wild if ens.recipe is not None and ens.recipe.wild else WildChoice()
-    steps = plan.steps
-    wild_steps = {k: v for k, v in chosen.steps.items() if f"postprocess.{k}" not in explicit}
-    if wild_steps:
-        steps = build_steps(ens.postprocess.model_copy(update=wild_steps))
     framing = read_framing(photo.framing) if photo.framing else training_framing(ens.members)[0]
-    return WildParser(
-        ensemble=ens,
-        steps=steps,
-        framing=framing,
+    return wild_parser(
+        ens,
+        plan.steps,
+        framing,
+        explicit,
         detector=photo.detector,
-        second_pass=chosen.second_pass if photo.second_pass is None else photo.second_pass,
+        detector_threshold=photo.detector_threshold,
+        context=photo.context,
+        second_pass=photo.second_pass,
         max_faces=photo.max_faces,
-        context=chosen.context if photo.context is None else photo.context,
-        detector_threshold=chosen.detector_threshold
-        if photo.detector_threshold is None
-        else photo.detector_threshold,
     )
 
 

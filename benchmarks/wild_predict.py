@@ -2,7 +2,8 @@
 aligned faces. Not run in CI.
 
     PYTHONPATH=. python benchmarks/wild_predict.py --manifest M --wild WILD_PREP --aligned PREP \
-        [--split test] [--scenes 60] [--detectors mtcnn,dlib,parser,auto] [--contexts 2] [--out rows.json]
+        [--split test] [--scenes 60] [--detectors mtcnn,dlib,parser,auto] [--contexts 2] [--steps clothes_below] \
+        [--out rows.json]
 
 WILD_PREP: `python -m data_prep synth --wild` (scenes, label maps, boxes.json: the visible face-core
 box of each face). PREP: the model's prepared (aligned) dataset; its split gives the reference F1 and
@@ -10,9 +11,10 @@ its framing the crops. Per row: faces found / missed at IoU >= 0.5 with a detect
 whole-photo fallback found are counted apart), detections matching no face (false), mean F1 over the 18
 face classes from the scenes' summed confusion, that F1 over the aligned one, seconds per photo, and
 the scenes with a face whose map came back all background (blank). The recipe is not used (no
-post-processing), so the rows compare the photo paths alone. Detector `truth` hands the parser each
-scene's true face boxes (boxes.json): the parse's ceiling with a perfect detector, which separates what
-detection loses from what the crop, occlusion and the canvas edge lose.
+post-processing; `--steps` switches face steps on), so the rows compare the photo paths alone.
+Detector `truth` hands the parser each scene's true face boxes (boxes.json): the parse's ceiling with
+a perfect detector, which separates what detection loses from what the crop, occlusion and the canvas
+edge lose. `A+B` joins two detectors (ensemble.faces.detect.DetectorUnion), e.g. mtcnn+parser.
 """
 
 from __future__ import annotations
@@ -106,6 +108,38 @@ def score_row(parser: Parser, scenes, boxes: dict, oracle: TruthBoxes | None = N
     }
 
 
+def recipe_rows(
+    manifest, recipe: Path, aligned: Path, prep: PreparedDataset, split, scenes, boxes, detectors=()
+) -> dict:
+    """The recipe's aligned reference (the aligned faces parsed whole, post-processing included) and
+    its photo path on the scenes, with its own detector and then each of `detectors`."""
+    whole = Parser.from_manifest(
+        manifest, recipe, detector="none", framing=aligned, device="cpu", context=1.0, second_pass=False
+    )
+    cm, t0 = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64), time.perf_counter()
+    ids = prep.split_ids(split)
+    for i in ids:
+        cm += image_confusion(
+            whole.parse_faces(read_rgb(prep.image_path(i))).labels, read_label_map(prep.mask_path(i))
+        )
+    ref = scores_from_confusion(cm)
+    rows = {
+        "recipe, aligned reference": {
+            "f1": round(ref["f1"], 4),
+            "s_per_photo": round((time.perf_counter() - t0) / len(ids), 3),
+            "per_class_f1": per_class(ref),
+        }
+    }
+    print("recipe, aligned reference", rows["recipe, aligned reference"], flush=True)
+    for detector in [None, *detectors]:
+        parser = Parser.from_manifest(manifest, recipe, detector=detector, framing=aligned, device="cpu")
+        name = f"recipe: {parser.describe()}"
+        rows[name] = score_row(parser, scenes, boxes)
+        rows[name]["f1_vs_aligned"] = round(rows[name]["f1"] / ref["f1"], 3)
+        print(name, rows[name], flush=True)
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manifest", required=True, help="models/NAME/manifest.json")
@@ -118,6 +152,22 @@ def main() -> None:
     p.add_argument("--detectors", default="mtcnn,dlib,parser,auto", help="comma list (truth: the true boxes)")
     p.add_argument("--contexts", default="2", help="comma list of context views to try (1: none)")
     p.add_argument("--threshold", type=float, help="detector threshold (default: each detector's own)")
+    p.add_argument(
+        "--steps",
+        default="",
+        help="comma list of face steps switched on in every row (e.g. clothes_below); default none",
+    )
+    p.add_argument(
+        "--recipe",
+        type=Path,
+        help="also a row of the whole product path: this recipe (ensemble fit [--wild]) with its members, "
+        "views, post-processing and wild choice, against the same recipe on the aligned faces",
+    )
+    p.add_argument(
+        "--recipe-detectors",
+        default="",
+        help="comma list: also the recipe's rows with these detectors instead of its own (e.g. mtcnn+parser)",
+    )
     p.add_argument("--out", type=Path, help="write the rows as JSON here")
     args = p.parse_args()
     wild, prep = PreparedDataset(args.wild), PreparedDataset(args.aligned)
@@ -129,6 +179,7 @@ def main() -> None:
     scenes = [(i, read_rgb(wild.image_path(i)), read_label_map(wild.mask_path(i))) for i in ids]
     ref_scores, ref_s = aligned_f1(args.manifest, prep, args.split)
     reference = ref_scores["f1"]
+    steps = {f"postprocess.{k}": True for k in filter(None, args.steps.split(","))}
     rows = {
         "aligned reference": {
             "f1": round(reference, 4),
@@ -138,7 +189,7 @@ def main() -> None:
     }
     print("aligned reference", rows["aligned reference"], flush=True)
     for context in map(float, args.contexts.split(",")):
-        for det in args.detectors.split(","):
+        for det in filter(None, args.detectors.split(",")):
             oracle = TruthBoxes(boxes) if det == "truth" else None
             parser = Parser.from_manifest(
                 args.manifest,
@@ -146,14 +197,19 @@ def main() -> None:
                 framing=args.aligned,
                 device="cpu",
                 use_recipe=False,
-                explicit=PLAIN,
+                explicit={**PLAIN, **steps},
                 context=context,
                 detector_threshold=args.threshold,
             )
-            name = f"{det}, context {context:g}"
+            name = f"{det}, context {context:g}" + "".join(f", {k.split('.')[1]}" for k in steps)
             rows[name] = score_row(parser, scenes, boxes, oracle)
             rows[name]["f1_vs_aligned"] = round(rows[name]["f1"] / reference, 3)
             print(name, rows[name], flush=True)
+    if args.recipe:
+        others = list(filter(None, args.recipe_detectors.split(",")))
+        rows.update(
+            recipe_rows(args.manifest, args.recipe, args.aligned, prep, args.split, scenes, boxes, others)
+        )
     print(json.dumps(rows, indent=1))
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1) + "\n")

@@ -231,6 +231,7 @@ class PostprocessConfig(Section):
     face_clip_scales: tuple[Positive, Positive, Positive] = (0.9, 1.3, 1.1)
     glasses_to_skin: bool = False
     eye_repair: bool = False
+    clothes_below: bool = False  # clothes grown down the photo below each face (ensemble.postprocess)
 
 
 class CsvConfig(Section):

@@ -41,6 +41,7 @@ RUN_ORDER = [
     "face_clip",
     "glasses_to_skin",
     "eye_repair",
+    "clothes_below",
 ]
 SKIN, NOSE = CLASS_ID["skin"], CLASS_ID["nose"]
 
@@ -126,6 +127,7 @@ def test_fit_options_and_the_plain_start_are_unchanged():
         "face_clip",
         "glasses_to_skin",
         "eye_repair",
+        "clothes_below",
     ]
     # The recipe of a fit that keeps nothing: the same JSON as before the registry.
     assert json.dumps(plain_config().model_dump(mode="json")) == json.dumps(
@@ -141,6 +143,7 @@ def test_fit_options_and_the_plain_start_are_unchanged():
             "face_clip_scales": [0.9, 1.3, 1.1],
             "glasses_to_skin": False,
             "eye_repair": False,
+            "clothes_below": False,
         }
     )
     assert build_steps(plain_config()) == []

@@ -55,16 +55,19 @@ def test_predict_writes_masks_overlays_and_faces_at_each_photos_size(manifest, t
     assert (out / "faces.json").is_file()
 
 
-def test_predict_finds_the_astronaut_and_a_faceless_photo_is_parsed_whole(manifest, tmp_path, capsys):
+def test_predict_finds_the_astronaut_and_a_grey_wall_has_no_face(manifest, tmp_path, capsys):
     pytest.importorskip("dlib")
     data = pytest.importorskip("skimage.data")
     photos, out = tmp_path / "photos", tmp_path / "out"
     write_image(photos / "astronaut.png", data.astronaut())
     write_image(photos / "wall.png", np.full((80, 120, 3), 128, np.uint8))
     assert predict(photos, manifest, out, "--detector", "dlib", "--quiet") == 0
-    assert "wall.png: no face detected: parsed the whole photo" in capsys.readouterr().out
+    # A grey wall: parsed whole and in windows; no view holds a face, so no face and a background map.
+    assert "wall.png: no face found (not by the detector, not in the whole photo's parse)" in (
+        capsys.readouterr().out
+    )
     faces = json.loads((out / "faces.json").read_text())
-    assert all(f["found_by"] == "whole_photo" for f in faces["wall"])
+    assert faces["wall"] == [] and not read_label_map(out / "masks" / "wall.png").any()
     assert faces["astronaut"][0]["found_by"] == "dlib"
     x0, y0, x1, y1 = faces["astronaut"][0]["box"]
     assert abs(x0 - 175) < 25 and abs(x1 - 266) < 25 and abs(y1 - 167) < 40

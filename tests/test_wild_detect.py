@@ -7,8 +7,9 @@ import builtins
 import numpy as np
 import pytest
 
+from configs.optional import installed
 from ensemble.core.inference import Ensemble
-from ensemble.faces.detect import DetectorError, DlibDetector, ParserDetector, build_detector
+from ensemble.faces.detect import DetectorError, DetectorUnion, DlibDetector, ParserDetector, build_detector
 from ensemble.faces.photo_parser import WildParser
 from ensemble.postprocess.face_regions import Face, centre_first
 
@@ -50,7 +51,45 @@ def test_faces_come_centre_first():
 
 def test_parser_mode_on_a_photo_without_a_face_finds_none():
     image = np.full((120, 160, 3), 30, np.uint8)  # PaletteModel's background colour only
-    assert ParserDetector(lambda crop: _parser("none").parse_crop(crop), 64)(image) == []
+    assert ParserDetector(_parser("none").parse_crops, 64)(image) == []
+
+
+def test_parser_windows_step_down_to_a_small_faces_training_size_within_the_view_cap():
+    detector = ParserDetector(lambda crops: [], 64, framing={"box": [0.5, 0.5, 0.5, 0.6]}, max_views=1000)
+    sides = sorted({round(side) for *_, side in detector.windows(400, 600)}, reverse=True)
+    assert sides[0] == 600 and sides[-1] >= 64 and sides[-1] * 0.7 < 64  # 32 px face / 0.5 of the crop
+    assert all(b / a == pytest.approx(0.7, abs=0.01) for a, b in zip(sides, sides[1:]))
+    capped = ParserDetector(lambda crops: [], 64, max_views=20).windows(4000, 4000)
+    assert 1 < len(capped) <= 20  # a large photo: the levels stop before the cap
+
+
+def test_a_small_face_the_whole_view_misses_is_found_in_the_finer_windows_and_never_blank():
+    image, labels, boxes = make_scene(560, 640, [(300, 250, 70)], seed=5)
+    parser = _parser("none")
+    whole_only = ParserDetector(parser.scout_crops, 64, levels=(1.0,), framing=parser.framing)
+    assert whole_only(image) == []  # 70 px of 640: too small in the whole view
+    found = ParserDetector(parser.scout_crops, 64, framing=parser.framing)(image)
+    assert len(found) == 1 and iou(found[0].box, boxes[0]) >= 0.5
+    # The photo parser's fallback when its detector finds nothing uses the same windows.
+    missed = _parser(lambda photo: [])(image)
+    assert [f.found_by for f in missed.faces] == ["whole_photo"] and iou(missed.faces[0].box, boxes[0]) >= 0.5
+    assert (missed.labels[labels > 0] == labels[labels > 0]).mean() > 0.8
+
+
+def test_a_union_keeps_the_first_detectors_faces_and_adds_the_others_new_ones():
+    first = [Face((10.0, 10.0, 50.0, 50.0), 0.9, {"nose": (30.0, 30.0)}, "mtcnn")]
+    second = [
+        Face((12.0, 8.0, 52.0, 48.0), 0.99, found_by="parser"),
+        Face((100.0, 10.0, 140.0, 50.0), 0.6, found_by="parser"),
+    ]
+    faces = DetectorUnion([lambda image: first, lambda image: second])(np.zeros((60, 160, 3), np.uint8))
+    assert [f.found_by for f in faces] == ["mtcnn", "parser"] and faces[0].landmarks  # the overlap: MTCNN's
+    assert faces[1].box == (100.0, 10.0, 140.0, 50.0)
+    union = build_detector("dlib+parser", lambda crops: [], 64) if installed("dlib") else None
+    assert union is None or (isinstance(union, DetectorUnion) and union.name == "dlib+parser")
+    for bad in ("parser+parser", "auto+parser", "mtcnn+none"):
+        with pytest.raises(DetectorError, match="join distinct detectors"):
+            build_detector(bad, lambda crops: [], 64)
 
 
 def test_dlib_missing_says_how_to_install_it(monkeypatch, tmp_path):

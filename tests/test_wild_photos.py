@@ -152,7 +152,7 @@ def _mtcnn():
         if os.environ.get("FACEPARSE_REQUIRE_WEIGHTS"):
             pytest.fail(f"MTCNN weights missing at {weights_path()} and FACEPARSE_REQUIRE_WEIGHTS is set")
         pytest.skip(f"MTCNN weights not fetched ({weights_path()}): run `make weights`")
-    return MtcnnDetector(framing=drawn_framing())
+    return MtcnnDetector()
 
 
 def test_mtcnn_finds_the_astronauts_face_with_its_landmarks():

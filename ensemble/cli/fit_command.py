@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from configs.overrides import add_set_argument, load_with_sets
-from ensemble.core.choices import DETECTORS, TTA_MODES
+from ensemble.core.choices import TTA_MODES, detector_arg
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--wild-detector",
         default="auto",
-        choices=["auto", *DETECTORS],
+        type=detector_arg,
         help="the detector the photo path uses (its threshold is chosen; default auto)",
     )
     g.add_argument("--wild-max-images", type=int, default=64, help="at most this many wild scenes")

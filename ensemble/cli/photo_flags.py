@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from configs.command_line import positive_int
-from ensemble.core.choices import DETECTORS
+from ensemble.core.choices import detector_arg
 
 
 def add_photo_arguments(p: argparse.ArgumentParser, default: str) -> None:
@@ -15,10 +15,11 @@ def add_photo_arguments(p: argparse.ArgumentParser, default: str) -> None:
     g = p.add_argument_group("photos (faces found, aligned, parsed and pasted back)")
     g.add_argument(
         "--detector",
-        choices=["auto", *DETECTORS],
+        type=detector_arg,
         help="mtcnn (CNN with 5 landmarks; weights from `make weights`), dlib (pip install '.[detect]'), "
         "parser (the ensemble finds the faces itself), none (the whole photo as one padded square); auto: "
-        "mtcnn, dlib, parser in that order, the next when one finds no face. Whatever the detector, a "
+        "mtcnn, dlib, parser in that order, the next when one finds no face; A+B (e.g. mtcnn+parser): both, "
+        "B adding the faces A missed. Whatever the detector, a "
         "photo where it finds no face is parsed whole (" + default + ")",
     )
     g.add_argument(

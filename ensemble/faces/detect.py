@@ -5,16 +5,20 @@
     dlib     dlib's HOG frontal-face detector (compiled into the dlib-bin wheel: nothing to download);
              optional extra: pip install '.[detect]'
     parser   no extra dependency: the ensemble parses a shrunk, padded view of the whole photo and
-             half-overlapping windows of half its side; each connected region of face-core classes
-             is a face (box, mean face probability, part centroids as landmarks)
+             half-overlapping windows at finer scales, down to a small face's training size; each
+             connected region of face-core classes is a face (box, mean face probability, part
+             centroids as landmarks)
     none     no detection: the whole photo is parsed as one padded square (ensemble.faces.photo_parser)
     auto     the best one installed (mtcnn, then dlib, then parser), and per photo the next one in that
              order when it finds no face (DetectorChain)
+    A+B      both on every photo, B adding the faces A missed (DetectorUnion), e.g. mtcnn+parser
 
 Every Face records the detector that found it (found_by).
 
-Boxes are (x0, y0, x1, y1) in continuous photo coordinates and describe the face core (skin, eyes,
-brows, nose, mouth, lips: data_prep.framing), the box the training framing is measured on.
+Boxes are (x0, y0, x1, y1) in continuous photo coordinates around the face core (skin, eyes, brows,
+nose, mouth, lips: data_prep.framing), the box the training framing is measured on: the parser's are
+its face-core regions, dlib's is grown up to the hairline, MTCNN's is its own regressed box (its crops
+are aligned on its landmarks, not on the box).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import numpy as np
 
 from configs.errors import FaceParseError
 from configs.optional import installed, require
+from data_prep.framing import DEFAULT_FRAMING
+from ensemble.core.choices import detector_problem
 from ensemble.faces.align import apply, invert, warp_crop
 from ensemble.postprocess.face_regions import Face, faces_from_labels
 
@@ -34,6 +40,11 @@ DLIB_CORE_TOP = 0.15  # fraction of the box height added above it
 # (the suit's collar, nearer the centre once boxes are ordered) 0.12.
 DLIB_THRESHOLD = 0.3
 MIN_FACE_FRACTION = 0.002  # a parsed face region covers at least this share of the view
+# The parser's windows: each level's side is LEVEL_STEP times the one above, down to the window in which
+# a MIN_FACE px wide face (its core box) is as large as a training face, at most MAX_VIEWS views.
+LEVEL_STEP = 0.7
+MIN_FACE = 32.0
+MAX_VIEWS = 128
 
 
 class DetectorError(FaceParseError):
@@ -62,28 +73,46 @@ class DlibDetector:
 
 class ParserDetector:
     """Faces found by parsing views of the photo: the whole photo shrunk into the model's square
-    (padded, not squashed), then overlapping windows of half its side (levels), each view's face
-    regions mapped back; a region cut by a window's inner edge is left to a neighbouring window,
-    and duplicates across views are merged (the higher score kept).
+    (padded, not squashed), then half-overlapping windows at finer scales (levels: window side over
+    the photo's longer side), each view's face regions mapped back; a region cut by a window's inner
+    edge is left to a neighbouring window, and duplicates across views are merged (the higher score
+    kept). The model finds a face best at the size it was trained on (the framing's face box in its
+    square), so without explicit levels they step down by LEVEL_STEP from the whole photo to the window
+    in which a face `min_face` pixels wide has that size, at most `max_views` views in all. All views
+    of a photo are parsed as one batch.
 
-    parse: RGB (S, S, 3) uint8 -> (C, S, S) probabilities (the ensemble, ensemble.faces.photo_parser).
+    parse: list of RGB (S, S, 3) uint8 -> list of (C, S, S) probabilities (the ensemble,
+    ensemble.faces.photo_parser).
     """
 
     name = "parser"
 
     def __init__(
         self,
-        parse: Callable[[np.ndarray], np.ndarray],
+        parse: Callable[[list[np.ndarray]], list[np.ndarray]],
         size: int,
         min_score: float = 0.5,
-        levels: tuple[float, ...] = (1.0, 0.5),
+        levels: tuple[float, ...] | None = None,
+        framing: dict | None = None,
+        min_face: float = MIN_FACE,
+        max_views: int = MAX_VIEWS,
+        found_by: str = "parser",
     ):
         self.parse, self.size, self.min_score, self.levels = parse, size, min_score, levels
+        self.face_fraction = float((framing or DEFAULT_FRAMING)["box"][2])  # face box width / crop side
+        self.min_face, self.max_views, self.found_by = min_face, max_views, found_by
 
     def windows(self, h: int, w: int) -> list[tuple[float, float, float]]:
         """(x0, y0, side) squares: per level, side = level x the photo's longer side, half overlapping."""
-        out = []
-        for level in self.levels:
+        out: list[tuple[float, float, float]] = []
+        smallest = self.min_face / self.face_fraction  # the window a min_face face fills as in training
+        levels = self.levels
+        if levels is None:
+            levels, level = [1.0], LEVEL_STEP
+            while level * max(h, w) >= smallest:
+                levels.append(level)
+                level *= LEVEL_STEP
+        for level in levels:
             side = level * max(h, w)
             if level < 1 and side < self.size / 2:
                 continue  # a window that small holds no face the whole view missed
@@ -93,20 +122,25 @@ class ParserDetector:
                     return np.array([(extent - side) / 2])
                 return np.linspace(0, extent - side, int(np.ceil((extent - side) / (side / 2))) + 1)
 
-            out += [(x, y, side) for y in starts(h) for x in starts(w)]
+            more = [(x, y, side) for y in starts(h) for x in starts(w)]
+            if self.levels is None and len(out) + len(more) > self.max_views:
+                break  # a large photo: its smallest faces are left to the detector's scales above
+            out += more
         return out
 
     def __call__(self, image: np.ndarray) -> list[Face]:
         h, w = image.shape[:2]
-        faces = []
+        views = []
         for x0, y0, side in self.windows(h, w):
             s = self.size / side
-            faces += self._faces_in(image, np.array([[s, 0.0, -s * x0], [0.0, s, -s * y0]]))
+            views.append(np.array([[s, 0.0, -s * x0], [0.0, s, -s * y0]]))
+        probs = self.parse([warp_crop(image, m, self.size) for m in views])
+        faces = []
+        for m, p in zip(views, probs):
+            faces += self._faces_in(p, m, h, w)
         return merge_duplicates(faces)
 
-    def _faces_in(self, image: np.ndarray, m: np.ndarray) -> list[Face]:
-        h, w = image.shape[:2]
-        probs = self.parse(warp_crop(image, m, self.size))
+    def _faces_in(self, probs: np.ndarray, m: np.ndarray, h: int, w: int) -> list[Face]:
         labels = probs.argmax(0).astype(np.uint8)
         # Only the photo's part of the view: the padding mirrors the photo.
         (px0, py0), (px1, py1) = apply(m, np.array([[0, 0], [w, h]]))
@@ -133,24 +167,24 @@ class ParserDetector:
                 continue
             corners = apply(back, np.array([face.box[:2], face.box[2:]]))
             marks = {k: tuple(apply(back, np.array([p]))[0].tolist()) for k, p in face.landmarks.items()}
-            faces.append(Face(tuple(corners.ravel().tolist()), face.score, marks, found_by="parser"))
+            faces.append(Face(tuple(corners.ravel().tolist()), face.score, marks, found_by=self.found_by))
         return faces
 
 
+def overlaps(a, b, overlap: float = 0.5) -> bool:
+    """Whether boxes a and b share over `overlap` of the smaller one's area."""
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return inter > overlap * min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+
+
 def merge_duplicates(faces: list[Face], overlap: float = 0.5) -> list[Face]:
-    """Faces by score; one that shares over `overlap` of the smaller box with a kept one is dropped."""
+    """Faces by box area, largest first; one that shares over `overlap` of the smaller box with a kept one
+    is dropped. A window smaller than a face can show a fragment of it as a face region (part of
+    its parts, a box inside the face's) with a higher mean probability than the whole face has in a
+    coarser view; by score, the fragment would win and crop the face too tight."""
     kept: list[Face] = []
-    for face in sorted(faces, key=lambda f: -f.score):
-        a = face.box
-        area_a = (a[2] - a[0]) * (a[3] - a[1])
-        duplicate = False
-        for k in kept:
-            b = k.box
-            inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-            if inter > overlap * min(area_a, (b[2] - b[0]) * (b[3] - b[1])):
-                duplicate = True
-                break
-        if not duplicate:
+    for face in sorted(faces, key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1])):
+        if not any(overlaps(face.box, k.box, overlap) for k in kept):
             kept.append(face)
     return kept
 
@@ -160,7 +194,7 @@ class DetectorChain:
 
     def __init__(self, detectors: list[Callable]):
         self.detectors = detectors
-        self.name = "+".join(getattr(d, "name", "custom") for d in detectors)
+        self.name = ">".join(getattr(d, "name", "custom") for d in detectors)
 
     def __call__(self, image: np.ndarray) -> list[Face]:
         for detector in self.detectors:
@@ -168,6 +202,23 @@ class DetectorChain:
             if faces:
                 return faces
         return []
+
+
+class DetectorUnion:
+    """Every detector run on each photo (`--detector mtcnn+parser`): the first one's faces, then each
+    next one's faces that overlap none already kept (merge_duplicates' rule). MTCNN misses faces unlike
+    the photos it was trained on (on generated wild scenes: dark and drawn faces) that the parsing
+    model, trained on the very faces it parses, finds in its windows; MTCNN keeps its landmarks."""
+
+    def __init__(self, detectors: list[Callable]):
+        self.detectors = detectors
+        self.name = "+".join(getattr(d, "name", "custom") for d in detectors)
+
+    def __call__(self, image: np.ndarray) -> list[Face]:
+        kept: list[Face] = []
+        for detector in self.detectors:
+            kept += [f for f in detector(image) if not any(overlaps(f.box, k.box) for k in kept)]
+        return kept
 
 
 def available(name: str) -> bool:
@@ -182,7 +233,7 @@ def available(name: str) -> bool:
 def _mtcnn(parse, size, framing, threshold):
     from ensemble.faces.mtcnn import THRESHOLDS, MtcnnDetector
 
-    return MtcnnDetector(THRESHOLDS[2] if threshold is None else threshold, framing=framing)
+    return MtcnnDetector(THRESHOLDS[2] if threshold is None else threshold)
 
 
 def _dlib(parse, size, framing, threshold):
@@ -194,7 +245,7 @@ def _dlib(parse, size, framing, threshold):
 DETECTORS: dict[str, Callable[..., Callable | None]] = {
     "mtcnn": _mtcnn,
     "dlib": _dlib,
-    "parser": lambda parse, size, framing, threshold: ParserDetector(parse, size),
+    "parser": lambda parse, size, framing, threshold: ParserDetector(parse, size, framing=framing),
     "none": lambda parse, size, framing, threshold: None,
 }
 AUTO_ORDER = ("mtcnn", "dlib", "parser")
@@ -202,19 +253,28 @@ AUTO_ORDER = ("mtcnn", "dlib", "parser")
 
 def build_detector(
     name: str,
-    parse: Callable[[np.ndarray], np.ndarray],
+    parse: Callable[[list[np.ndarray]], list[np.ndarray]],
     size: int,
     framing: dict | None = None,
     threshold: float | None = None,
 ) -> Callable | None:
     """The detector called name; "auto": a DetectorChain of the installed ones in AUTO_ORDER (the
-    threshold applies to its first); None for "none"."""
+    threshold applies to its first); "A+B": a DetectorUnion (the threshold applies to A); None for
+    "none". parse: a list of crops -> their probabilities."""
+    problem = detector_problem(name)
+    if problem:
+        raise DetectorError(problem)
+    if "+" in name:
+        names = name.split("+")
+        parts = [
+            build_detector(n, parse, size, framing, threshold if i == 0 else None)
+            for i, n in enumerate(names)
+        ]
+        return DetectorUnion(parts)
     if name == "auto":
         names = [n for n in AUTO_ORDER if available(n)]
         chain = [
             DETECTORS[n](parse, size, framing, threshold if i == 0 else None) for i, n in enumerate(names)
         ]
         return chain[0] if len(chain) == 1 else DetectorChain(chain)
-    if name not in DETECTORS:
-        raise DetectorError(f"unknown detector {name!r}; expected one of {['auto', *DETECTORS]}")
     return DETECTORS[name](parse, size, framing, threshold)

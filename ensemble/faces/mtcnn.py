@@ -191,8 +191,10 @@ def lifted(image: np.ndarray) -> np.ndarray:
 class MtcnnDetector:
     """Faces with five landmarks: (score, box, landmarks) per face above `threshold` (O-Net's score).
 
-    The Face box is the face core the training framing is measured on: the framing's box mapped back
-    through the landmark alignment (ensemble.faces.align) when a framing is given, else MTCNN's own box.
+    The Face box is MTCNN's own (regressed) box; the crop is aligned on the landmarks. A box mapped back
+    from the training framing through the landmarks was tried and fits visible faces worse: on 60
+    generated wild scenes (62 faces) mean IoU with the true face-core box 0.72 against 0.78 for MTCNN's
+    box, 48 against 50 faces at IoU >= 0.5 (a turned, cut or occluded face is not the median face).
     """
 
     name = "mtcnn"
@@ -202,14 +204,13 @@ class MtcnnDetector:
         threshold: float = THRESHOLDS[2],
         min_face: float = 20.0,
         factor: float = 0.709,
-        framing: dict | None = None,
         path: Path | None = None,
         early: tuple[float, float] = THRESHOLDS[:2],
         equalize: bool = True,
         lift: bool = True,
     ):
         self.pnet, self.rnet, self.onet = load_nets(path)
-        self.threshold, self.min_face, self.factor, self.framing = threshold, min_face, factor, framing
+        self.threshold, self.min_face, self.factor = threshold, min_face, factor
         self.early = early  # P-Net's and R-Net's thresholds
         # Also detect on a contrast-equalised copy (CLAHE on lightness) and merge: dark, low-contrast
         # faces. On 60 generated wild scenes (62 faces, threshold 0.5) 41 -> 48 found, 2 -> 5 false.
@@ -263,8 +264,6 @@ class MtcnnDetector:
         return _square(np.hstack([regressed, boxes[:, 4:5]]))
 
     def __call__(self, image: np.ndarray) -> list[Face]:
-        from ensemble.faces.align import apply, invert, landmark_transform
-
         image = np.ascontiguousarray(image)
         boxes, points = self.detect(image)
         copies = [f for f, on in ((equalized, self.equalize), (lifted, self.lift)) if on]
@@ -283,10 +282,5 @@ class MtcnnDetector:
                 "mouth": tuple(((p[3] + p[4]) / 2).tolist()),
             }
             box = (float(x0), float(y0), float(x1), float(y1))
-            m = landmark_transform(marks, self.framing, 1) if self.framing else None
-            if m is not None:
-                cx, cy, fw, fh = self.framing["box"]
-                corners = apply(invert(m), np.array([[cx - fw / 2, cy - fh / 2], [cx + fw / 2, cy + fh / 2]]))
-                box = (*corners.min(0).tolist(), *corners.max(0).tolist())
             faces.append(Face(box, float(score), marks, found_by="mtcnn"))
         return faces

@@ -5,8 +5,9 @@ when the detector gives them (MTCNN), else from its box, then (second pass) from
 the first parse (eyes, nose, mouth), a similarity that also undoes roll. A context view (the same
 centre, `context` times the side) labels hair, neck and clothes past the crop; ensemble.faces.paste
 warps both back and gives each pixel to the face that owns it. When no detector finds a face the whole
-photo is parsed (ensemble.faces.whole_photo): a map is never blank because a detector missed. The
-detection-based post-processing steps (ensemble.postprocess.face_steps) see the faces.
+photo and finer windows of it are parsed (ensemble.faces.whole_photo): a map is never blank because a
+detector missed. The detection-based post-processing steps (ensemble.postprocess.face_steps,
+clothes_below) see the faces.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 
 from data_prep.layout import fit_pixels
 from ensemble.core.inference import Ensemble
+from ensemble.core.tta import View
 from ensemble.faces.align import apply, box_transform, invert, landmark_transform, view_transform, warp_crop
 from ensemble.faces.detect import build_detector
 from ensemble.faces.paste import FaceParse, composite, zoom_out
@@ -28,6 +30,7 @@ from ensemble.faces.whole_photo import whole_photo_faces
 from ensemble.postprocess.face_regions import Face, centre_first, faces_from_labels
 from ensemble.postprocess.registry import Step, label_stage, probability_stage
 
+BATCH = 16  # crops parsed per forward pass (the parser detector's windows come as one list)
 LANDMARK_DETECTORS = ("mtcnn",)  # detectors whose landmarks are trained points, aligned on directly
 
 
@@ -60,11 +63,18 @@ class WildParser:
 
     def __post_init__(self) -> None:
         self.size = self.ensemble.resolution
+        ens = self.ensemble
+        # Finding faces in many windows needs the members, not the test-time views: one plain view.
+        self._scout = (
+            ens
+            if len(ens.views) == 1
+            else Ensemble(ens.members, ens.weights, [View()], device=ens.device, postprocess=ens.postprocess)
+        )
         detector = self.detector
         self._detect = (
             detector
             if callable(detector)
-            else build_detector(detector, self.parse_crop, self.size, self.framing, self.detector_threshold)
+            else build_detector(detector, self.scout_crops, self.size, self.framing, self.detector_threshold)
         )
 
     def parse_crop(self, crop: np.ndarray) -> np.ndarray:
@@ -72,7 +82,11 @@ class WildParser:
         return self.parse_crops([crop])[0]
 
     def parse_crops(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
-        return self.ensemble.predict(crops, probs=True) if len(crops) else []
+        return self.ensemble.predict(crops, probs=True, batch_size=BATCH) if len(crops) else []
+
+    def scout_crops(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """parse_crops without test-time views: the parser detector's and the fallback's windows."""
+        return self._scout.predict(crops, probs=True, batch_size=BATCH) if len(crops) else []
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces of an RGB photo, the one nearest the centre first (none for detector "none")."""
@@ -106,7 +120,7 @@ class WildParser:
                 crops, transforms = [warp_crop(image, m, self.size)], [m]
                 parses = [FaceParse(self.parse_crop(crops[0]), m)]
             else:
-                faces = whole_photo_faces(image, self.parse_crop, self.size)[0]
+                faces = whole_photo_faces(image, self.scout_crops, self.size, self.framing)
                 faces = centre_first(faces, h, w)[: self.max_faces]
                 message = (
                     f"no face detected: parsed the whole photo, {len(faces)} face region(s) in its parse"

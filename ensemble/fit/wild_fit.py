@@ -3,9 +3,11 @@
 On a labelled wild dataset (`python -m data_prep synth --wild`: scenes with faces at random scale and
 place) the photo parser (ensemble.faces) is run with the fitted recipe's members, views and steps, and
 its options are chosen one at a time, in WILD_OPTIONS order, each value kept only where it raises the
-mean face F1 over the scenes: the detector's threshold, the context view, the second pass, then each
-face step (face_clip, glasses_to_skin, eye_repair) on top. The choice and every score tried go into
-recipe.wild (ensemble.core.recipe.WildChoice), which `predict` and `run --detector` apply.
+mean face F1 over the scenes: the detector joined by the parser's windows (MTCNN + parser), the
+detector's threshold, the context view, the second pass, then each face step (face_clip,
+glasses_to_skin, eye_repair, clothes_below) switched the other way from the recipe's choice (a step
+the aligned fit kept is tried off). The choice and every score tried go into recipe.wild
+(ensemble.core.recipe.WildChoice), which `predict` and `run --detector` apply.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from tuning.metrics import image_confusion, scores_from_confusion
 # Option -> values tried (the threshold's depend on the detector; None: the detector's own default).
 THRESHOLDS = {"mtcnn": (0.5, 0.7, 0.9), "dlib": (0.0, 0.3, 0.6)}
 CONTEXTS = (1.0, 1.5, 2.0, 2.5)
-FACE_STEPS = ("face_clip", "glasses_to_skin", "eye_repair")
+FACE_STEPS = ("face_clip", "glasses_to_skin", "eye_repair", "clothes_below")
 MIN_GAIN = 1e-4  # an option's value must beat the current choice by this much to be kept
 
 
@@ -69,15 +71,28 @@ def fit_wild(
     t0 = time.perf_counter()
     detector = parser.detector if isinstance(parser.detector, str) else "custom"
     post = parser.ensemble.postprocess
-    steps_on: dict[str, bool] = {}
+    # The face steps as the recipe has them (the parser's steps are built from it).
+    steps_on: dict[str, bool] = {s: bool(getattr(post, s)) for s in FACE_STEPS}
 
     def with_options(**kw) -> WildParser:
         return dataclasses.replace(parser, **kw)
 
-    current = {"detector_threshold": None, "context": parser.context, "second_pass": parser.second_pass}
+    current = {
+        "detector": parser.detector,
+        "detector_threshold": None,
+        "context": parser.context,
+        "second_pass": parser.second_pass,
+    }
     best = score_parser(with_options(**current), scenes, progress, "wild: start")
     start, tried = best, []
+    first = detector_name(parser)
     options: list[tuple[str, tuple, Callable[[Any], WildParser]]] = [
+        # the first detector joined by the parser's windows (ensemble.faces.detect.DetectorUnion)
+        (
+            "detector",
+            (f"{first}+parser",) if isinstance(parser.detector, str) and first in ("mtcnn", "dlib") else (),
+            lambda v: with_options(**{**current, "detector": v}),
+        ),
         (
             "detector_threshold",
             THRESHOLDS.get(detector_name(parser), ()),
@@ -94,19 +109,20 @@ def fit_wild(
             tried.append({"option": name, "value": value, "f1": round(f1, 5), "kept": f1 > best + MIN_GAIN})
             if f1 > best + MIN_GAIN:
                 best, current[name] = f1, value
-    for step in FACE_STEPS:
-        trial = {**steps_on, step: True}
+    for step in FACE_STEPS:  # each switched the other way from where the recipe has it
+        trial = {**steps_on, step: not steps_on[step]}
         candidate = with_options(**current, steps=build_steps(post.model_copy(update=trial)))
         f1 = score_parser(candidate, scenes, progress, f"wild: {step}")
-        tried.append({"option": step, "value": True, "f1": round(f1, 5), "kept": f1 > best + MIN_GAIN})
-        if f1 > best + MIN_GAIN:
+        kept = f1 > best + MIN_GAIN
+        tried.append({"option": step, "value": trial[step], "f1": round(f1, 5), "kept": kept})
+        if kept:
             best, steps_on = f1, trial
     return WildChoice(
-        detector=detector,
+        detector=current["detector"] if isinstance(current["detector"], str) else detector,
         detector_threshold=current["detector_threshold"],
         context=current["context"],
         second_pass=current["second_pass"],
-        steps={s: steps_on.get(s, False) for s in FACE_STEPS},
+        steps=steps_on,
         scores={"start": round(start, 5), "final": round(best, 5), "tried": tried},
         data={**(data or {}), "scenes": len(scenes), "seconds": round(time.perf_counter() - t0, 1)},
     )

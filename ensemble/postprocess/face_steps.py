@@ -24,7 +24,7 @@ INNER_PARTS = tuple(
 EYES = {"l_eye": CLASS_ID["l_eye"], "r_eye": CLASS_ID["r_eye"]}
 
 
-def _faces(ctx: Context) -> list[Face]:
+def faces_of(ctx: Context) -> list[Face]:
     """The detected faces, else (run/fit, no detector) faces found in the labels once per image."""
     if ctx.faces is None:
         ctx.faces = faces_from_labels(ctx.labels, min_pixels=16)
@@ -64,7 +64,7 @@ class ClipToFace(LabelStep):
         return f"face_clip(parts={self.parts:g}, hair={self.hair:g}, skin={self.skin:g})"
 
     def __call__(self, ctx: Context) -> None:
-        faces, labels = _faces(ctx), ctx.labels
+        faces, labels = faces_of(ctx), ctx.labels
         if not faces:
             return
         for classes, factor in ((INNER_PARTS, self.parts), ((HAIR,), self.hair), ((SKIN,), self.skin)):
@@ -108,7 +108,7 @@ class EyeRepair(LabelStep):
 
     def __call__(self, ctx: Context) -> None:
         labels = ctx.labels
-        for face in _faces(ctx):
+        for face in faces_of(ctx):
             points = eye_landmarks(face)
             sizes = {}
             for name, c in EYES.items():

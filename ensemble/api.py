@@ -132,7 +132,8 @@ class Parser:
         threshold = "default" if w.detector_threshold is None else w.detector_threshold
         return (
             f"{detector} ({used}; threshold {threshold}), context {w.context:g}, "
-            f"second pass {'on' if w.second_pass else 'off'}, then the whole photo where none is found"
+            f"second pass {'on' if w.second_pass else 'off'}, "
+            "then the photo's own parse (whole, then windows) where none is found"
         )
 
     def parse_faces(self, image: np.ndarray | str | Path) -> WildResult:

@@ -48,16 +48,18 @@ def per_class(scores: dict) -> dict:
     return {k: round(v, 3) for k, v in scores["per_class_f1"].items() if k != "background" and v is not None}
 
 
-def aligned_f1(manifest: str, prep: PreparedDataset, split: str) -> tuple[dict, float]:
-    """(scores, s/image) of the plain ensemble on the aligned faces of a split."""
-    ens = Ensemble.from_manifest(manifest, use_recipe=False, explicit=PLAIN, device="cpu")
+def aligned_row(label, prep: PreparedDataset, split: str) -> dict:
+    """The reference row: label(RGB image) -> label map, scored on the aligned faces of a split."""
     cm, t0 = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64), time.perf_counter()
     ids = prep.split_ids(split)
     for i in ids:
-        cm += image_confusion(
-            ens.predict([read_rgb(prep.image_path(i))])[0], read_label_map(prep.mask_path(i))
-        )
-    return scores_from_confusion(cm), (time.perf_counter() - t0) / len(ids)
+        cm += image_confusion(label(read_rgb(prep.image_path(i))), read_label_map(prep.mask_path(i)))
+    scores = scores_from_confusion(cm)
+    return {
+        "f1": round(scores["f1"], 4),
+        "s_per_photo": round((time.perf_counter() - t0) / len(ids), 3),
+        "per_class_f1": per_class(scores),
+    }
 
 
 class TruthBoxes:
@@ -116,20 +118,8 @@ def recipe_rows(
     whole = Parser.from_manifest(
         manifest, recipe, detector="none", framing=aligned, device="cpu", context=1.0, second_pass=False
     )
-    cm, t0 = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64), time.perf_counter()
-    ids = prep.split_ids(split)
-    for i in ids:
-        cm += image_confusion(
-            whole.parse_faces(read_rgb(prep.image_path(i))).labels, read_label_map(prep.mask_path(i))
-        )
-    ref = scores_from_confusion(cm)
-    rows = {
-        "recipe, aligned reference": {
-            "f1": round(ref["f1"], 4),
-            "s_per_photo": round((time.perf_counter() - t0) / len(ids), 3),
-            "per_class_f1": per_class(ref),
-        }
-    }
+    ref = aligned_row(lambda image: whole.parse_faces(image).labels, prep, split)
+    rows = {"recipe, aligned reference": ref}
     print("recipe, aligned reference", rows["recipe, aligned reference"], flush=True)
     for detector in [None, *detectors]:
         parser = Parser.from_manifest(manifest, recipe, detector=detector, framing=aligned, device="cpu")
@@ -177,16 +167,10 @@ def main() -> None:
         ids = sorted(boxes, key=lambda s: (len(s), s))
     ids = ids[: args.scenes]
     scenes = [(i, read_rgb(wild.image_path(i)), read_label_map(wild.mask_path(i))) for i in ids]
-    ref_scores, ref_s = aligned_f1(args.manifest, prep, args.split)
-    reference = ref_scores["f1"]
+    plain = Ensemble.from_manifest(args.manifest, use_recipe=False, explicit=PLAIN, device="cpu")
+    rows = {"aligned reference": aligned_row(lambda image: plain.predict([image])[0], prep, args.split)}
+    reference = rows["aligned reference"]["f1"]
     steps = {f"postprocess.{k}": True for k in filter(None, args.steps.split(","))}
-    rows = {
-        "aligned reference": {
-            "f1": round(reference, 4),
-            "s_per_photo": round(ref_s, 3),
-            "per_class_f1": per_class(ref_scores),
-        }
-    }
     print("aligned reference", rows["aligned reference"], flush=True)
     for context in map(float, args.contexts.split(",")):
         for det in filter(None, args.detectors.split(",")):

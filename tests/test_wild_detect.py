@@ -76,6 +76,18 @@ def test_a_small_face_the_whole_view_misses_is_found_in_the_finer_windows_and_ne
     assert (missed.labels[labels > 0] == labels[labels > 0]).mean() > 0.8
 
 
+def test_the_fallback_parses_the_windows_once_whoever_found_no_face():
+    image = np.full((120, 160, 3), 30, np.uint8)  # no face anywhere
+    for detector in ("parser", lambda photo: []):
+        parser = _parser(detector)
+        calls, real = [], parser._scout.predict
+        parser._scout.predict = lambda crops, **kw: calls.append(len(crops)) or real(crops, **kw)
+        result = parser(image)
+        assert result.faces == [] and "no face found" in result.message
+        # the parser detector's windows are the fallback's: parsed by one of them, not both
+        assert calls == [len(ParserDetector(None, 64, framing=parser.framing).windows(120, 160))]
+
+
 def test_a_union_keeps_the_first_detectors_faces_and_adds_the_others_new_ones():
     first = [Face((10.0, 10.0, 50.0, 50.0), 0.9, {"nose": (30.0, 30.0)}, "mtcnn")]
     second = [

@@ -75,8 +75,8 @@ class ParserDetector:
     """Faces found by parsing views of the photo: the whole photo shrunk into the model's square
     (padded, not squashed), then half-overlapping windows at finer scales (levels: window side over
     the photo's longer side), each view's face regions mapped back; a region cut by a window's inner
-    edge is left to a neighbouring window, and duplicates across views are merged (the higher score
-    kept). The model finds a face best at the size it was trained on (the framing's face box in its
+    edge is left to a neighbouring window, and duplicates across views are merged (merge_duplicates:
+    the larger box kept). The model finds a face best at the size it was trained on (the framing's face box in its
     square), so without explicit levels they step down by LEVEL_STEP from the whole photo to the window
     in which a face `min_face` pixels wide has that size, at most `max_views` views in all. All views
     of a photo are parsed as one batch.
@@ -206,7 +206,7 @@ class DetectorChain:
 
 class DetectorUnion:
     """Every detector run on each photo (`--detector mtcnn+parser`): the first one's faces, then each
-    next one's faces that overlap none already kept (merge_duplicates' rule). MTCNN misses faces unlike
+    next one's faces that overlap none already kept (`overlaps`). MTCNN misses faces unlike
     the photos it was trained on (on generated wild scenes: dark and drawn faces) that the parsing
     model, trained on the very faces it parses, finds in its windows; MTCNN keeps its landmarks."""
 

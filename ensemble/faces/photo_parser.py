@@ -26,7 +26,7 @@ from ensemble.core.tta import View
 from ensemble.faces.align import apply, box_transform, invert, landmark_transform, view_transform, warp_crop
 from ensemble.faces.detect import build_detector
 from ensemble.faces.paste import FaceParse, composite, zoom_out
-from ensemble.faces.whole_photo import whole_photo_faces
+from ensemble.faces.whole_photo import parsed_the_windows, whole_photo_faces
 from ensemble.postprocess.face_regions import Face, centre_first, faces_from_labels
 from ensemble.postprocess.registry import Step, label_stage, probability_stage
 
@@ -120,7 +120,8 @@ class WildParser:
                 crops, transforms = [warp_crop(image, m, self.size)], [m]
                 parses = [FaceParse(self.parse_crop(crops[0]), m)]
             else:
-                faces = whole_photo_faces(image, self.scout_crops, self.size, self.framing)
+                if not parsed_the_windows(self._detect):
+                    faces = whole_photo_faces(image, self.scout_crops, self.size, self.framing)
                 faces = centre_first(faces, h, w)[: self.max_faces]
                 message = (
                     f"no face detected: parsed the whole photo, {len(faces)} face region(s) in its parse"

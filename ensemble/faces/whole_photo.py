@@ -28,6 +28,14 @@ def whole_photo_faces(
     size: int,
     framing: dict | None = None,
 ) -> list[Face]:
-    """The faces in the parsed views of the photo, best score first (found_by "whole_photo")."""
-    faces = ParserDetector(parse, size, framing=framing, found_by="whole_photo")(image)
-    return sorted(faces, key=lambda f: -f.score)
+    """The faces in the parsed views of the photo (found_by "whole_photo")."""
+    return ParserDetector(parse, size, framing=framing, found_by="whole_photo")(image)
+
+
+def parsed_the_windows(detector) -> bool:
+    """Whether a detector that found no face already parsed the fallback's views: it is, or chains or
+    joins, a ParserDetector with the default windows (the fallback would repeat its work to no end:
+    about 110 views of a 384 px photo)."""
+    if isinstance(detector, ParserDetector):
+        return detector.levels is None
+    return any(parsed_the_windows(d) for d in getattr(detector, "detectors", ()))

@@ -95,7 +95,7 @@ def fit_wild(
         ),
         (
             "detector_threshold",
-            THRESHOLDS.get(detector_name(parser), ()),
+            THRESHOLDS.get(first, ()),
             lambda v: with_options(**{**current, "detector_threshold": v}),
         ),
         ("context", CONTEXTS, lambda v: with_options(**{**current, "context": v})),
